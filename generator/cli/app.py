@@ -1,0 +1,94 @@
+"""The typer application: global options, project/store access for commands, and user-facing errors."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from generator import __version__
+from generator.errors import SynthgateError
+from generator.project import DB_ENV, Project
+
+app = typer.Typer(
+    name="synthgate",
+    help="Grow a verified fine-tuning set with LLM-generated examples, each one reviewed by a named human.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# markup=False: text from seeds, configs and models is printed as-is, never read as Rich markup.
+console = Console(markup=False, highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    project_dir: Path | None
+    db_url: str | None
+    _project: Project | None = None
+    _engine: Engine | None = None
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = Project.locate(self.project_dir, self.db_url)
+        return self._project
+
+    @property
+    def engine(self) -> Engine:
+        """The project's store, opened and migrated on first use."""
+        if self._engine is None:
+            from generator.store.db import open_store
+
+            self._engine = open_store(self.project.db_url)
+        return self._engine
+
+
+def state(ctx: typer.Context) -> CliState:
+    return ctx.find_root().obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"synthgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", "-C", help="Project folder (default: the nearest folder upward holding synthgate.toml).", file_okay=False),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar=DB_ENV, help="Review store as a SQLAlchemy URL (default: sqlite:///<project>/.synthgate/queue.db)."),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    ctx.obj = CliState(project_dir=project, db_url=db)
+
+
+# Importing the command modules registers their commands on `app`.
+from generator.cli import init_cmd, seeds_cmd, stats_cmd  # noqa: E402,F401
+
+
+def main() -> None:
+    """Console-script entry point: user errors become a message and an exit code, never a traceback."""
+    try:
+        app(prog_name="synthgate")
+    except SynthgateError as error:
+        err_console.print(error.render())
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,231 @@
+"""`synthgate.toml`: the project's settings, validated with pydantic, with errors that name file, line and fix."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from generator.errors import UserError
+
+CONFIG_FILE = "synthgate.toml"
+
+
+class Section(BaseModel):
+    # Unknown keys are errors: a typo in a threshold must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ProjectSection(Section):
+    name: str = "synthgate-project"
+
+
+class SeedsSection(Section):
+    paths: list[str] = Field(default_factory=lambda: ["seeds/*.jsonl"], description="Globs of seed files, relative to the project.")
+    verified_by: str = Field("", description="Who verified seed lines that carry no verified_by of their own.")
+    min_per_tag: int = Field(3, ge=1, description="Warn when a tag has fewer seed examples than this.")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity above which two seeds are near-duplicates.")
+    length_outlier_factor: float = Field(3.0, gt=1, description="Warn about seeds longer than factor x median or shorter than median / factor.")
+
+
+class GenerateSection(Section):
+    provider: Literal["openai", "anthropic", "replay"] = "openai"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = Field(None, description="Any OpenAI-compatible server (vLLM, Ollama, llama.cpp); passed to the SDK unchanged.")
+    template: str = Field("prompts/generate.jinja", description="Prompt template, relative to the project.")
+    replay_file: str | None = Field(None, description="JSONL of recorded responses, for --provider replay.")
+    count: int = Field(50, ge=1, description="Candidates wanted per run.")
+    few_shot: int = Field(4, ge=0, description="Seeds shown as examples in each request.")
+    per_request: int = Field(5, ge=1, description="Examples asked of the model per request.")
+    temperature: float = Field(0.9, ge=0, le=2)
+    max_tokens: int = Field(4096, ge=1)
+    concurrency: int = Field(8, ge=1, le=1000)
+    rpm: int | None = Field(None, ge=1, description="Requests per minute limit.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute limit.")
+    max_cost: float | None = Field(None, ge=0, description="Stop scheduling requests before spend would pass this many USD.")
+    seed: int = Field(0, description="Sampling seed: the same seed and config resume the same run.")
+    timeout: float = Field(120.0, gt=0, description="Deadline per call in seconds, retries included.")
+    max_retries: int = Field(5, ge=0)
+    structured_output: Literal["auto", "json_schema", "json"] = Field("auto", description="auto: JSON schema, falling back to plain JSON where the server lacks it.")
+
+
+class PriceSection(Section):
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class ChecksSection(Section):
+    near_duplicate_threshold: float = Field(0.7, gt=0, le=1, description="MinHash Jaccard estimate at or above which a candidate is a near-duplicate.")
+    holdout: list[str] = Field(default_factory=list, description="Evaluation-set files (JSONL, any seed format) that must never leak into training data.")
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle_words: int = Field(3, ge=1, le=10)
+    length_factor: float = Field(3.0, gt=1, description="Flag candidates longer than factor x the longest seed or shorter than the shortest / factor.")
+
+
+class ReviewSection(Section):
+    reviewer: str | None = Field(None, description="Default reviewer name (else git user.name, else the login name).")
+    reject_reasons: list[str] = Field(
+        default_factory=lambda: [
+            "factually wrong",
+            "off-policy",
+            "unhelpful",
+            "wrong tone",
+            "format drift",
+            "duplicate",
+            "unrealistic question",
+            "unsafe",
+            "other",
+        ],
+        min_length=1,
+        max_length=9,
+        description="Reasons offered by the reject dialog, picked with keys 1-9.",
+    )
+    lease_seconds: int = Field(900, ge=10, description="How long a claimed candidate stays reserved for its reviewer.")
+    keys: dict[str, str] = Field(default_factory=dict, description="Remap review keys, e.g. accept = \"y\".")
+
+
+class ExportSection(Section):
+    format: Literal["openai", "sharegpt", "alpaca", "trl", "openai-dpo"] = "openai"
+
+
+class StoreSection(Section):
+    url: str | None = Field(None, description="SQLAlchemy URL of the review store; default sqlite:///<project>/.synthgate/queue.db.")
+
+
+class Config(Section):
+    project: ProjectSection = Field(default_factory=ProjectSection)
+    seeds: SeedsSection = Field(default_factory=SeedsSection)
+    generate: GenerateSection = Field(default_factory=GenerateSection)
+    pricing: dict[str, PriceSection] = Field(default_factory=dict, description="Per-model price overrides.")
+    checks: ChecksSection = Field(default_factory=ChecksSection)
+    review: ReviewSection = Field(default_factory=ReviewSection)
+    export: ExportSection = Field(default_factory=ExportSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+
+    @field_validator("pricing")
+    @classmethod
+    def _model_names(cls, pricing: dict[str, PriceSection]) -> dict[str, PriceSection]:
+        for model in pricing:
+            if not model.strip():
+                raise ValueError("model names in [pricing] must not be blank")
+        return pricing
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file; every problem is a UserError naming file, line and fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(
+            "config file not found", file=path, fix="run `synthgate init DIR` to create a project, or pass --project DIR"
+        ) from None
+    except UnicodeDecodeError:
+        raise UserError("config file is not UTF-8 text", file=path, fix="save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise UserError(f"not valid TOML: {exc}", file=path, line=line, fix="correct the TOML syntax on that line") from None
+    return parse_config(data, text=text, path=path)
+
+
+def parse_config(data: dict[str, Any], *, text: str = "", path: Path = Path(CONFIG_FILE)) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise _config_error(error, text=text, path=path, count=exc.error_count()) from None
+
+
+def _config_error(error: dict[str, Any], *, text: str, path: Path, count: int) -> UserError:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    line = locate_key(text, loc)
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        fix = f"did you mean '{close[0]}'?" if close else f"remove it; known keys here: {', '.join(sorted(known))}"
+        return UserError(f"unknown key '{key}'{more}", file=path, line=line, fix=fix)
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return UserError(f"'{key}': {message}{shown}{more}", file=path, line=line, fix=_describe_field(loc))
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    """The config model that holds the keys found at this path (None: not a table)."""
+    model: type[BaseModel] = Config
+    index = 0
+    while index < len(loc):
+        field = model.model_fields.get(loc[index])
+        if field is None:
+            return None
+        if model is Config and loc[index] == "pricing":
+            if index + 1 == len(loc):
+                return None  # [pricing] itself holds model names, not fields
+            model, index = PriceSection, index + 2
+            continue
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model, index = annotation, index + 1
+    return model
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model = _model_at(loc)
+    return list(model.model_fields) if model else []
+
+
+def _describe_field(loc: list[str]) -> str:
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(loc[-1]) if model else None
+    if field is None:
+        return "see the config reference in the README"
+    kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+    hint = f"expected {kind}"
+    if field.description:
+        hint += f" — {field.description}"
+    return hint
+
+
+def locate_key(text: str, loc: list[str]) -> int | None:
+    """Best-effort line number of a dotted key in TOML text (tomllib does not report positions)."""
+    if not text or not loc:
+        return None
+    lines = text.splitlines()
+    # Find the deepest [table] header matching a prefix of the path, then the key under it.
+    for split in range(len(loc) - 1, -1, -1):
+        table, rest = loc[:split], loc[split:]
+        start = 0
+        if table:
+            header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(_toml_key_pattern(p) for p in table) + r"\s*\]\s*(#.*)?$")
+            start = next((i + 1 for i, line in enumerate(lines) if header.match(line)), -1)
+            if start < 0:
+                continue
+        if not rest:
+            return start
+        key = re.compile(r"^\s*" + _toml_key_pattern(rest[0]) + r"\s*[=.]")
+        for i in range(start, len(lines)):
+            if i > start and re.match(r"^\s*\[", lines[i]) and table:
+                break
+            if key.match(lines[i]):
+                return i + 1
+        if table:
+            return start
+    return None
+
+
+def _toml_key_pattern(key: str) -> str:
+    escaped = re.escape(key)
+    return rf"(?:{escaped}|\"{escaped}\"|'{escaped}')"
+
+
+def _toml_error_line(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None

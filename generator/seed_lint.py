@@ -1,0 +1,145 @@
+"""Lints over a whole seed set, the checks a careful expert runs before trusting it as a baseline."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from generator.config import SeedsSection
+from generator.seeds import LineProblem, Seed, SeedSet
+from generator.similarity import NearDuplicateIndex, conversation_text, normalized_key
+from generator.style import StyleProfile, has_trailing_whitespace
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    minimum: int
+    median: float
+    p90: float
+    maximum: int
+
+
+def answer_length(seed: Seed) -> int:
+    return sum(len(m.content) for m in seed.example.messages if m.role == "assistant")
+
+
+def length_stats(seeds: list[Seed]) -> LengthStats | None:
+    if not seeds:
+        return None
+    lengths = sorted(answer_length(s) for s in seeds)
+    p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+    return LengthStats(lengths[0], statistics.median(lengths), p90, lengths[-1])
+
+
+def tag_counts(seeds: list[Seed]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for seed in seeds:
+        counts.update(seed.example.tags or ["(untagged)"])
+    return counts
+
+
+def lint_seeds(seed_set: SeedSet, config: SeedsSection) -> list[LineProblem]:
+    """Problems across the set: exact duplicates are errors, everything else is a warning."""
+    seeds = seed_set.seeds
+    problems: list[LineProblem] = []
+    problems += _duplicates(seeds, config.near_duplicate_threshold)
+    problems += _style(seeds)
+    problems += _tags(seeds, config.min_per_tag)
+    problems += _length_outliers(seeds, config.length_outlier_factor)
+    return sorted(problems, key=lambda p: (str(p.file), p.line, p.message))
+
+
+def _where(seed: Seed) -> str:
+    return f"{seed.file.name}:{seed.line}"
+
+
+def _duplicates(seeds: list[Seed], threshold: float) -> list[LineProblem]:
+    problems = []
+    first_by_key: dict[str, Seed] = {}
+    unique: list[Seed] = []
+    for seed in seeds:
+        original = first_by_key.setdefault(normalized_key(seed.example.messages), seed)
+        if original is not seed:
+            problems.append(
+                LineProblem(seed.file, seed.line, f"exact duplicate of {_where(original)} (ignoring case and whitespace); delete one")
+            )
+        else:
+            unique.append(seed)
+    if len(unique) < 2:
+        return problems
+    index = NearDuplicateIndex(threshold=threshold)
+    signatures = index.signatures(conversation_text(s.example.messages) for s in unique)
+    for position, (seed, signature) in enumerate(zip(unique, signatures, strict=True)):
+        matches = index.query(signature)
+        if matches:
+            key, score = matches[0]
+            other = unique[int(key)]
+            problems.append(
+                LineProblem(seed.file, seed.line, f"near-duplicate of {_where(other)} (similarity {score:.2f}); keep the better one", "warning")
+            )
+        index.add(str(position), signature)
+    return problems
+
+
+def _style(seeds: list[Seed]) -> list[LineProblem]:
+    problems = []
+    profile = StyleProfile.from_conversations([s.example.messages for s in seeds])
+    for seed in seeds:
+        for drift in profile.drift(seed.example.messages):
+            problems.append(LineProblem(seed.file, seed.line, f"format drift: {drift}", "warning"))
+        for number, message in enumerate(seed.example.messages, start=1):
+            if has_trailing_whitespace(message.content):
+                problems.append(LineProblem(seed.file, seed.line, f"message {number} ({message.role}) has trailing whitespace", "warning"))
+    return problems
+
+
+def _tags(seeds: list[Seed], min_per_tag: int) -> list[LineProblem]:
+    problems = []
+    by_tag: dict[str, list[Seed]] = defaultdict(list)
+    for seed in seeds:
+        if seed.example.category is None:
+            problems.append(
+                LineProblem(seed.file, seed.line, "no category tag: few-shot sampling cannot balance it (add e.g. \"tags\": [\"billing\"])", "warning")
+            )
+        for tag in seed.example.tags:
+            by_tag[tag].append(seed)
+    for tag, members in sorted(by_tag.items()):
+        if len(members) < min_per_tag:
+            first = members[0]
+            problems.append(
+                LineProblem(
+                    first.file,
+                    first.line,
+                    f"tag {tag!r} has only {len(members)} example(s) (fewer than {min_per_tag}): generation will lean on too little",
+                    "warning",
+                )
+            )
+    return problems
+
+
+def _length_outliers(seeds: list[Seed], factor: float) -> list[LineProblem]:
+    """Answers far from the median of comparable seeds.
+
+    Seeds are compared within their kind (same edge-case tags) when the kind has enough members:
+    a clarifying question is short by design and must not be called an outlier.
+    """
+    if len(seeds) < _MIN_GROUP:
+        return []
+    kinds: dict[frozenset[str], list[Seed]] = defaultdict(list)
+    for seed in seeds:
+        kinds[frozenset(t for t in seed.example.tags if t.startswith("edge:"))].append(seed)
+    overall = statistics.median(answer_length(s) for s in seeds)
+    problems = []
+    for members in kinds.values():
+        median = statistics.median(answer_length(s) for s in members) if len(members) >= _MIN_GROUP else overall
+        for seed in members:
+            length = answer_length(seed)
+            if length > factor * median:
+                problems.append(LineProblem(seed.file, seed.line, f"answer is unusually long ({length} chars; comparable seeds' median {median:.0f})", "warning"))
+            elif length < median / factor:
+                problems.append(LineProblem(seed.file, seed.line, f"answer is unusually short ({length} chars; comparable seeds' median {median:.0f})", "warning"))
+    return problems
+
+
+_MIN_GROUP = 5

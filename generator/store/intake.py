@@ -1,0 +1,108 @@
+"""The machine side's writes into the store: syncing verified seeds and adding new candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, insert, select
+from sqlmodel import Session
+
+from generator.examples import Example, messages_hash
+from generator.seeds import Seed
+from generator.store.models import Candidate, Flag, SeedRecord, utcnow
+
+
+def sync_seeds(session: Session, seeds: Sequence[Seed], *, root: Path) -> int:
+    """Make the seed table mirror the seed files (first occurrence wins on a repeated id)."""
+    rows: dict[str, dict[str, Any]] = {}
+    now = utcnow()
+    for seed in seeds:
+        try:
+            source = str(seed.file.relative_to(root))
+        except ValueError:
+            source = str(seed.file)
+        rows.setdefault(
+            seed.id,
+            {
+                "id": seed.id,
+                "content_hash": seed.content_hash,
+                "messages": seed.example.messages_as_dicts(),
+                "tags": list(seed.example.tags),
+                "source": source,
+                "line": seed.line,
+                "verified_by": seed.verified_by,
+                "synced_at": now,
+            },
+        )
+    session.execute(delete(SeedRecord))
+    if rows:
+        session.execute(insert(SeedRecord), list(rows.values()))
+    session.commit()
+    return len(rows)
+
+
+class NewCandidate(BaseModel):
+    """A parsed model output on its way into the queue, with provenance and check results."""
+
+    source_key: str  # idempotency key, e.g. "<call id>:<position in the answer>"
+    messages: list[dict[str, str]]
+    tags: list[str] = Field(default_factory=list)
+    run_id: str | None = None
+    call_id: int | None = None
+    seed_ids: list[str] = Field(default_factory=list)
+    template_hash: str | None = None
+    model: str | None = None
+    status: str = "pending"  # or "filtered" (never "accepted": only a reviewer accepts)
+    filter_reason: str | None = None
+    filter_match: str | None = None
+    flags: list[Flag] = Field(default_factory=list)
+    nearest_seed_id: str | None = None
+    nearest_seed_similarity: float | None = None
+
+    @classmethod
+    def from_example(cls, example: Example, **provenance: Any) -> NewCandidate:
+        return cls(messages=example.messages_as_dicts(), tags=list(example.tags), **provenance)
+
+
+def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list[int]:
+    """Insert candidates, skipping any whose source_key is already stored; return the new ids in order.
+
+    Idempotent, so a resumed run that re-parses a stored answer adds nothing twice. Use it in a
+    write_session: the write lock makes the check-then-insert atomic.
+    """
+    now = utcnow()
+    new_ids: list[int] = []
+    for start in range(0, len(candidates), _CHUNK):
+        rows = [_row(candidate, now) for candidate in candidates[start : start + _CHUNK]]
+        keys = [row["source_key"] for row in rows]
+        stored = set(session.execute(select(Candidate.source_key).where(Candidate.source_key.in_(keys))).scalars())
+        fresh = [row for row in rows if row["source_key"] not in stored]
+        if not fresh:
+            continue
+        session.execute(insert(Candidate), fresh)
+        ids = dict(
+            session.execute(
+                select(Candidate.source_key, Candidate.id).where(Candidate.source_key.in_([r["source_key"] for r in fresh]))
+            ).all()
+        )
+        new_ids += [ids[row["source_key"]] for row in fresh]
+    session.commit()
+    return new_ids
+
+
+_CHUNK = 500  # keeps IN (...) lists well under every database's bound-parameter limit
+
+
+def _row(candidate: NewCandidate, now: datetime) -> dict[str, Any]:
+    if candidate.status not in ("pending", "filtered"):
+        raise ValueError("new candidates are pending or filtered; only a reviewer's decision accepts or rejects")
+    row = candidate.model_dump()
+    row["flags"] = [flag.model_dump() for flag in candidate.flags]
+    row["content_hash"] = messages_hash(candidate.messages)
+    row["created_at"] = now
+    row["review_order"] = 0
+    return row

@@ -1,0 +1,157 @@
+"""The review store's tables: seeds, runs, LLM calls (the request journal), candidates, decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+CandidateStatus = Literal["pending", "accepted", "rejected", "filtered"]
+CANDIDATE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected", "filtered")
+DecisionAction = Literal["accept", "reject", "edit", "undo"]
+ACCEPTING_ACTIONS: tuple[str, ...] = ("accept", "edit")
+CallStatus = Literal["pending", "ok", "failed", "invalid", "truncated", "refused"]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC, as SQLModel stores and returns it (so decision hashes recompute exactly)."""
+    return datetime.now(UTC)
+
+
+class Flag(BaseModel):
+    """A reason for the reviewer to look closely (a check found something, but not proof of a defect)."""
+
+    kind: str
+    detail: str
+
+
+class SeedRecord(SQLModel, table=True):
+    """A verified seed example as last synced from the seed files."""
+
+    __tablename__ = "seed"
+
+    id: str = Field(primary_key=True)
+    content_hash: str = Field(index=True)
+    messages: list[dict[str, Any]] = Field(sa_type=JSON)
+    tags: list[str] = Field(default_factory=list, sa_type=JSON)
+    source: str  # seed file, relative to the project
+    line: int
+    verified_by: str = ""
+    synced_at: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    """One generation job, identified by its configuration and sampling seed (so reruns resume it)."""
+
+    __tablename__ = "run"
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    provider: str
+    model: str
+    base_url: str | None = None
+    template: str
+    template_hash: str
+    sampling_seed: int = 0
+    target_count: int = 0
+    config: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = "running"  # running | complete | stopped
+    stop_reason: str | None = None
+
+
+class LLMCall(SQLModel, table=True):
+    """The request journal: written before a request is sent, completed the moment its answer arrives."""
+
+    __tablename__ = "llm_call"
+    __table_args__ = (UniqueConstraint("run_id", "request_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    request_index: int
+    request_hash: str = Field(index=True)
+    status: str = Field(default="pending", index=True)
+    request: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)  # messages + parameters, never keys
+    seed_ids: list[str] = Field(default_factory=list, sa_type=JSON)
+    response_text: str | None = Field(default=None, sa_column=Column(Text))
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    attempts: int = 0
+    from_cache: bool = False
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+
+class Candidate(SQLModel, table=True):
+    """A model-made example waiting for (or past) human review."""
+
+    __tablename__ = "candidate"
+    __table_args__ = (
+        # "next pending candidate" and status counts walk this index, never the table.
+        Index("ix_candidate_queue", "status", "review_order", "id"),
+        CheckConstraint("status IN ('pending','accepted','rejected','filtered')", name="ck_candidate_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Idempotency key chosen by the producer (e.g. "<call id>:<position>"): storing the same
+    # parsed answer twice (a resumed run) inserts nothing.
+    source_key: str = Field(unique=True)
+    content_hash: str = Field(index=True)
+    messages: list[dict[str, Any]] = Field(sa_type=JSON)
+    tags: list[str] = Field(default_factory=list, sa_type=JSON)
+    run_id: str | None = Field(default=None, foreign_key="run.id", index=True)
+    call_id: int | None = Field(default=None, foreign_key="llm_call.id")
+    seed_ids: list[str] = Field(default_factory=list, sa_type=JSON)
+    template_hash: str | None = None
+    model: str | None = None
+    status: str = Field(default="pending")
+    filter_reason: str | None = None
+    filter_match: str | None = None  # the record that proves the filter, e.g. "seed:billing-001"
+    flags: list[dict[str, str]] = Field(default_factory=list, sa_type=JSON)
+    nearest_seed_id: str | None = None
+    nearest_seed_similarity: float | None = None
+    review_order: int = 0  # skipping moves a candidate behind the others
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Decision(SQLModel, table=True):
+    """A reviewer's verdict. Append-only (database triggers refuse UPDATE and DELETE), hash-chained."""
+
+    __tablename__ = "decision"
+    __table_args__ = (
+        CheckConstraint("action IN ('accept','reject','edit','undo')", name="ck_decision_action"),
+        CheckConstraint("length(trim(reviewer)) > 0", name="ck_decision_reviewer"),
+    )
+
+    id: int = Field(primary_key=True)  # the chain's sequence number, assigned under the chain lock
+    candidate_id: int = Field(foreign_key="candidate.id", index=True)
+    reviewer: str = Field(index=True)
+    action: str
+    reasons: list[str] = Field(default_factory=list, sa_type=JSON)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    edited_messages: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    content_hash: str  # hash of the content this decision is about (the edited version for an edit)
+    undoes_id: int | None = Field(default=None, foreign_key="decision.id", index=True)
+    seconds: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    prev_hash: str
+    hash: str = Field(unique=True)
+
+
+class DecisionChain(SQLModel, table=True):
+    """One row: the chain's head. Updating it first serialises decision writers on every database."""
+
+    __tablename__ = "decision_chain"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    head_hash: str = ""

@@ -1,0 +1,365 @@
+"""The review queue API: claim the next candidate under a lease, record decisions, undo, skip, count.
+
+This is the only way decisions are written. Every function takes the session explicitly and
+returns plain pydantic views, never live ORM rows, so the UI cannot write around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from sqlalchemy import String, cast, func, or_, update
+from sqlmodel import Session, col, select
+
+from generator.examples import Example, Message, messages_hash
+from generator.store.audit import decision_hash
+from generator.store.models import (
+    CANDIDATE_STATUSES,
+    Candidate,
+    Decision,
+    DecisionChain,
+    Flag,
+    Run,
+    SeedRecord,
+    utcnow,
+)
+
+REVIEW_ACTIONS = ("accept", "reject", "edit")
+_EFFECT = {"accept": "accepted", "edit": "accepted", "reject": "rejected"}
+
+
+class QueueError(ValueError):
+    """A decision the queue refuses (e.g. the candidate was already decided by someone else)."""
+
+
+class QueueFilter(BaseModel):
+    tag: str | None = None
+    run_id: str | None = None
+    flagged_only: bool = False
+
+
+class SeedView(BaseModel):
+    id: str
+    messages: list[Message]
+    tags: list[str]
+    source: str
+    line: int
+
+
+class CandidateView(BaseModel):
+    id: int
+    messages: list[Message]
+    tags: list[str]
+    status: str
+    flags: list[Flag]
+    filter_reason: str | None
+    filter_match: str | None
+    nearest_seed: SeedView | None
+    nearest_seed_similarity: float | None
+    run_id: str | None
+    model: str | None
+    template: str | None
+    template_hash: str | None
+    seed_ids: list[str]
+    content_hash: str
+    created_at: datetime
+
+
+class DecisionView(BaseModel):
+    id: int
+    candidate_id: int
+    reviewer: str
+    action: str
+    reasons: list[str]
+    note: str | None
+    edited_messages: list[Message] | None
+    seconds: float | None
+    created_at: datetime
+    undoes_id: int | None
+    hash: str
+
+
+def _require_reviewer(reviewer: str) -> str:
+    name = (reviewer or "").strip()
+    if not name:
+        raise QueueError("a decision needs a named reviewer")
+    return name
+
+
+def _filter_clauses(filters: QueueFilter | None) -> list:
+    clauses = []
+    if filters is None:
+        return clauses
+    if filters.tag:
+        # Tags are a JSON list; match the quoted tag so 'bill' does not match 'billing'.
+        clauses.append(cast(Candidate.tags, String).like(f'%"{filters.tag}"%'))
+    if filters.run_id:
+        clauses.append(Candidate.run_id == filters.run_id)
+    if filters.flagged_only:
+        clauses.append(cast(Candidate.flags, String) != "[]")
+    return clauses
+
+
+def claim_next_candidate(
+    session: Session,
+    *,
+    reviewer: str,
+    lease_seconds: int,
+    filters: QueueFilter | None = None,
+    now: datetime | None = None,
+) -> CandidateView | None:
+    """Reserve the next pending candidate for `reviewer` and return it (None: nothing left).
+
+    One atomic UPDATE ... WHERE id = (SELECT ...): two reviewers can never hold the same candidate.
+    A candidate the reviewer already holds is returned first (e.g. after a restart).
+    """
+    reviewer = _require_reviewer(reviewer)
+    now = now or utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
+    held = session.exec(
+        select(Candidate.id)
+        .where(Candidate.status == "pending", Candidate.lease_owner == reviewer, Candidate.lease_expires_at > now, *_filter_clauses(filters))
+        .order_by(Candidate.review_order, Candidate.id)
+        .limit(1)
+    ).first()
+    if held is not None:
+        session.execute(update(Candidate).where(Candidate.id == held).values(lease_expires_at=expires))
+        session.commit()
+        return get_candidate(session, candidate_id=held)
+    free = or_(col(Candidate.lease_expires_at).is_(None), Candidate.lease_expires_at <= now)
+    next_id = (
+        select(Candidate.id)
+        .where(Candidate.status == "pending", free, *_filter_clauses(filters))
+        .order_by(Candidate.review_order, Candidate.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        update(Candidate)
+        .where(Candidate.id == next_id, Candidate.status == "pending", free)
+        .values(lease_owner=reviewer, lease_expires_at=expires)
+        .returning(Candidate.id)
+    ).first()
+    session.commit()
+    if claimed is None:
+        return None
+    return get_candidate(session, candidate_id=claimed[0])
+
+
+def release_candidate(session: Session, *, candidate_id: int, reviewer: str) -> None:
+    """Give a held candidate back to the pool (on quit), without deciding it."""
+    session.execute(
+        update(Candidate)
+        .where(Candidate.id == candidate_id, Candidate.lease_owner == reviewer)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    session.commit()
+
+
+def skip_candidate(session: Session, *, candidate_id: int, reviewer: str) -> None:
+    """Send a candidate to the back of the queue and release it: it comes back later."""
+    back = (session.exec(select(func.max(Candidate.review_order))).one() or 0) + 1
+    session.execute(
+        update(Candidate)
+        .where(Candidate.id == candidate_id, Candidate.lease_owner == reviewer)
+        .values(lease_owner=None, lease_expires_at=None, review_order=back)
+    )
+    session.commit()
+
+
+def record_decision(
+    session: Session,
+    *,
+    candidate_id: int,
+    reviewer: str,
+    action: str,
+    reasons: Sequence[str] = (),
+    note: str | None = None,
+    edited: Example | None = None,
+    seconds: float | None = None,
+) -> DecisionView:
+    """Append a reviewer's accept, reject or edit (= accept a corrected version) and commit it.
+
+    The candidate must be pending. A reject needs at least one reason; an edit needs the
+    corrected example, which must differ from the candidate.
+    """
+    reviewer = _require_reviewer(reviewer)
+    if action not in REVIEW_ACTIONS:
+        raise QueueError(f"unknown action {action!r}; use one of {', '.join(REVIEW_ACTIONS)}")
+    reasons = [r.strip() for r in reasons if r.strip()]
+    if action == "reject" and not reasons:
+        raise QueueError("a rejection needs a reason")
+    if (action == "edit") != (edited is not None):
+        raise QueueError("an edited example goes with the 'edit' action, and only with it")
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None:
+        raise QueueError(f"no candidate {candidate_id}")
+    edited_messages = edited.messages_as_dicts() if edited is not None else None
+    content_hash = messages_hash(edited_messages) if edited_messages is not None else candidate.content_hash
+    if edited_messages is not None and content_hash == candidate.content_hash:
+        raise QueueError("the edit changes nothing; accept the candidate instead")
+    changed = session.execute(
+        update(Candidate)
+        .where(Candidate.id == candidate_id, Candidate.status == "pending")
+        .values(status=_EFFECT[action], lease_owner=None, lease_expires_at=None)
+    )
+    if changed.rowcount != 1:
+        session.rollback()
+        raise QueueError(f"candidate {candidate_id} is not pending (status {candidate.status}); someone may have decided it")
+    view = _append_decision(
+        session,
+        candidate_id=candidate_id,
+        reviewer=reviewer,
+        action=action,
+        reasons=reasons,
+        note=(note or "").strip() or None,
+        edited_messages=edited_messages,
+        content_hash=content_hash,
+        undoes_id=None,
+        seconds=seconds,
+    )
+    session.commit()
+    return view
+
+
+def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 900) -> DecisionView | None:
+    """Undo this reviewer's most recent live decision (an undo is itself a decision).
+
+    The candidate returns to pending, leased to the reviewer so it is shown to them again.
+    Returns the undo decision, or None when there is nothing left to undo.
+    """
+    reviewer = _require_reviewer(reviewer)
+    undone = select(Decision.undoes_id).where(col(Decision.undoes_id).is_not(None))
+    target = session.exec(
+        select(Decision)
+        .where(Decision.reviewer == reviewer, Decision.action != "undo", col(Decision.id).not_in(undone))
+        .order_by(col(Decision.id).desc())
+        .limit(1)
+    ).first()
+    if target is None:
+        return None
+    changed = session.execute(
+        update(Candidate)
+        .where(Candidate.id == target.candidate_id, Candidate.status == _EFFECT[target.action])
+        .values(status="pending", lease_owner=reviewer, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    if changed.rowcount != 1:
+        session.rollback()
+        raise QueueError(f"candidate {target.candidate_id} changed since decision {target.id}; it cannot be undone")
+    view = _append_decision(
+        session,
+        candidate_id=target.candidate_id,
+        reviewer=reviewer,
+        action="undo",
+        reasons=[],
+        note=None,
+        edited_messages=None,
+        content_hash=target.content_hash,
+        undoes_id=target.id,
+        seconds=None,
+    )
+    session.commit()
+    return view
+
+
+def _append_decision(session: Session, **fields) -> DecisionView:  # type: ignore[no-untyped-def]
+    # Advancing the chain head first takes the write lock (a row lock on Postgres), so no two
+    # decisions can ever claim the same predecessor: the chain stays a line, never a fork.
+    head = session.execute(
+        update(DecisionChain)
+        .where(DecisionChain.id == 1)
+        .values(seq=DecisionChain.seq + 1)
+        .returning(DecisionChain.seq, DecisionChain.head_hash)
+    ).one()
+    seq, prev_hash = head
+    seconds = fields.pop("seconds")
+    created_at = utcnow()
+    row = Decision(
+        id=seq,
+        created_at=created_at,
+        prev_hash=prev_hash,
+        seconds=None if seconds is None else round(float(seconds), 3),
+        hash="",
+        **fields,
+    )
+    row.hash = decision_hash(
+        id=row.id,
+        candidate_id=row.candidate_id,
+        reviewer=row.reviewer,
+        action=row.action,
+        reasons=row.reasons,
+        note=row.note,
+        edited_messages=row.edited_messages,
+        content_hash=row.content_hash,
+        undoes_id=row.undoes_id,
+        seconds=row.seconds,
+        created_at=row.created_at,
+        prev_hash=row.prev_hash,
+    )
+    session.add(row)
+    session.execute(update(DecisionChain).where(DecisionChain.id == 1).values(head_hash=row.hash))
+    session.flush()
+    return _decision_view(row)
+
+
+def _decision_view(row: Decision) -> DecisionView:
+    return DecisionView(
+        id=row.id,
+        candidate_id=row.candidate_id,
+        reviewer=row.reviewer,
+        action=row.action,
+        reasons=row.reasons,
+        note=row.note,
+        edited_messages=[Message(**m) for m in row.edited_messages] if row.edited_messages else None,
+        seconds=row.seconds,
+        created_at=row.created_at,
+        undoes_id=row.undoes_id,
+        hash=row.hash,
+    )
+
+
+def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
+    row = session.get(Candidate, candidate_id)
+    if row is None:
+        raise QueueError(f"no candidate {candidate_id}")
+    seed = session.get(SeedRecord, row.nearest_seed_id) if row.nearest_seed_id else None
+    run = session.get(Run, row.run_id) if row.run_id else None
+    return CandidateView(
+        id=row.id,
+        messages=[Message(**m) for m in row.messages],
+        tags=row.tags,
+        status=row.status,
+        flags=[Flag(**f) for f in row.flags],
+        filter_reason=row.filter_reason,
+        filter_match=row.filter_match,
+        nearest_seed=SeedView(
+            id=seed.id, messages=[Message(**m) for m in seed.messages], tags=seed.tags, source=seed.source, line=seed.line
+        )
+        if seed
+        else None,
+        nearest_seed_similarity=row.nearest_seed_similarity,
+        run_id=row.run_id,
+        model=row.model,
+        template=run.template if run else None,
+        template_hash=row.template_hash,
+        seed_ids=row.seed_ids,
+        content_hash=row.content_hash,
+        created_at=row.created_at,
+    )
+
+
+def decisions_for(session: Session, *, candidate_id: int) -> list[DecisionView]:
+    rows = session.exec(select(Decision).where(Decision.candidate_id == candidate_id).order_by(Decision.id)).all()
+    return [_decision_view(r) for r in rows]
+
+
+def queue_counts(session: Session, *, filters: QueueFilter | None = None) -> dict[str, int]:
+    """Candidates per status (every status present, zero when empty)."""
+    rows = session.exec(
+        select(Candidate.status, func.count()).where(*_filter_clauses(filters)).group_by(Candidate.status)
+    ).all()
+    counts = dict.fromkeys(CANDIDATE_STATUSES, 0)
+    counts.update({status: n for status, n in rows})
+    return counts
