@@ -1,0 +1,98 @@
+"""The store's schema: migrations from a blank database, models in step with migrations, append-only decisions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import SQLModel
+
+from generator.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from generator.store.db import HEAD_REVISION, MIGRATIONS_DIR, current_revision, open_store, write_session
+from generator.store.intake import NewCandidate, add_candidates
+from generator.store.queue import record_decision
+
+
+def test_head_revision_constant_matches_the_newest_migration() -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_blank_database_is_migrated_to_head_with_every_table(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    assert current_revision(engine) == HEAD_REVISION
+    tables = set(inspect(engine).get_table_names())
+    assert {"seed", "run", "llm_call", "candidate", "decision", "decision_chain", "alembic_version"} <= tables
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_models_and_migrations_describe_the_same_schema(engine: Engine) -> None:
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == []
+
+
+def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    open_store(url).dispose()
+    engine = open_store(url)
+    assert current_revision(engine) == HEAD_REVISION
+
+
+def test_queue_index_serves_next_pending(engine: Engine) -> None:
+    with engine.connect() as connection:
+        plan = connection.execute(
+            text("EXPLAIN QUERY PLAN SELECT id FROM candidate WHERE status='pending' ORDER BY review_order, id LIMIT 1")
+        ).all()
+    assert any("ix_candidate_queue" in str(row) for row in plan)
+
+
+def _one_decision(engine: Engine) -> None:
+    with write_session(engine) as session:
+        (cid,) = add_candidates(
+            session, [NewCandidate(source_key="k", messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])]
+        )
+        record_decision(session, candidate_id=cid, reviewer="ann", action="accept")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE decision SET reviewer = 'mallory'", "UPDATE decision SET action = 'reject'", "DELETE FROM decision"],
+)
+def test_decisions_are_append_only_in_the_database(engine: Engine, statement: str) -> None:
+    _one_decision(engine)
+    with pytest.raises(DBAPIError, match="append-only"):
+        with engine.begin() as connection:
+            connection.execute(text(statement))
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT reviewer, action FROM decision")).all() == [("ann", "accept")]
+
+
+def test_append_only_holds_for_a_raw_sqlite_connection(engine: Engine) -> None:
+    """Not just through SQLAlchemy: any client that opens the file meets the trigger."""
+    _one_decision(engine)
+    raw = sqlite3.connect(engine.url.database)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute("DELETE FROM decision")
+    raw.close()
+
+
+def test_a_decision_without_a_reviewer_is_refused_by_the_database(engine: Engine) -> None:
+    _one_decision(engine)
+    with pytest.raises(DBAPIError):
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO decision (id, candidate_id, reviewer, action, reasons, content_hash, created_at, prev_hash, hash)"
+                    " VALUES (99, 1, '  ', 'accept', '[]', 'x', '2026-01-01', '', 'h')"
+                )
+            )
