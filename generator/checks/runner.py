@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from generator.checks.result import CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
+from generator.project import Project
 from generator.similarity import normalized_key
 from generator.store.models import Candidate, SeedRecord
 
@@ -30,10 +31,11 @@ class CandidateChecker:
             self._seen.setdefault(normalized_key(messages), f"candidate:{candidate_id}")
 
     @classmethod
-    def from_store(cls, session: Session, *, config: ChecksSection) -> CandidateChecker:
+    def from_store(cls, session: Session, *, project: Project) -> CandidateChecker:
+        """A checker over the project's synced seeds, its holdout set and every stored candidate."""
         seeds = [(row.id, _messages(row.messages)) for row in session.exec(select(SeedRecord))]
         earlier = [(row.id, _messages(row.messages)) for row in session.exec(select(Candidate))]
-        return cls(config=config, seeds=seeds, earlier=earlier)
+        return cls(config=project.config.checks, seeds=seeds, earlier=earlier)
 
     def check(self, messages: list[Message], *, key: str) -> CheckResult:
         """Check one new candidate; `key` names it for later matches (e.g. its source_key)."""
