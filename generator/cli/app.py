@@ -78,8 +78,10 @@ def _global_options(
     ctx.obj = CliState(project_dir=project, db_url=db)
 
 
-# Importing the command modules registers their commands on `app`.
-from generator.cli import init_cmd, seeds_cmd, stats_cmd  # noqa: E402,F401
+# Importing the command modules registers their commands on `app` (one line each, in help order).
+from generator.cli import init_cmd  # noqa: E402,F401
+from generator.cli import seeds_cmd  # noqa: E402,F401
+from generator.cli import stats_cmd  # noqa: E402,F401
 
 
 def main() -> None:
