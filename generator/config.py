@@ -137,7 +137,8 @@ def parse_config(data: dict[str, Any], *, text: str = "", path: Path = Path(CONF
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        # A typo'd key explains a "missing" one beside it: report unknown keys first.
+        error = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         raise _config_error(error, text=text, path=path, count=exc.error_count()) from None
 
 
@@ -211,6 +212,13 @@ def locate_key(text: str, loc: list[str]) -> int | None:
         if not rest:
             return start
         key = re.compile(r"^\s*" + _toml_key_pattern(rest[0]) + r"\s*[=.]")
+        # The key may also be a table of its own: [table.key] or [table.key.sub].
+        subtable = re.compile(
+            r"^\s*\[+\s*" + r"\s*\.\s*".join(_toml_key_pattern(p) for p in [*table, rest[0]]) + r"\s*[\].]"
+        )
+        found = next((i + 1 for i, line in enumerate(lines) if subtable.match(line)), None)
+        if found:
+            return found
         for i in range(start, len(lines)):
             if i > start and re.match(r"^\s*\[", lines[i]) and table:
                 break

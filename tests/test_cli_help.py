@@ -1,0 +1,40 @@
+"""Every command and every option of the CLI explains itself in --help."""
+
+from __future__ import annotations
+
+import typer.main
+
+from generator.cli import app
+from tests.conftest import REPO, run_cli
+
+
+def is_group(command) -> bool:  # type: ignore[no-untyped-def]
+    return hasattr(command, "commands")
+
+
+def walk(command, path: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    yield path, command
+    if is_group(command):
+        for name, sub in command.commands.items():
+            yield from walk(sub, (*path, name))
+
+
+def test_every_command_and_parameter_has_help_text() -> None:
+    root = typer.main.get_command(app)
+    commands = list(walk(root))
+    assert {"init", "seeds", "stats"} <= {path[0] for path, _ in commands if path}
+    for path, command in commands:
+        name = " ".join(path) or "synthgate"
+        assert (command.help or "").strip(), f"`{name}` has no help text"
+        for param in command.params:
+            if param.name == "help":
+                continue
+            assert (getattr(param, "help", None) or "").strip(), f"`{name}` parameter {param.name!r} has no help text"
+
+
+def test_help_runs_for_every_command() -> None:
+    root = typer.main.get_command(app)
+    for path, _ in walk(root):
+        result = run_cli(*path, "--help", cwd=REPO)
+        assert result.returncode == 0, (path, result.stderr)
+        assert "Usage:" in result.stdout
