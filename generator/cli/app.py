@@ -81,6 +81,7 @@ def _global_options(
 # Importing the command modules registers their commands on `app` (one line each, in help order).
 from generator.cli import init_cmd  # noqa: E402,F401
 from generator.cli import seeds_cmd  # noqa: E402,F401
+from generator.cli import generate_cmd  # noqa: E402,F401
 from generator.cli import stats_cmd  # noqa: E402,F401
 
 

@@ -1,0 +1,148 @@
+"""`synthgate generate`: grow the review queue with LLM-generated candidates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from generator.cli.app import app, console, err_console, state
+from generator.config import GenerateSection
+from generator.errors import UserError, WorkFailed
+
+# When --provider switches away from the configured provider without --model, this model is used
+# (a config written for OpenAI names an OpenAI model).
+DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
+
+
+@app.command("generate")
+def generate_command(
+    ctx: typer.Context,
+    count: Annotated[int | None, typer.Option("--count", "-n", help="Candidates wanted from this run.")] = None,
+    provider: Annotated[str | None, typer.Option(help="openai (or any OpenAI-compatible server), anthropic, or replay.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name, e.g. gpt-4o-mini or claude-haiku-4-5.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server URL handed to the SDK unchanged, e.g. http://localhost:11434/v1 (Ollama).")] = None,
+    template: Annotated[str | None, typer.Option(help="Prompt template (Jinja, with a system and a user block), relative to the project.")] = None,
+    few_shot: Annotated[int | None, typer.Option(help="Seeds shown as examples in each request.")] = None,
+    per_request: Annotated[int | None, typer.Option(help="Examples asked of the model per request.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Most output tokens per request (longer answers are recorded as truncated).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Most requests in flight at once.")] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit (prompt estimate + max tokens per request).")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Budget in USD for the whole run: no request is sent that could pass it.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed. The same seed and settings resume the same run; another seed makes a new one.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Aim every request at one tag (e.g. billing, edge:frustrated).")] = None,
+    replay_file: Annotated[str | None, typer.Option(help="Recorded responses (JSONL) for --provider replay.")] = None,
+    record: Annotated[Path | None, typer.Option(help="Write the run's responses to this JSONL file, replayable with --provider replay.", dir_okay=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render one full prompt and estimate tokens and cost for the whole run; send nothing.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse answers stored by other runs for identical requests.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (no progress bar) instead of tables.")] = False,
+) -> None:
+    """Generate candidates from the verified seeds with an LLM; they wait in the review queue for a human.
+
+    Every request is journaled before it is sent and every answer is stored the moment it arrives, so an interrupted run resumes (the same command again) without paying twice.
+
+    Exit codes: 0 done; 1 the work failed (provider down, budget reached); 2 bad input (seeds, template, flags, key).
+    """
+    from generator.generation.engine import Generation
+    from generator.generation.progress import LiveProgress, dry_run_lines, summary_table
+
+    cli = state(ctx)
+    project = cli.project
+    flags = {
+        "count": count, "provider": provider, "model": model, "base_url": base_url, "template": template, "few_shot": few_shot,
+        "per_request": per_request, "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency, "rpm": rpm,
+        "tpm": tpm, "max_cost": max_cost, "seed": seed, "tag": tag, "replay_file": replay_file,
+    }  # fmt: skip
+    settings = resolve_settings(project.config.generate, {k: v for k, v in flags.items() if v is not None})
+    generation = Generation(project, settings, no_cache=no_cache, dry_run=dry_run)
+
+    if dry_run:
+        report = generation.dry_run(cli.engine)
+        if as_json:
+            console.print(json.dumps(report.as_json(), indent=2, ensure_ascii=False), soft_wrap=True)
+        else:
+            for line in dry_run_lines(report):
+                console.print(line, soft_wrap=True)  # the prompt verbatim, not re-wrapped
+        return
+
+    show_progress = not as_json and sys.stderr.isatty()
+    if not as_json:
+        err_console.print(f"Run {generation.run_id}: {settings.count} candidates from {settings.provider} {settings.model}.")
+    if show_progress:
+        with LiveProgress(err_console) as progress:
+            stats = generation.run(cli.engine, on_progress=progress.update)
+    else:
+        stats = generation.run(cli.engine)
+
+    if record is not None:
+        from generator.generation.providers.replay import write_recording
+        from generator.store.db import read_session
+
+        with read_session(cli.engine) as session:
+            lines = write_recording(session, run_id=stats.run_id, path=record)
+        stats.notes.append(f"recorded {lines} response(s) to {record}")
+
+    message = _outcome_message(stats, settings)
+    if as_json:
+        console.print(json.dumps({**stats.as_json(), "message": message}, indent=2, ensure_ascii=False), soft_wrap=True)
+    else:
+        if not stats.already_complete:
+            console.print(summary_table(stats))
+        for note in stats.notes:
+            console.print(f"note: {note}")
+        console.print(message)
+    if stats.status != "complete":
+        raise WorkFailed(f"run {stats.run_id} stopped: {stats.stop_reason}", fix=_resume_fix(stats))
+
+
+def resolve_settings(configured: GenerateSection, flags: dict[str, Any]) -> GenerateSection:
+    """The [generate] section with the flags given on the command line applied; a bad flag value is an exit-2 error."""
+    values = configured.model_dump()
+    if "provider" in flags and flags["provider"] != configured.provider:
+        # Another provider: the configured model and server belong to the configured one.
+        values["model"] = DEFAULT_MODELS.get(flags["provider"], configured.model)
+        values["base_url"] = None
+    values.update(flags)
+    try:
+        return GenerateSection.model_validate(values)
+    except Exception as exc:  # pydantic.ValidationError
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        where = f"--{field.replace('_', '-')}" if field in flags else f"[generate] {field} in synthgate.toml"
+        raise UserError(f"{where}: {error['msg']} (got {error.get('input')!r})", fix=_describe(field)) from None
+
+
+def _describe(field: str) -> str:
+    info = GenerateSection.model_fields.get(field)
+    return (info.description if info and info.description else "see `synthgate generate --help`")
+
+
+def _outcome_message(stats: Any, settings: GenerateSection) -> str:
+    next_seed = f"--seed {settings.seed + 1}"
+    if stats.already_complete:
+        return (
+            f"Run {stats.run_id} is already complete ({stats.total_requests} requests answered); 0 requests sent. "
+            f"For more candidates, run again with another sampling seed, e.g. {next_seed}."
+        )
+    if stats.status == "complete":
+        filtered = f" ({stats.filtered} filtered by checks)" if stats.filtered else ""
+        text = f"Done: {stats.candidates} new candidate(s){filtered} in the review queue. Next: `synthgate review`."
+        if stats.outcomes["truncated"]:
+            text += f" {stats.outcomes['truncated']} answer(s) hit max_tokens={settings.max_tokens}: raise --max-tokens or lower --per-request."
+        return text + f" More candidates: run again with {next_seed}."
+    return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}."
+
+
+def _resume_fix(stats: Any) -> str:
+    if stats.stop_reason and "max-cost" in stats.stop_reason:
+        return "raise --max-cost and run the same command again: the run resumes where it stopped"
+    return "run the same command again to retry the requests without an answer (answers already stored are kept)"

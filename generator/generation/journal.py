@@ -1,0 +1,142 @@
+"""The request journal: request hashing, run records, calls written before they are sent, the response cache.
+
+A run's calls are all journaled (status `pending`) before the first request goes out. A call is
+finished when its answer is stored (`ok`, `invalid`, `truncated`, `refused`); `pending` and
+`failed` calls are what a rerun of the same command sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlmodel import Session, col, select
+
+from generator.errors import WorkFailed
+from generator.examples import canonical_json
+from generator.store.models import Candidate, LLMCall, Run, utcnow
+
+ANSWERED = ("ok", "invalid", "truncated", "refused")
+OPEN = ("pending", "failed")
+
+
+def content_hash(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def prompt_key(messages: list[dict[str, str]], occurrence: int) -> str:
+    """Identity of a prompt regardless of provider: the messages and how many identical prompts came before."""
+    return content_hash({"messages": messages, "occurrence": occurrence})
+
+
+def request_hash(*, identity: dict[str, Any], params: dict[str, Any], prompt: str) -> str:
+    """Identity of a request: provider, model, server, parameters, answer schema and prompt (with its occurrence)."""
+    return content_hash({"identity": identity, "params": params, "prompt": prompt})
+
+
+@dataclass(frozen=True)
+class OpenCall:
+    """A journaled call that still needs an answer."""
+
+    id: int
+    index: int
+    request_hash: str
+    request: dict[str, Any]  # messages, asked, prompt_key, params
+    seed_ids: list[str]
+
+
+def open_run(session: Session, *, run: Run) -> tuple[Run, bool]:
+    """The stored run with this id (set running again), or `run` newly stored. Returns (run, resumed)."""
+    stored = session.get(Run, run.id)
+    if stored is None:
+        session.add(run)
+        session.flush()
+        return run, False
+    if stored.status != "complete":
+        stored.status, stored.stop_reason, stored.updated_at = "running", None, utcnow()
+        session.add(stored)
+    return stored, True
+
+
+def planned_indices(session: Session, *, run_id: str) -> set[int]:
+    return set(session.exec(select(LLMCall.request_index).where(LLMCall.run_id == run_id)))
+
+
+def journal_calls(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert planned calls (status pending) in one statement."""
+    if rows:
+        now = utcnow()
+        session.execute(insert(LLMCall), [{"status": "pending", "attempts": 0, "from_cache": False, "created_at": now, **row} for row in rows])
+
+
+def open_calls(session: Session, *, run_id: str, after_index: int, limit: int) -> list[OpenCall]:
+    rows = session.exec(
+        select(LLMCall.id, LLMCall.request_index, LLMCall.request_hash, LLMCall.request, LLMCall.seed_ids)
+        .where(LLMCall.run_id == run_id, col(LLMCall.status).in_(OPEN), LLMCall.request_index > after_index)
+        .order_by(LLMCall.request_index)
+        .limit(limit)
+    ).all()
+    return [OpenCall(id=r[0], index=r[1], request_hash=r[2], request=r[3], seed_ids=r[4]) for r in rows]
+
+
+def cached_bodies(session: Session, *, hashes: Sequence[str], run_id: str) -> dict[str, str]:
+    """Stored response bodies for these request hashes from other runs (a response once paid for is reused)."""
+    if not hashes:
+        return {}
+    rows = session.exec(
+        select(LLMCall.request_hash, LLMCall.response_text).where(
+            col(LLMCall.request_hash).in_(hashes), LLMCall.run_id != run_id, col(LLMCall.status).in_(ANSWERED)
+        )
+    ).all()
+    return {h: body for h, body in rows if body is not None}
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    calls: dict[str, int]
+    cost_usd: float
+    candidates: int
+
+    @property
+    def answered(self) -> int:
+        return sum(self.calls.get(s, 0) for s in ANSWERED)
+
+    @property
+    def open(self) -> int:
+        return sum(self.calls.get(s, 0) for s in OPEN)
+
+
+def run_totals(session: Session, *, run_id: str) -> RunTotals:
+    calls = dict(session.exec(select(LLMCall.status, func.count()).where(LLMCall.run_id == run_id).group_by(LLMCall.status)).all())
+    cost = session.exec(select(func.coalesce(func.sum(LLMCall.cost_usd), 0.0)).where(LLMCall.run_id == run_id)).one()
+    candidates = session.exec(select(func.count()).select_from(Candidate).where(Candidate.run_id == run_id)).one()
+    return RunTotals(calls=calls, cost_usd=float(cost), candidates=candidates)
+
+
+def finish_run(session: Session, *, run_id: str, status: str, stop_reason: str | None) -> None:
+    session.execute(update(Run).where(Run.id == run_id).values(status=status, stop_reason=stop_reason, updated_at=utcnow()))
+
+
+@contextlib.contextmanager
+def run_lock(state_dir: Path, run_id: str) -> Iterator[None]:
+    """One process per run: two processes resuming the same run would pay for the same requests twice."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / f"run-{run_id}.lock"
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkFailed(
+                f"run {run_id} is already being generated by another process",
+                fix="wait for it to finish, or stop it; running the same command afterwards resumes the run",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

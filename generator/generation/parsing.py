@@ -1,0 +1,140 @@
+"""From a raw response body to Examples: OpenAI or Anthropic wire format, structured or plain JSON.
+
+Everything that is not a usable answer is classified, never queued: a refusal, a truncated answer
+(finish_reason=length / stop_reason=max_tokens), invalid JSON or a schema mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from generator.examples import Example, describe_validation_error
+
+AnswerStatus = Literal["ok", "invalid", "truncated", "refused"]
+
+_MESSAGE = {
+    "type": "object",
+    "properties": {"role": {"type": "string", "enum": ["system", "user", "assistant"]}, "content": {"type": "string"}},
+    "required": ["role", "content"],
+    "additionalProperties": False,
+}
+# The answer's JSON schema, in the subset OpenAI's strict mode accepts (every key required, no extras).
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "examples": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"messages": {"type": "array", "items": _MESSAGE}, "tags": {"type": "array", "items": {"type": "string"}}},
+                "required": ["messages", "tags"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["examples"],
+    "additionalProperties": False,
+}
+
+_FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n?```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    status: AnswerStatus
+    examples: list[Example] = field(default_factory=list)
+    error: str | None = None  # why the answer (or some of its examples) could not be used
+    finish_reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class _Reply:
+    payload: Any  # structured output (a tool's input), or None
+    text: str | None
+    finish_reason: str | None
+    truncated: bool
+    refusal: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+def parse_answer(body: str, *, asked: int) -> ParsedAnswer:
+    """Classify one response body and extract at most `asked` valid examples from it."""
+    try:
+        reply = _read_body(json.loads(body))
+    except (json.JSONDecodeError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        return ParsedAnswer("invalid", error=f"unreadable response body ({type(exc).__name__}: {exc})")
+    usage = {"finish_reason": reply.finish_reason, "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
+    if reply.refusal is not None:
+        return ParsedAnswer("refused", error=f"the model refused: {reply.refusal}", **usage)
+    if reply.truncated:
+        return ParsedAnswer("truncated", error="the answer was cut off at max_tokens", **usage)
+    payload = reply.payload
+    if payload is None:
+        try:
+            payload = json_from_text(reply.text or "")
+        except ValueError as exc:
+            return ParsedAnswer("invalid", error=f"invalid JSON: {exc}", **usage)
+    items = payload.get("examples") if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        return ParsedAnswer("invalid", error='schema mismatch: expected {"examples": [...]}', **usage)
+    examples, problems = [], []
+    for position, item in enumerate(items[:asked], start=1):
+        try:
+            examples.append(_example(item))
+        except (ValidationError, TypeError, AttributeError) as exc:
+            detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else "not an object with messages and tags"
+            problems.append(f"example {position}: {detail}")
+    error = f"{len(problems)} of {min(len(items), asked)} examples unusable: " + "; ".join(problems) if problems else None
+    if not examples:
+        return ParsedAnswer("invalid", error=error or "schema mismatch: no examples", **usage)
+    return ParsedAnswer("ok", examples=examples, error=error, **usage)
+
+
+def json_from_text(text: str) -> Any:
+    """JSON from a model's text: bare, in a ``` fence, or the outermost {...} amid prose."""
+    candidates = [text.strip(), *(m.group(1) for m in _FENCE.finditer(text))]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    error = "no JSON found"
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            error = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    raise ValueError(error)
+
+
+def _example(item: Any) -> Example:
+    # Keep only the conversation and its tags (models like to add titles or ids), and forgive
+    # tag spelling ("Bank Sync" -> "bank-sync").
+    tags = list(dict.fromkeys(str(t).strip().lower().replace(" ", "-") for t in item.get("tags") or []))
+    return Example.model_validate({"messages": item.get("messages"), "tags": tags})
+
+
+def _read_body(data: dict[str, Any]) -> _Reply:
+    if "choices" in data:  # OpenAI chat completion
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        usage = data.get("usage") or {}
+        finish = choice.get("finish_reason")
+        refusal = message.get("refusal") or ("content filter" if finish == "content_filter" else None)
+        return _Reply(None, message.get("content"), finish, finish == "length", refusal,
+                      usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+    if data.get("type") == "message":  # Anthropic message
+        blocks = data.get("content") or []
+        tool_inputs = [b.get("input") for b in blocks if b.get("type") == "tool_use"]
+        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        stop = data.get("stop_reason")
+        usage = data.get("usage") or {}
+        return _Reply(tool_inputs[0] if tool_inputs else None, text, stop, stop == "max_tokens",
+                      (text or "refused") if stop == "refusal" else None, usage.get("input_tokens") or 0, usage.get("output_tokens") or 0)
+    raise KeyError("neither an OpenAI chat completion nor an Anthropic message")

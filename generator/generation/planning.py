@@ -1,0 +1,133 @@
+"""A run's requests, derived deterministically: request i comes from (sampling seed, i) alone.
+
+The run id is a hash of everything that decides the run's output (provider, model, server,
+template, seeds, context, sampling and model parameters), never of operational knobs
+(concurrency, rate limits, budget, timeouts), so the same command resumes the same run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from generator.config import GenerateSection
+from generator.generation.journal import content_hash, prompt_key, request_hash
+from generator.generation.parsing import ANSWER_SCHEMA
+from generator.generation.sampling import FewShotSampler
+from generator.generation.templates import PromptTemplate
+from generator.seeds import Seed
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    index: int
+    messages: list[dict[str, str]]
+    asked: int
+    seed_ids: list[str]
+    focus: str | None
+
+
+def seed_set_hash(seeds: list[Seed]) -> str:
+    return content_hash(sorted([seed.id, seed.content_hash, list(seed.example.tags)] for seed in seeds))
+
+
+def provider_identity(settings: GenerateSection) -> dict[str, Any]:
+    """What, besides the prompt and parameters, decides an answer: who answers it and how it is asked."""
+    return {
+        "provider": settings.provider,
+        "model": settings.model,
+        "base_url": settings.base_url,
+        "structured_output": settings.structured_output,
+        "schema": content_hash(ANSWER_SCHEMA),
+    }
+
+
+def model_params(settings: GenerateSection) -> dict[str, Any]:
+    return {"temperature": settings.temperature, "max_tokens": settings.max_tokens}
+
+
+def run_identity(
+    settings: GenerateSection, *, template_hash: str, seeds_hash: str, context: list[ContextFile], replay_hash: str | None
+) -> dict[str, Any]:
+    return {
+        **provider_identity(settings),
+        **model_params(settings),
+        "template_hash": template_hash,
+        "seeds_hash": seeds_hash,
+        "context_hash": content_hash([[c.name, c.text] for c in context]),
+        "replay_hash": replay_hash,
+        "few_shot": settings.few_shot,
+        "per_request": settings.per_request,
+        "count": settings.count,
+        "tag": settings.tag,
+        "sampling_seed": settings.seed,
+    }
+
+
+def run_id_for(identity: dict[str, Any]) -> str:
+    return content_hash(identity)[:16]
+
+
+class RequestPlanner:
+    def __init__(
+        self,
+        *,
+        settings: GenerateSection,
+        template: PromptTemplate,
+        seeds: list[Seed],
+        context: list[ContextFile],
+        rejection_reasons: list[tuple[str, int]],
+    ) -> None:
+        self.settings = settings
+        self.template = template
+        self.context = context
+        self.rejection_reasons = rejection_reasons
+        self.sampler = FewShotSampler(seeds, k=settings.few_shot, sampling_seed=settings.seed, target_tag=settings.tag)
+        self.total = math.ceil(settings.count / settings.per_request)
+
+    def asked(self, index: int) -> int:
+        """Examples asked of request `index`: per_request, except a smaller last one so the run asks for exactly count."""
+        return min(self.settings.per_request, self.settings.count - index * self.settings.per_request)
+
+    def build(self, index: int) -> PlannedCall:
+        few_shot = self.sampler.sample(index)
+        messages = self.template.render(
+            {
+                "examples": [seed.example for seed in few_shot.seeds],
+                "count": self.asked(index),
+                "tags": [self.settings.tag] if self.settings.tag else [],
+                "focus": few_shot.focus,
+                "rejection_reasons": self.rejection_reasons,
+                "context": self.context,
+            }
+        )
+        return PlannedCall(index, messages, self.asked(index), [seed.id for seed in few_shot.seeds], few_shot.focus)
+
+    def journal_rows(self, *, run_id: str, skip: set[int]) -> Iterator[dict[str, Any]]:
+        """LLMCall rows for every request not in `skip`; identical prompts are told apart by their occurrence."""
+        identity, params = provider_identity(self.settings), model_params(self.settings)
+        occurrences: Counter[str] = Counter()
+        for index in range(self.total):
+            call = self.build(index)
+            same_prompt = content_hash(call.messages)
+            occurrence = occurrences[same_prompt]
+            occurrences[same_prompt] += 1
+            if index in skip:
+                continue
+            key = prompt_key(call.messages, occurrence)
+            yield {
+                "run_id": run_id,
+                "request_index": index,
+                "request_hash": request_hash(identity=identity, params=params, prompt=key),
+                "request": {"messages": call.messages, "asked": call.asked, "focus": call.focus, "prompt_key": key, "params": params},
+                "seed_ids": call.seed_ids,
+            }

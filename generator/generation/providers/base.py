@@ -1,0 +1,96 @@
+"""The provider interface: send one request, get the raw response body back, or a classified ProviderError."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from generator.generation.secrets import scrub_secrets
+
+ErrorKind = Literal["rate_limit", "server", "timeout", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
+RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    messages: list[dict[str, str]]
+    temperature: float
+    max_tokens: int
+    schema: dict[str, Any]  # JSON schema of the answer
+    request_index: int
+    prompt_key: str  # provider-independent identity of the prompt (matches replay recordings)
+
+
+class ProviderError(Exception):
+    """A failed request, classified so the caller knows whether to retry, wait or stop the run."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        self.kind = kind
+        self.message = scrub_secrets(message)
+        self.retry_after = retry_after
+        self.status = status
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+    def describe(self) -> str:
+        status = f"HTTP {self.status} " if self.status else ""
+        return f"{status}{self.kind.replace('_', ' ')}: {self.message}"
+
+
+class Provider(Protocol):
+    name: str
+    notes: list[str]  # things worth telling the user once (e.g. a fallback that happened)
+
+    async def send(self, request: ProviderRequest) -> str:
+        """The raw response body (JSON text) exactly as received; raises ProviderError."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def error_from_sdk(exc: Exception, sdk: Any) -> ProviderError:
+    """Classify an openai/anthropic SDK exception (both SDKs share these class names)."""
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderError("timeout", "the request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return ProviderError("connection", f"{exc} ({type(cause).__name__}: {cause})" if cause is not exc else str(exc))
+    if not isinstance(exc, sdk.APIStatusError):
+        return ProviderError("bad_request", f"{type(exc).__name__}: {exc}")
+    status = exc.status_code
+    message = str(getattr(exc, "message", exc))
+    if status == 429:
+        return ProviderError("rate_limit", message, retry_after=retry_after_seconds(exc.response.headers), status=status)
+    if status in (408, 409) or status >= 500:
+        return ProviderError("server", message, retry_after=retry_after_seconds(exc.response.headers), status=status)
+    if status in (401, 403):
+        return ProviderError("auth", message, status=status)
+    if status == 404:
+        return ProviderError("not_found", message, status=status)
+    return ProviderError("bad_request", message, status=status)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms`, `retry-after` in seconds, or an HTTP date."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

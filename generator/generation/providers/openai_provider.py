@@ -1,0 +1,60 @@
+"""OpenAI chat completions (and any OpenAI-compatible server) with JSON-schema structured output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from generator.generation.providers.base import ProviderError, ProviderRequest, error_from_sdk
+from generator.generation.secrets import api_key
+
+SCHEMA_NAME = "generated_examples"
+# Words in a 400/422 that mean "this server does not do JSON schema", not "your request is wrong".
+_SCHEMA_UNSUPPORTED_HINTS = ("response_format", "json_schema", "structured output", "not supported")
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, *, model: str, base_url: str | None, structured_output: str, timeout: float) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.mode = structured_output  # auto | json_schema | json
+        self.notes: list[str] = []
+        # Retries are ours (limits.py): they honour Retry-After with a cap and a per-call deadline.
+        self.client = openai.AsyncOpenAI(api_key=api_key("openai", base_url=base_url), base_url=base_url, max_retries=0, timeout=timeout)
+
+    async def send(self, request: ProviderRequest) -> str:
+        try:
+            return await self._create(request)
+        except ProviderError as error:
+            if error.kind != "unsupported_schema" or self.mode != "auto":
+                raise
+            # The server lacks JSON-schema output: fall back to plain JSON (the prompt asks for it) for the rest of the run.
+            self.mode = "json"
+            self.notes.append(f"the server rejected JSON-schema output ({error.message}); fell back to plain JSON")
+            return await self._create(request)
+
+    async def _create(self, request: ProviderRequest) -> str:
+        arguments: dict[str, Any] = {"model": self.model, "messages": request.messages, "temperature": request.temperature}
+        # OpenAI's own API wants max_completion_tokens (reasoning models reject max_tokens);
+        # compatible servers (vLLM, Ollama, llama.cpp) know max_tokens.
+        arguments["max_completion_tokens" if self.base_url is None else "max_tokens"] = request.max_tokens
+        schema_mode = self.mode in ("auto", "json_schema")
+        if schema_mode:
+            arguments["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": SCHEMA_NAME, "schema": request.schema, "strict": True},
+            }
+        try:
+            raw = await self.client.chat.completions.with_raw_response.create(**arguments)
+        except openai.OpenAIError as exc:
+            error = error_from_sdk(exc, openai)
+            if schema_mode and error.status in (400, 422) and any(h in error.message.lower() for h in _SCHEMA_UNSUPPORTED_HINTS):
+                raise ProviderError("unsupported_schema", error.message, status=error.status) from None
+            raise error from None
+        return raw.http_response.text
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,104 @@
+"""Prompt templates: one Jinja file with a `system` and a `user` block, rendered in a sandbox with strict variables.
+
+Each block is rendered on its own and becomes one message. Variables: `examples` (few-shot seeds
+as Examples), `count` (examples wanted), `tags` (target tags, may be empty), `focus` (the tag this
+request is meant to cover, or None), `rejection_reasons` ((reason, times) pairs), `context` (files
+with .name and .text). The `as_json` filter writes an Example as one seed line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel
+
+from generator.errors import UserError
+from generator.examples import Example
+
+BLOCKS = ("system", "user")
+TEMPLATE_FIX = (
+    "a template holds {% block system %}...{% endblock %} and {% block user %}...{% endblock %}; "
+    "variables: examples, count, tags, focus, rejection_reasons, context"
+)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    path: Path
+    source: str
+    hash: str
+
+    @classmethod
+    def load(cls, path: Path) -> PromptTemplate:
+        """Read and compile the template; a syntax error or a missing user block stops here (exit 2)."""
+        try:
+            source = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError("template not found", file=path, fix="create it, or point [generate] template / --template at an existing file") from None
+        except UnicodeDecodeError:
+            raise UserError("template is not UTF-8 text", file=path, fix="save it as UTF-8") from None
+        template = cls(path=path, source=source, hash=hashlib.sha256(source.encode()).hexdigest())
+        if "user" not in template.compiled.blocks:
+            raise UserError("template has no {% block user %}", file=path, line=1, fix=TEMPLATE_FIX)
+        return template
+
+    @cached_property
+    def compiled(self) -> Template:
+        # Sandboxed: a template is configuration, but it must not reach Python internals.
+        # autoescape off: prompts are plain text, not HTML.
+        env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+        env.filters["as_json"] = as_json
+        try:
+            return env.from_string(self.source)
+        except TemplateSyntaxError as exc:
+            raise UserError(f"template syntax error: {exc.message}", file=self.path, line=exc.lineno, fix=TEMPLATE_FIX) from None
+
+    def render(self, variables: dict[str, Any]) -> list[dict[str, str]]:
+        """The request messages: a system message (when that block renders non-empty) and the user message."""
+        compiled = self.compiled
+        messages = []
+        for name in BLOCKS:
+            block = compiled.blocks.get(name)
+            if block is None:
+                continue
+            try:
+                text = "".join(block(compiled.new_context(variables))).strip()
+            except Exception as exc:  # noqa: BLE001 - any error raised by template code is the template's
+                raise UserError(
+                    f"template error in block '{name}': {exc}", file=self.path, line=_template_line(compiled, self.source), fix=TEMPLATE_FIX
+                ) from None
+            if text:
+                messages.append({"role": name, "content": text})
+        if not any(m["role"] == "user" for m in messages):
+            raise UserError("the user block rendered empty", file=self.path, fix=TEMPLATE_FIX)
+        return messages
+
+
+def as_json(value: Any) -> str:
+    """One line of JSON; an Example is written as a seed line (messages and tags), without its id."""
+    if isinstance(value, Example):
+        value = {"messages": value.messages_as_dicts(), "tags": list(value.tags)}
+    elif isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _template_line(compiled: Template, source: str) -> int | None:
+    """The template line of the error being handled: Jinja rewrites the traceback to point into the template."""
+    try:
+        compiled.environment.handle_exception(source)
+    except Exception as rewritten:  # noqa: BLE001
+        traceback, line = rewritten.__traceback__, None
+        while traceback is not None:
+            if traceback.tb_frame.f_code.co_filename == "<template>":
+                line = traceback.tb_lineno
+            traceback = traceback.tb_next
+        return line
+    return None
