@@ -68,6 +68,19 @@ class ChecksSection(Section):
     length_factor: float = Field(3.0, gt=1, description="Flag candidates longer than factor x the longest seed or shorter than the shortest / factor.")
 
 
+# The review app's remappable keys: binding id -> default key (Textual key names; "a,y" binds both).
+REVIEW_KEY_DEFAULTS: dict[str, str] = {
+    "accept": "a",
+    "reject": "r",
+    "edit": "e",
+    "skip": "s",
+    "undo": "u",
+    "filter": "f",
+    "help": "question_mark",
+    "quit": "q",
+}
+
+
 class ReviewSection(Section):
     reviewer: str | None = Field(None, description="Default reviewer name (else git user.name, else the login name).")
     reject_reasons: list[str] = Field(
@@ -87,7 +100,40 @@ class ReviewSection(Section):
         description="Reasons offered by the reject dialog, picked with keys 1-9.",
     )
     lease_seconds: int = Field(900, ge=10, description="How long a claimed candidate stays reserved for its reviewer.")
-    keys: dict[str, str] = Field(default_factory=dict, description="Remap review keys, e.g. accept = \"y\".")
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Remap review keys, e.g. accept = \"y\" (actions: " + ", ".join(REVIEW_KEY_DEFAULTS) + ").",
+    )
+
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer_not_blank(cls, reviewer: str | None) -> str | None:
+        if reviewer is not None and not reviewer.strip():
+            raise ValueError("reviewer must not be blank (leave it out to use git's user.name or the login name)")
+        return reviewer.strip() if reviewer else reviewer
+
+    @field_validator("reject_reasons")
+    @classmethod
+    def _reasons_not_blank(cls, reasons: list[str]) -> list[str]:
+        if any(not reason.strip() for reason in reasons):
+            raise ValueError("reject reasons must not be blank")
+        return [reason.strip() for reason in reasons]
+
+    @field_validator("keys")
+    @classmethod
+    def _known_actions_distinct_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for action, key in keys.items():
+            if action not in REVIEW_KEY_DEFAULTS:
+                raise ValueError(f"unknown review action {action!r}; remappable actions: {', '.join(REVIEW_KEY_DEFAULTS)}")
+            if not [part for part in key.split(",") if part.strip()]:
+                raise ValueError(f"the key for {action!r} is empty")
+        owner: dict[str, str] = {}
+        for action, key in {**REVIEW_KEY_DEFAULTS, **keys}.items():
+            for part in (p.strip() for p in key.split(",") if p.strip()):
+                if part in owner:
+                    raise ValueError(f"key {part!r} is bound to both {owner[part]!r} and {action!r}; give each action its own key")
+                owner[part] = action
+        return keys
 
 
 class ExportSection(Section):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 CandidateStatus = Literal["pending", "accepted", "rejected", "filtered"]
@@ -96,6 +96,18 @@ class Candidate(SQLModel, table=True):
     __table_args__ = (
         # "next pending candidate" and status counts walk this index, never the table.
         Index("ix_candidate_queue", "status", "review_order", "id"),
+        # A reviewer's held candidates (claim, resume after a restart) without walking the queue.
+        # It carries the queue's sort order so SQLite's planner (no statistics) prefers it, and it
+        # is partial because almost every row holds no lease.
+        Index(
+            "ix_candidate_lease",
+            "lease_owner",
+            "status",
+            "review_order",
+            "id",
+            sqlite_where=text("lease_owner IS NOT NULL"),
+            postgresql_where=text("lease_owner IS NOT NULL"),
+        ),
         CheckConstraint("status IN ('pending','accepted','rejected','filtered')", name="ck_candidate_status"),
     )
 

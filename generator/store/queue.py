@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import String, cast, func, or_, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from generator.examples import Example, Message, messages_hash
@@ -93,8 +94,10 @@ def _filter_clauses(filters: QueueFilter | None) -> list:
     if filters is None:
         return clauses
     if filters.tag:
-        # Tags are a JSON list; match the quoted tag so 'bill' does not match 'billing'.
-        clauses.append(cast(Candidate.tags, String).like(f'%"{filters.tag}"%'))
+        # Tags are a JSON list; match the quoted tag so 'bill' does not match 'billing', and
+        # escape LIKE's wildcards so 'edge_case' does not match 'edge-case'.
+        literal = filters.tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(cast(Candidate.tags, String).like(f'%"{literal}"%', escape="\\"))
     if filters.run_id:
         clauses.append(Candidate.run_id == filters.run_id)
     if filters.flagged_only:
@@ -148,6 +151,21 @@ def claim_next_candidate(
     return get_candidate(session, candidate_id=claimed[0])
 
 
+def renew_lease(
+    session: Session, *, candidate_id: int, reviewer: str, lease_seconds: int, now: datetime | None = None
+) -> bool:
+    """Extend the reviewer's lease on a candidate still on their screen; False if they no longer hold it."""
+    reviewer = _require_reviewer(reviewer)
+    now = now or utcnow()
+    renewed = session.execute(
+        update(Candidate)
+        .where(Candidate.id == candidate_id, Candidate.status == "pending", Candidate.lease_owner == reviewer)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+    session.commit()
+    return renewed.rowcount == 1
+
+
 def release_candidate(session: Session, *, candidate_id: int, reviewer: str) -> None:
     """Give a held candidate back to the pool (on quit), without deciding it."""
     session.execute(
@@ -158,12 +176,25 @@ def release_candidate(session: Session, *, candidate_id: int, reviewer: str) -> 
     session.commit()
 
 
+def release_leases(session: Session, *, reviewer: str) -> int:
+    """Give back every candidate the reviewer holds (on quit, or when their filters change); returns how many."""
+    released = session.execute(
+        update(Candidate)
+        .where(Candidate.lease_owner == reviewer, Candidate.status == "pending")
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    session.commit()
+    return released.rowcount
+
+
 def skip_candidate(session: Session, *, candidate_id: int, reviewer: str) -> None:
     """Send a candidate to the back of the queue and release it: it comes back later."""
-    back = (session.exec(select(func.max(Candidate.review_order))).one() or 0) + 1
+    # Behind every pending candidate; decided ones do not matter. Restricting to pending lets the
+    # queue index answer in one seek instead of reading a million rows.
+    back = (session.exec(select(func.max(Candidate.review_order)).where(Candidate.status == "pending")).one() or 0) + 1
     session.execute(
         update(Candidate)
-        .where(Candidate.id == candidate_id, Candidate.lease_owner == reviewer)
+        .where(Candidate.id == candidate_id, Candidate.status == "pending", Candidate.lease_owner == reviewer)
         .values(lease_owner=None, lease_expires_at=None, review_order=back)
     )
     session.commit()
@@ -200,13 +231,21 @@ def record_decision(
     content_hash = messages_hash(edited_messages) if edited_messages is not None else candidate.content_hash
     if edited_messages is not None and content_hash == candidate.content_hash:
         raise QueueError("the edit changes nothing; accept the candidate instead")
+    now = utcnow()
+    # Someone else's live lease means the candidate is on their screen: deciding it here would
+    # race them. An expired lease is fair game (the candidate went back to the pool).
+    not_held_by_another = or_(
+        col(Candidate.lease_owner).is_(None), Candidate.lease_owner == reviewer, Candidate.lease_expires_at <= now
+    )
     changed = session.execute(
         update(Candidate)
-        .where(Candidate.id == candidate_id, Candidate.status == "pending")
+        .where(Candidate.id == candidate_id, Candidate.status == "pending", not_held_by_another)
         .values(status=_EFFECT[action], lease_owner=None, lease_expires_at=None)
     )
     if changed.rowcount != 1:
         session.rollback()
+        if candidate.status == "pending":
+            raise QueueError(f"candidate {candidate_id} is being reviewed by {candidate.lease_owner}")
         raise QueueError(f"candidate {candidate_id} is not pending (status {candidate.status}); someone may have decided it")
     view = _append_decision(
         session,
@@ -231,10 +270,13 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
     Returns the undo decision, or None when there is nothing left to undo.
     """
     reviewer = _require_reviewer(reviewer)
-    undone = select(Decision.undoes_id).where(col(Decision.undoes_id).is_not(None))
+    # NOT EXISTS walks the reviewer's decisions newest first and stops at the first live one,
+    # probing the undoes_id index; NOT IN would collect every undo in the database first.
+    undo = aliased(Decision)
+    already_undone = select(undo.id).where(undo.undoes_id == Decision.id).exists()
     target = session.exec(
         select(Decision)
-        .where(Decision.reviewer == reviewer, Decision.action != "undo", col(Decision.id).not_in(undone))
+        .where(Decision.reviewer == reviewer, Decision.action != "undo", ~already_undone)
         .order_by(col(Decision.id).desc())
         .limit(1)
     ).first()

@@ -88,6 +88,13 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('pending','accepted','rejected','filtered')", name="ck_candidate_status"),
     )
     op.create_index("ix_candidate_queue", "candidate", ["status", "review_order", "id"])
+    op.create_index(
+        "ix_candidate_lease",
+        "candidate",
+        ["lease_owner", "status", "review_order", "id"],
+        sqlite_where=sa.text("lease_owner IS NOT NULL"),
+        postgresql_where=sa.text("lease_owner IS NOT NULL"),
+    )
     op.create_table(
         "decision",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),

@@ -1,0 +1,91 @@
+"""`synthgate review`: a named human accepts, rejects or corrects each pending candidate in the terminal."""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from generator.cli.app import app, state
+from generator.errors import UserError
+
+
+@app.command("review")
+def review_command(
+    ctx: typer.Context,
+    reviewer: Annotated[
+        str | None,
+        typer.Option("--reviewer", help="Your name, recorded with every decision (default: [review] reviewer, else git's user.name, else your login name)."),
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only review candidates with this tag, e.g. billing or edge:ambiguous.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")] = None,
+    flagged: Annotated[bool, typer.Option("--flagged", help="Only review candidates the checks flagged for a closer look.")] = False,
+) -> None:
+    """Review pending candidates one at a time: a accept, r reject with a reason, e correct, s skip, u undo.
+
+    Only what a named reviewer accepts here can ever be exported. Each decision is saved before the
+    next candidate appears. Several reviewers can work on one store at once: each candidate is
+    leased to one of them while it is on their screen. Keys can be remapped in [review] keys.
+    """
+    from generator.examples import TAG_PATTERN
+    from generator.store.db import read_session
+    from generator.store.models import Run
+    from generator.store.queue import QueueFilter
+
+    cli = state(ctx)
+    project = cli.project
+    config = project.config.review
+    name = resolve_reviewer(reviewer, configured=config.reviewer, project_root=project.root)
+    if tag is not None and not TAG_PATTERN.match(tag):
+        raise UserError(f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)")
+    if run is not None:
+        with read_session(cli.engine) as session:
+            if session.get(Run, run) is None:
+                raise UserError(f"--run {run!r}: no such generation run in the store", fix="pass a run id that `synthgate stats` lists, or leave --run out")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("synthgate review needs an interactive terminal", fix="run it in a terminal (over SSH and in tmux is fine), not through a pipe")
+
+    # Textual is imported here, never at module level: the rest of the CLI works without it.
+    from review_tui.app import make_review_app
+
+    review_app = make_review_app(
+        engine=cli.engine,
+        reviewer=name,
+        config=config,
+        filters=QueueFilter(tag=tag, run_id=run, flagged_only=flagged),
+    )
+    review_app.run()
+
+
+def resolve_reviewer(given: str | None, *, configured: str | None, project_root: Path) -> str:
+    """The reviewer's name: --reviewer, else [review] reviewer, else git's user.name, else the login name."""
+    if given is not None:
+        if not given.strip():
+            raise UserError("--reviewer must not be blank", fix="pass your name, e.g. --reviewer 'Ada Lovelace'")
+        return given.strip()
+    for candidate in (configured, _git_user_name(project_root), _login_name()):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    raise UserError(
+        "no reviewer name: every decision must carry one",
+        fix="pass --reviewer NAME, or set reviewer = \"NAME\" under [review] in synthgate.toml",
+    )
+
+
+def _git_user_name(folder: Path) -> str | None:
+    try:
+        result = subprocess.run(["git", "config", "user.name"], cwd=folder, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git here: fall back to the login name
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _login_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user entry for this uid (e.g. some containers)
+        return None

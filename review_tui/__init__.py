@@ -1,0 +1,1 @@
+"""The human side of the gate: the Textual review app (`synthgate review`)."""

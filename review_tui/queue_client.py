@@ -1,0 +1,82 @@
+"""One reviewer's handle on the review queue: each call is its own committed transaction.
+
+The app calls these from worker threads only. Everything goes through `generator.store.queue`,
+so the gate's rules (named reviewer, pending only, leases, the decision chain) hold here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from generator.examples import Example
+from generator.store import queue
+from generator.store.db import read_session, write_session
+from generator.store.queue import CandidateView, DecisionView, QueueFilter
+
+
+@dataclass
+class QueueClient:
+    engine: Engine
+    reviewer: str
+    lease_seconds: int
+    filters: QueueFilter = field(default_factory=QueueFilter)
+
+    def claim(self) -> CandidateView | None:
+        """The candidate to show next, leased to this reviewer (None: nothing left for these filters)."""
+        with write_session(self.engine) as session:
+            return queue.claim_next_candidate(
+                session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, filters=self.filters
+            )
+
+    def decide(
+        self,
+        *,
+        candidate_id: int,
+        action: str,
+        seconds: float,
+        reasons: Sequence[str] = (),
+        note: str | None = None,
+        edited: Example | None = None,
+    ) -> DecisionView:
+        """Record and commit one decision; when this returns, the decision survives a kill -9."""
+        with write_session(self.engine) as session:
+            return queue.record_decision(
+                session,
+                candidate_id=candidate_id,
+                reviewer=self.reviewer,
+                action=action,
+                reasons=reasons,
+                note=note,
+                edited=edited,
+                seconds=seconds,
+            )
+
+    def undo(self) -> tuple[DecisionView, CandidateView] | None:
+        """Undo this reviewer's latest live decision; returns the undo and the candidate to show again."""
+        with write_session(self.engine) as session:
+            undo = queue.undo_last_decision(session, reviewer=self.reviewer, lease_seconds=self.lease_seconds)
+            if undo is None:
+                return None
+            return undo, queue.get_candidate(session, candidate_id=undo.candidate_id)
+
+    def skip(self, candidate_id: int) -> None:
+        with write_session(self.engine) as session:
+            queue.skip_candidate(session, candidate_id=candidate_id, reviewer=self.reviewer)
+
+    def release(self) -> None:
+        """Give back every candidate this reviewer holds (the shown one, and any an undo left reserved)."""
+        with write_session(self.engine) as session:
+            queue.release_leases(session, reviewer=self.reviewer)
+
+    def renew(self, candidate_id: int) -> bool:
+        with write_session(self.engine) as session:
+            return queue.renew_lease(
+                session, candidate_id=candidate_id, reviewer=self.reviewer, lease_seconds=self.lease_seconds
+            )
+
+    def counts(self) -> dict[str, int]:
+        with read_session(self.engine) as session:
+            return queue.queue_counts(session, filters=self.filters)

@@ -1,0 +1,359 @@
+"""The review screen: one candidate at a time, one key per decision, every decision committed before the next.
+
+Queue work (claim, decide, undo, skip, release, lease renewal, counts) runs in thread workers that
+report back with messages; while one is in flight the decision keys do nothing, so a key can only
+ever apply to the candidate the reviewer is looking at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Static
+
+from generator.config import REVIEW_KEY_DEFAULTS
+from generator.store.queue import CandidateView, DecisionView, QueueError, QueueFilter
+from review_tui.messages import CandidateLoaded, CandidateShown, NothingToUndo, QueueCounted, QueueFailed
+from review_tui.queue_client import QueueClient
+from review_tui.safe_text import visible
+from review_tui.screens.edit import EditResult, EditScreen
+from review_tui.screens.filters import FilterScreen
+from review_tui.screens.help import HelpScreen
+from review_tui.screens.reject import RejectChoice, RejectScreen
+from review_tui.tally import QueueProgress, SessionTally
+from review_tui.widgets.empty_queue import EmptyQueuePanel
+from review_tui.widgets.flags import FlagsView
+from review_tui.widgets.nearest_seed import NearestSeedView
+from review_tui.widgets.progress import ProgressHeader, describe_filters
+from review_tui.widgets.provenance import ProvenanceView
+from review_tui.widgets.transcript import TranscriptView
+
+# Keys that need a candidate on screen (hidden from the footer when the queue is empty).
+CANDIDATE_ACTIONS = {"accept", "reject", "edit", "skip"}
+POLL_SECONDS = 10  # an empty queue looks again this often (generation may be running)
+RECOUNT_SECONDS = 30  # progress is corrected from the database this often (other reviewers)
+
+
+def _binding(action: str, description: str, tooltip: str) -> Binding:
+    return Binding(REVIEW_KEY_DEFAULTS[action], action, description, id=action, tooltip=tooltip)
+
+
+class ReviewScreen(Screen[None]):
+    BINDINGS = [
+        _binding("accept", "Accept", "Accept this candidate as a training example"),
+        _binding("reject", "Reject", "Reject it, with a reason"),
+        _binding("edit", "Edit", "Correct the conversation, then accept the corrected version"),
+        _binding("skip", "Skip", "Decide later: it goes to the back of the queue"),
+        _binding("undo", "Undo", "Take back your latest decision"),
+        _binding("filter", "Filter", "Choose which candidates come up (tag, run, flagged)"),
+        _binding("help", "Help", "All keys, and what the gate guarantees"),
+        _binding("quit", "Quit", "Give the candidate back and leave; every decision is already saved"),
+    ]
+    AUTO_FOCUS = "#transcript"
+
+    def __init__(
+        self,
+        *,
+        client: QueueClient,
+        reasons: list[str],
+        keys: dict[str, str],
+        clock: Callable[[], float],
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.reasons = reasons
+        self.keys = {**REVIEW_KEY_DEFAULTS, **keys}  # as remapped in [review] keys (applied by the app's keymap)
+        self.clock = clock
+        self.blink = blink
+        self.tally = SessionTally(started_at=clock())
+        self.progress = QueueProgress()
+        self.candidate: CandidateView | None = None
+        self.shown_at = 0.0
+        self.busy = True  # until the first candidate arrives
+        self.quit_requested = False
+
+    def compose(self) -> ComposeResult:
+        yield ProgressHeader(id="progress")
+        with ContentSwitcher(initial="review-pane", id="body"):
+            with Horizontal(id="review-pane"):
+                yield TranscriptView(id="transcript")
+                with Vertical(id="context"):
+                    yield NearestSeedView(id="nearest-seed")
+                    yield FlagsView(id="flags")
+                    yield ProvenanceView(id="provenance")
+            yield EmptyQueuePanel(id="empty")
+        yield Static(id="status", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for widget_id, title in (("nearest-seed", "Nearest seed"), ("flags", "Flags"), ("provenance", "Provenance")):
+            self.query_one(f"#{widget_id}").border_title = title
+        self.query_one("#transcript").border_title = "Candidate"
+        self._refresh_header()
+        self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+        self.count_queue()
+        self.set_interval(max(self.client.lease_seconds / 3, 5), self.renew_lease)
+        self.set_interval(RECOUNT_SECONDS, self.count_queue)
+        self.set_interval(POLL_SECONDS, self.poll_empty_queue)
+        self.set_interval(5, self._refresh_header)  # the pace changes as time passes
+
+    # --- workers: the only code that touches the database -------------------------------------
+
+    @work(thread=True, group="queue")
+    def run_queue_call(self, call: Callable[[], CandidateLoaded | NothingToUndo]) -> None:
+        """Run one queue operation off the UI thread; its result (or failure) comes back as a message."""
+        shown = self.candidate.id if self.candidate else None
+        try:
+            message: CandidateLoaded | NothingToUndo | QueueFailed = call()
+        except QueueError as exc:  # the candidate was decided or taken meanwhile: move on
+            message = QueueFailed(str(exc), candidate_id=shown)
+        except Exception as exc:  # e.g. the database is locked or gone: keep the candidate, let them retry
+            message = QueueFailed(f"{type(exc).__name__}: {exc}")
+        self.post_message(message)
+
+    @work(thread=True, group="counts", exclusive=True)
+    def count_queue(self) -> None:
+        try:
+            self.post_message(QueueCounted(self.client.counts()))
+        except Exception:
+            pass  # progress is informational; the next count retries
+
+    @work(thread=True, group="lease")
+    def _renew(self, candidate_id: int) -> None:
+        try:
+            held = self.client.renew(candidate_id)
+        except Exception:
+            return  # transient; renewed again on the next tick, long before the lease runs out
+        if not held:
+            self.post_message(
+                QueueFailed(f"candidate #{candidate_id} is no longer yours (your lease ran out)", candidate_id=candidate_id)
+            )
+
+    @work(thread=True, group="queue")
+    def _release_and_exit(self) -> None:
+        try:
+            self.client.release()
+        finally:
+            self.app.call_from_thread(self.app.exit)
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def renew_lease(self) -> None:
+        """Keep the shown candidate reserved for this reviewer while they look at it."""
+        if self.candidate is not None and not self.busy:
+            self._renew(self.candidate.id)
+
+    def poll_empty_queue(self) -> None:
+        if self.candidate is None and not self.busy:
+            self.busy = True
+            self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in CANDIDATE_ACTIONS and self.candidate is None:
+            return False
+        return True
+
+    def _ready(self) -> CandidateView | None:
+        """The candidate a key applies to, or None while the queue is busy (the key is ignored)."""
+        return None if self.busy else self.candidate
+
+    def _record(self, candidate: CandidateView, *, action: str, **details) -> None:  # type: ignore[no-untyped-def]
+        seconds = self.clock() - self.shown_at
+        client = self.client
+        self.busy = True
+
+        def call() -> CandidateLoaded:
+            done = client.decide(candidate_id=candidate.id, action=action, seconds=seconds, **details)
+            return CandidateLoaded(client.claim(), done=done)
+
+        self.run_queue_call(call)
+
+    def action_accept(self) -> None:
+        if candidate := self._ready():
+            self._record(candidate, action="accept")
+
+    def action_reject(self) -> None:
+        candidate = self._ready()
+        if candidate is None:
+            return
+
+        def rejected(choice: RejectChoice | None) -> None:
+            if choice is not None and self._ready() is candidate:
+                self._record(candidate, action="reject", reasons=[choice.reason], note=choice.note)
+
+        self.app.push_screen(RejectScreen(candidate_id=candidate.id, reasons=self.reasons, blink=self.blink), rejected)
+
+    def action_edit(self) -> None:
+        candidate = self._ready()
+        if candidate is None:
+            return
+
+        def edited(result: EditResult | None) -> None:
+            if result is None or self._ready() is not candidate:
+                return
+            if result.edited is None:
+                self._record(candidate, action="accept")
+            else:
+                self._record(candidate, action="edit", edited=result.edited)
+
+        self.app.push_screen(EditScreen(candidate, blink=self.blink), edited)
+
+    def action_skip(self) -> None:
+        candidate = self._ready()
+        if candidate is None:
+            return
+        self.busy = True
+        client = self.client
+
+        def call() -> CandidateLoaded:
+            client.skip(candidate.id)
+            return CandidateLoaded(client.claim(), note=f"skipped #{candidate.id}: it comes back after the others")
+
+        self.run_queue_call(call)
+
+    def action_undo(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        client = self.client
+
+        def call() -> CandidateLoaded | NothingToUndo:
+            undone = client.undo()
+            if undone is None:
+                return NothingToUndo()
+            undo, candidate = undone
+            return CandidateLoaded(candidate, done=undo)
+
+        self.run_queue_call(call)
+
+    def action_filter(self) -> None:
+        if self.busy:
+            return
+
+        def chosen(filters: QueueFilter | None) -> None:
+            if filters is None or filters == self.client.filters or self.busy:
+                return
+            self.busy = True
+            self.client.filters = filters
+            self.progress = QueueProgress()
+            client = self.client
+
+            def call() -> CandidateLoaded:
+                client.release()  # what this reviewer holds may not match the new filters
+                return CandidateLoaded(client.claim(), note=f"filters: {describe_filters(filters) or 'none (every candidate)'}")
+
+            self.run_queue_call(call)
+            self.count_queue()
+
+        self.app.push_screen(FilterScreen(self.client.filters, blink=self.blink), chosen)
+
+    def action_help(self) -> None:
+        tooltips = {binding.id: binding.tooltip for binding in self.BINDINGS if isinstance(binding, Binding)}
+        keys = [(self._key_for(action), tooltips[action]) for action in REVIEW_KEY_DEFAULTS]
+        self.app.push_screen(HelpScreen(keys))
+
+    def action_quit(self) -> None:
+        """Give the shown candidate back to the pool and leave (after any decision in flight is saved)."""
+        if self.busy:
+            self.quit_requested = True
+            return
+        self.busy = True
+        self._release_and_exit()
+
+    # --- results from the workers ----------------------------------------------------------
+
+    @on(CandidateLoaded)
+    def _candidate_loaded(self, message: CandidateLoaded) -> None:
+        if message.done is not None:
+            self.tally.record(message.done)
+            self.progress.record(message.done)
+            self._set_status(_describe(message.done))
+        elif message.note:
+            self._set_status(message.note)
+        self._show(message.candidate)
+
+    @on(NothingToUndo)
+    def _nothing_to_undo(self) -> None:
+        self.busy = False
+        self.notify("Nothing to undo: you have no decision left to take back.", markup=False)
+        self._after_call()
+
+    @on(QueueFailed)
+    def _queue_failed(self, message: QueueFailed) -> None:
+        self.notify(message.error, title="Not saved", severity="error", markup=False)
+        if message.candidate_id is not None and self.candidate is not None and message.candidate_id == self.candidate.id:
+            # The candidate on screen is gone (someone else decided it, or the lease ran out).
+            self.busy = True
+            self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+            return
+        self.busy = False
+        self._after_call()
+
+    @on(QueueCounted)
+    def _queue_counted(self, message: QueueCounted) -> None:
+        self.progress.set_counts(message.counts)
+        self._refresh_header()
+
+    # --- display -----------------------------------------------------------------------------
+
+    def _show(self, candidate: CandidateView | None) -> None:
+        self.candidate = candidate
+        switcher = self.query_one("#body", ContentSwitcher)
+        if candidate is None:
+            keys = {action: self._key_for(action) for action in REVIEW_KEY_DEFAULTS}
+            self.query_one(EmptyQueuePanel).show(filters=self.client.filters, keys=keys, poll_seconds=POLL_SECONDS)
+            switcher.current = "empty"
+        else:
+            transcript = self.query_one(TranscriptView)
+            transcript.border_title = f"Candidate #{candidate.id}"
+            transcript.show(candidate.messages)
+            self.query_one(NearestSeedView).show(candidate)
+            self.query_one(FlagsView).show(candidate.flags)
+            self.query_one(ProvenanceView).show(candidate)
+            switcher.current = "review-pane"
+            transcript.focus()
+        self.refresh_bindings()
+        self._refresh_header()
+        self.busy = False
+        self.shown_at = self.clock()
+        self._after_call()
+        # "Shown" means rendered: keys pressed from now on apply to what the reviewer sees.
+        self.call_after_refresh(self.post_message, CandidateShown(candidate.id if candidate else None))
+
+    def _after_call(self) -> None:
+        if self.quit_requested:
+            self.quit_requested = False
+            self.action_quit()
+
+    def _refresh_header(self) -> None:
+        self.query_one(ProgressHeader).show(
+            reviewer=self.client.reviewer, filters=self.client.filters, progress=self.progress, tally=self.tally, now=self.clock()
+        )
+
+    def _set_status(self, text: str) -> None:
+        self.query_one("#status", Static).update(visible(text))
+
+    def _key_for(self, action: str) -> str:
+        """How the key for `action` is shown (the first, if several are bound), e.g. "?" or "^s"."""
+        first = self.keys[action].split(",")[0].strip()
+        return self.app.get_key_display(Binding(first, action))
+
+
+def _describe(decision: DecisionView) -> str:
+    """The status line after a decision is committed: the reviewer sees that it is saved."""
+    if decision.action == "undo":
+        return f"↶ undone: #{decision.candidate_id} is back for a new decision"
+    if decision.action == "reject":
+        note = f" — {decision.note}" if decision.note else ""
+        return f"✗ saved: rejected #{decision.candidate_id} ({', '.join(decision.reasons)}){note}"
+    if decision.action == "edit":
+        return f"✎ saved: accepted #{decision.candidate_id} as corrected"
+    return f"✓ saved: accepted #{decision.candidate_id}"
