@@ -17,9 +17,10 @@ from generator.generation.providers.base import ProviderError
 
 RETRY_AFTER_CAP = 60.0  # never sleep longer than this on a server's say-so
 BACKOFF_BASE = 1.0
-# 429s "cluster" when at least this many of the last answers within the window were 429s, and
-# they are at least half of those answers: then every worker pauses, instead of each one hammering.
-CLUSTER_MIN = 5
+# 429s "cluster" when at least half of the last CLUSTER_SIZE answers (within CLUSTER_WINDOW
+# seconds) were 429s: then every worker pauses, instead of each one hammering the server. Scattered
+# 429s (say 1 in 5) are only retried one by one: a random run of 10 in 20 at that rate is rarer than 1 in 300.
+CLUSTER_SIZE = 20
 CLUSTER_WINDOW = 10.0
 
 
@@ -61,7 +62,7 @@ class RateLimitGate:
         self.clock = clock
         self.paused_until = 0.0
         self.pauses = 0
-        self._recent: deque[tuple[float, bool]] = deque(maxlen=4 * CLUSTER_MIN)
+        self._recent: deque[tuple[float, bool]] = deque(maxlen=CLUSTER_SIZE)
 
     def record(self, *, rate_limited: bool, retry_after: float | None = None) -> None:
         now = self.clock()
@@ -70,7 +71,7 @@ class RateLimitGate:
             return
         recent = [limited for at, limited in self._recent if now - at <= CLUSTER_WINDOW]
         hits = sum(recent)
-        if hits >= CLUSTER_MIN and hits * 2 >= len(recent):
+        if hits * 2 >= CLUSTER_SIZE:
             pause = min(retry_after if retry_after is not None else BACKOFF_BASE * 2 ** min(self.pauses, 6), RETRY_AFTER_CAP)
             if now + pause > self.paused_until:
                 self.paused_until = now + pause

@@ -27,10 +27,10 @@ class AnthropicProvider:
 
     async def send(self, request: ProviderRequest) -> str:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+        # No temperature: the Messages API of anthropic SDK 2.x has no sampling parameters any more.
         arguments: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
             "messages": [m for m in request.messages if m["role"] != "system"],
         }
         if system:

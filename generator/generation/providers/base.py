@@ -11,6 +11,16 @@ from generator.generation.secrets import scrub_secrets
 
 ErrorKind = Literal["rate_limit", "server", "timeout", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
 RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+_LABELS = {
+    "rate_limit": "rate limited",
+    "server": "server error",
+    "timeout": "timed out",
+    "connection": "connection failed",
+    "auth": "authentication failed",
+    "bad_request": "bad request",
+    "not_found": "not found",
+    "unsupported_schema": "JSON schema output not supported",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class ProviderError(Exception):
 
     def describe(self) -> str:
         status = f"HTTP {self.status} " if self.status else ""
-        return f"{status}{self.kind.replace('_', ' ')}: {self.message}"
+        return f"{status}{_LABELS[self.kind]}: {self.message}"
 
 
 class Provider(Protocol):

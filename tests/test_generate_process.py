@@ -1,0 +1,99 @@
+"""`synthgate generate` as separate processes: killed with SIGKILL mid-run and rerun, and against the standalone fake server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from generator.store.db import open_store
+from generator.store.models import Candidate, LLMCall
+from tests.conftest import REPO, run_cli
+from tests.fake_llm_server import FakeLLMServer, FaultPlan
+
+pytestmark = pytest.mark.slow
+KEY = {"OPENAI_API_KEY": "sk-test-process-0123456789"}
+
+
+def _calls_and_candidates(project_dir: Path) -> tuple[list[LLMCall], list[Candidate]]:
+    engine = open_store(f"sqlite:///{project_dir / '.synthgate' / 'queue.db'}")
+    with Session(engine) as session:
+        calls, candidates = list(session.exec(select(LLMCall))), list(session.exec(select(Candidate)))
+    engine.dispose()
+    return calls, candidates
+
+
+def _answered(project_dir: Path) -> int:
+    if not (project_dir / ".synthgate" / "queue.db").exists():
+        return 0
+    try:
+        return sum(call.status == "ok" for call in _calls_and_candidates(project_dir)[0])
+    except Exception:  # noqa: BLE001 - the store may still be being created
+        return 0
+
+
+def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(project_dir: Path) -> None:
+    requests, per_request, concurrency = 12, 2, 2
+    with FakeLLMServer(FaultPlan(latency=0.25)) as fake:
+        args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests * per_request),
+                "--per-request", str(per_request), "--concurrency", str(concurrency), "--json"]
+        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while _answered(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
+
+        calls, candidates = _calls_and_candidates(project_dir)
+        answered_before = sum(call.status == "ok" for call in calls)
+        assert len(calls) == requests  # the whole run was journaled before the first request
+        assert 3 <= answered_before < requests
+        # Every stored answer has all its candidates: answers and candidates commit together.
+        assert Counter(c.call_id for c in candidates) == {call.id: per_request for call in calls if call.status == "ok"}
+        sent_before = fake.requests
+
+        rerun = run_cli(*args, cwd=REPO, env=KEY)
+        assert rerun.returncode == 0, rerun.stderr
+        summary = json.loads(rerun.stdout)
+        assert summary["resumed"] is True and summary["requests_answered_before"] == answered_before
+        assert summary["requests_sent"] == requests - answered_before
+        assert fake.requests - sent_before == requests - answered_before  # no stored answer was paid for twice
+        assert sent_before - answered_before <= concurrency  # only answers in flight at the kill were lost
+
+    calls, candidates = _calls_and_candidates(project_dir)
+    assert sorted(call.request_index for call in calls) == list(range(requests))
+    assert all(call.status == "ok" for call in calls)
+    assert len(candidates) == requests * per_request
+    assert len({c.source_key for c in candidates}) == len(candidates)
+    assert Counter(c.call_id for c in candidates) == {call.id: per_request for call in calls}
+
+
+def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> None:
+    server = subprocess.Popen([sys.executable, "-m", "tests.fake_llm_server", "--port", "0", "--rate-limit", "0.3", "--retry-after", "0",
+                               "--seed", "3"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        assert line.startswith("listening on http://127.0.0.1:")
+        url = line.split()[-1]
+        result = run_cli("--project", str(project_dir), "generate", "--base-url", f"{url}/v1", "-n", "10", "--per-request", "1",
+                         "--json", cwd=REPO, env=KEY)
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        with urllib.request.urlopen(f"{url}/_stats") as response:
+            stats = json.load(response)
+        assert summary["requests_sent"] == 10 and summary["candidates"] == 10
+        assert stats["requests"] == 10 + summary["retries"]
+        assert stats["behaviours"].get("429", 0) == summary["retries"]
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -1,0 +1,409 @@
+"""`synthgate generate` end to end, in-process, through the real SDKs against the loopback fake LLM server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from generator.cli import main
+from generator.store.db import open_store
+from generator.store.intake import NewCandidate, add_candidates
+from generator.store.models import Candidate, LLMCall, Run, SeedRecord
+from generator.store.queue import record_decision
+from tests.fake_llm_server import FakeLLMServer, FaultPlan
+
+SECRET = "sk-test-Zq8Xv3Lm1Pw9Rt7Yb2Nc5Kd4"  # key-shaped, so a leak would be found by the scan
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[..., FakeLLMServer]]:
+    started: list[FakeLLMServer] = []
+
+    def start(**plan: Any) -> FakeLLMServer:
+        fake = FakeLLMServer(FaultPlan(**plan)).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture
+def generate(project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run `synthgate --project DIR generate ARGS` through the real entry point; returns exit code and output."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["synthgate", "--project", str(project_dir), "generate", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def configure(project_dir: Path, **values: Any) -> None:
+    """Set [generate] keys in the project's synthgate.toml."""
+    path = project_dir / "synthgate.toml"
+    lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+    path.write_text(path.read_text().replace("[generate]\n", "[generate]\n" + lines, 1))
+
+
+def store(project_dir: Path) -> Engine:
+    return open_store(f"sqlite:///{project_dir / '.synthgate' / 'queue.db'}")
+
+
+def rows(project_dir: Path, model: type) -> list[Any]:
+    engine = store(project_dir)
+    with Session(engine) as session:
+        found = list(session.exec(select(model)))
+    engine.dispose()
+    return found
+
+
+def openai_args(fake: FakeLLMServer, *more: str) -> tuple[str, ...]:
+    return ("--base-url", fake.openai_base_url, "--concurrency", "4", *more)
+
+
+# --- both providers, end to end --------------------------------------------------------------
+
+
+def test_openai_end_to_end_into_the_queue_with_full_provenance(server, generate, project_dir: Path) -> None:
+    fake = server()
+    result = generate(*openai_args(fake, "-n", "6", "--per-request", "3", "--json"))
+    assert result.code == 0, result.err
+    summary = result.json
+    assert summary["requests_sent"] == 2 and summary["cache_hits"] == 0 and summary["failed_calls"] == 0
+    assert summary["candidates"] == 6
+    assert summary["input_tokens"] > 0 and summary["output_tokens"] > 0 and summary["cost_usd"] > 0
+    assert fake.requests == 2
+
+    sent = [entry["body"] for entry in fake.log]
+    assert all(body["response_format"]["type"] == "json_schema" for body in sent)
+    assert all(body["model"] == "gpt-4o-mini" and body["max_tokens"] == 4096 for body in sent)
+
+    (run,) = rows(project_dir, Run)
+    calls = {call.id: call for call in rows(project_dir, LLMCall)}
+    candidates = rows(project_dir, Candidate)
+    seed_ids = {seed.id for seed in rows(project_dir, SeedRecord)}
+    template_hash = hashlib.sha256((project_dir / "prompts" / "generate.jinja").read_bytes()).hexdigest()
+    assert run.id == summary["run_id"] and run.status == "complete" and run.template_hash == template_hash
+    assert len(candidates) == 6
+    for candidate in candidates:
+        call = calls[candidate.call_id]
+        assert call.status == "ok" and call.response_text and call.cost_usd and call.cost_usd > 0
+        assert candidate.run_id == run.id and candidate.model == "gpt-4o-mini" and candidate.template_hash == template_hash
+        assert candidate.seed_ids == call.seed_ids and set(candidate.seed_ids) <= seed_ids and len(candidate.seed_ids) == 4
+        assert candidate.source_key.startswith(f"{call.id}:")
+        assert candidate.status in ("pending", "filtered")
+        assert candidate.messages[0]["role"] == "system"
+    assert sum(c.status == "pending" for c in candidates) >= 3  # realistic answers, not all duplicates
+
+
+def test_anthropic_end_to_end_with_a_forced_tool(server, generate, project_dir: Path) -> None:
+    fake = server()
+    result = generate("--provider", "anthropic", "--base-url", fake.url, "-n", "4", "--per-request", "2", "--json")
+    assert result.code == 0, result.err
+    assert result.json["candidates"] == 4 and result.json["requests_sent"] == 2
+    body = fake.log[0]["body"]
+    assert fake.log[0]["path"] == "/v1/messages"
+    assert body["model"] == "claude-haiku-4-5"  # switching provider switches the default model
+    assert body["tool_choice"] == {"type": "tool", "name": "submit_examples"}
+    assert "training data" in body["system"] and all(m["role"] == "user" for m in body["messages"])
+    assert {c.model for c in rows(project_dir, Candidate)} == {"claude-haiku-4-5"}
+
+
+def test_a_server_without_json_schema_gets_plain_json(server, generate, project_dir: Path) -> None:
+    fake = server(json_schema_supported=False)
+    result = generate(*openai_args(fake, "-n", "4", "--per-request", "2", "--concurrency", "1", "--json"))
+    assert result.code == 0, result.err
+    assert result.json["candidates"] == 4 and result.json["failed_calls"] == 0
+    assert any("fell back to plain JSON" in note for note in result.json["notes"])
+    formats = [(entry["body"].get("response_format") or {}).get("type") for entry in fake.log]
+    assert formats == ["json_schema", None, None]  # one refusal, then plain JSON for the rest of the run
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+def test_429_and_500_are_retried_honouring_retry_after(server, generate, project_dir: Path) -> None:
+    fake = server(script=["429", "500", "429"], retry_after=0.5)
+    result = generate(*openai_args(fake, "-n", "2", "--per-request", "1", "--concurrency", "1", "--json"))
+    assert result.code == 0, result.err
+    assert result.json["retries"] == 3 and result.json["candidates"] == 2 and result.json["failed_calls"] == 0
+    assert fake.requests == 5
+    arrivals = [entry["at"] for entry in fake.log]
+    assert arrivals[1] - arrivals[0] >= 0.5  # the first retry waited for Retry-After
+    assert sorted(call.attempts for call in rows(project_dir, LLMCall)) == [1, 4]
+
+
+def test_a_hung_connection_hits_the_deadline_and_the_rerun_sends_only_that_request(server, generate, project_dir: Path) -> None:
+    configure(project_dir, timeout=1.0, max_retries=0)
+    fake = server(script=["hang"])
+    first = generate(*openai_args(fake, "-n", "3", "--per-request", "1", "--concurrency", "1"))
+    assert first.code == 1
+    assert "retry the requests without an answer" in first.err and "Traceback" not in first.err
+    calls = sorted(rows(project_dir, LLMCall), key=lambda c: c.request_index)
+    assert [c.status for c in calls] == ["failed", "ok", "ok"]
+    assert "deadline" in (calls[0].error or "")
+    assert rows(project_dir, Run)[0].status == "stopped"
+
+    second = generate(*openai_args(fake, "-n", "3", "--per-request", "1", "--concurrency", "1", "--json"))
+    assert second.code == 0, second.err
+    assert second.json["requests_sent"] == 1 and second.json["requests_answered_before"] == 2
+    assert fake.requests == 4
+    assert len(rows(project_dir, Candidate)) == 3
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_malformed_truncated_refused_answers_are_recorded_not_queued(server, generate, project_dir: Path, provider: str) -> None:
+    fake = server(script=["malformed", "truncated", "refusal", "schema", "ok"])
+    base_url = fake.openai_base_url if provider == "openai" else fake.url
+    result = generate("--provider", provider, "--base-url", base_url, "-n", "10", "--per-request", "2", "--concurrency", "1", "--json")
+    assert result.code == 0, result.err  # the run is complete: every request got an answer, usable or not
+    assert result.json["failed_calls"] == 4
+    assert result.json["failures"] == {"failed": 0, "invalid": 2, "truncated": 1, "refused": 1}
+    calls = sorted(rows(project_dir, LLMCall), key=lambda c: c.request_index)
+    assert [c.status for c in calls] == ["invalid", "truncated", "refused", "invalid", "ok"]
+    assert all(c.response_text and c.error for c in calls[:4])  # raw answer and reason kept on the call
+    candidates = rows(project_dir, Candidate)
+    assert len(candidates) == 2 and {c.call_id for c in candidates} == {calls[4].id}
+
+
+def test_an_authentication_error_stops_the_run_at_once_without_echoing_the_key(server, generate, project_dir: Path) -> None:
+    fake = server(ratios={"401": 1.0})
+    result = generate(*openai_args(fake, "-n", "40", "--per-request", "1"))
+    assert result.code == 2
+    assert "OPENAI_API_KEY" in result.err and "authentication" in result.err.lower()
+    assert "sk-fake" not in result.err and SECRET not in result.err and "Traceback" not in result.err
+    assert fake.requests <= 4  # at most what was already in flight
+    assert rows(project_dir, Run)[0].status == "stopped"
+
+
+def test_no_api_key_anywhere_in_the_store_or_the_output(server, generate, project_dir: Path) -> None:
+    fake = server(script=["ok", "401"])
+    ok = generate(*openai_args(fake, "-n", "1", "--concurrency", "1"))
+    refused = generate(*openai_args(fake, "-n", "2", "--per-request", "1", "--seed", "5", "--concurrency", "1"))
+    assert ok.code == 0 and refused.code == 2
+    assert f"Bearer {SECRET}" in fake.seen_keys  # the key really was used
+    state = project_dir / ".synthgate"
+    stored = b"".join(path.read_bytes() for path in state.rglob("*") if path.is_file())
+    assert b"sk-fake" not in stored  # the provider's echo of a key was scrubbed
+    (failed,) = [call for call in rows(project_dir, LLMCall) if call.status == "failed"]
+    assert "401" in (failed.error or "")  # ...but the error itself was kept
+    for text in (stored.decode("utf-8", "replace"), ok.out + ok.err, refused.out + refused.err):
+        assert SECRET not in text and SECRET[3:15] not in text
+
+
+def test_a_missing_key_is_a_clear_error_before_anything_is_sent(generate, project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    result = generate("-n", "2")
+    assert result.code == 2
+    assert "OPENAI_API_KEY is not set" in result.err and "Traceback" not in result.err
+    assert rows(project_dir, Run) == []
+
+
+def test_an_unreachable_provider_stops_the_run_with_exit_1(server, generate, project_dir: Path) -> None:
+    configure(project_dir, max_retries=0)
+    fake = server()
+    fake.stop()  # nothing listens on that port any more
+    result = generate(*openai_args(fake, "-n", "20", "--per-request", "1", "--concurrency", "1"))
+    assert result.code == 1
+    assert "unreachable" in result.err
+    statuses = [c.status for c in rows(project_dir, LLMCall)]
+    assert statuses.count("failed") == 5 and statuses.count("pending") == 15
+
+
+# --- journal, cache, resume ------------------------------------------------------------------
+
+
+def test_the_same_command_again_sends_nothing_and_says_how_to_get_more(server, generate, project_dir: Path) -> None:
+    fake = server()
+    args = openai_args(fake, "-n", "4", "--per-request", "2")
+    assert generate(*args).code == 0
+    again = generate(*args)
+    assert again.code == 0
+    assert "already complete" in again.out and "0 requests sent" in again.out and "--seed 1" in again.out
+    as_json = generate(*args, "--json").json
+    assert as_json["requests_sent"] == 0 and as_json["candidates"] == 0 and as_json["status"] == "complete"
+    assert fake.requests == 2
+    assert len(rows(project_dir, Candidate)) == 4 and len(rows(project_dir, Run)) == 1
+
+
+def test_operational_flags_do_not_change_the_run_but_sampling_flags_do(server, generate, project_dir: Path) -> None:
+    fake = server()
+    first = generate(*openai_args(fake, "-n", "2", "--json")).json
+    same = generate(*openai_args(fake, "-n", "2", "--concurrency", "7", "--rpm", "600", "--max-cost", "5", "--json")).json
+    other = generate(*openai_args(fake, "-n", "2", "--seed", "3", "--json")).json
+    assert same["run_id"] == first["run_id"] and same["requests_sent"] == 0
+    assert other["run_id"] != first["run_id"] and other["requests_sent"] == 1
+
+
+def test_identical_requests_in_another_run_come_from_the_cache_unless_no_cache(server, generate, project_dir: Path) -> None:
+    fake = server()
+    generate(*openai_args(fake, "-n", "4", "--per-request", "2"))
+    bigger = generate(*openai_args(fake, "-n", "6", "--per-request", "2", "--json")).json  # requests 0-1 are the same
+    assert bigger["cache_hits"] == 2 and bigger["requests_sent"] == 1 and bigger["cost_usd"] < bigger["run_cost_usd"] + 1e-9
+    fresh = generate(*openai_args(fake, "-n", "8", "--per-request", "2", "--no-cache", "--json")).json
+    assert fresh["cache_hits"] == 0 and fresh["requests_sent"] == 4
+    assert fake.requests == 2 + 1 + 4
+    cached = [c for c in rows(project_dir, LLMCall) if c.from_cache]
+    assert len(cached) == 2 and all(c.cost_usd == 0 for c in cached)
+
+
+def test_budget_stop_then_resume_with_a_higher_budget(server, generate, project_dir: Path) -> None:
+    fake = server()
+    args = openai_args(fake, "-n", "16", "--per-request", "2", "--max-tokens", "1200")
+    stopped = generate(*args, "--max-cost", "0.002")
+    assert stopped.code == 1
+    assert "max-cost" in stopped.err and "raise --max-cost" in stopped.err
+    calls = rows(project_dir, LLMCall)
+    spent = sum(c.cost_usd or 0 for c in calls)
+    assert 0 < spent <= 0.002
+    assert 0 < sum(c.status == "ok" for c in calls) < 8
+    assert rows(project_dir, Run)[0].status == "stopped"
+
+    resumed = generate(*args, "--max-cost", "1", "--json")
+    assert resumed.code == 0, resumed.err
+    assert resumed.json["resumed"] is True and resumed.json["run_id"] == rows(project_dir, Run)[0].id
+    assert len(rows(project_dir, Run)) == 1
+    assert len(rows(project_dir, Candidate)) == 16 and fake.requests == 8
+
+
+def test_max_cost_needs_a_price_for_the_model(generate, project_dir: Path) -> None:
+    result = generate("--base-url", "http://127.0.0.1:9/v1", "--model", "llama3.1:8b", "--max-cost", "1")
+    assert result.code == 2 and '[pricing."llama3.1:8b"]' in result.err
+
+
+def test_dry_run_renders_a_prompt_estimates_cost_and_sends_nothing(server, generate, project_dir: Path) -> None:
+    fake = server()
+    text = generate(*openai_args(fake, "-n", "10", "--dry-run"))
+    assert text.code == 0, text.err
+    assert "--- system ---" in text.out and "--- user ---" in text.out and "Write 5 new conversations" in text.out
+    assert "2 request(s) to gpt-4o-mini" in text.out and "Estimated cost: ≈ $" in text.out
+    report = generate(*openai_args(fake, "-n", "10", "--dry-run", "--json")).json
+    assert report["requests"] == 2 and report["requests_sent"] == 0
+    assert report["estimated_input_tokens"] > 0 and report["estimated_cost_usd"] > 0
+    assert report["worst_case_cost_usd"] >= report["estimated_cost_usd"]
+    assert fake.requests == 0
+    assert rows(project_dir, Run) == [] and rows(project_dir, LLMCall) == []
+
+
+def test_recent_rejection_reasons_reach_the_prompt(server, generate, project_dir: Path) -> None:
+    fake = server()
+    assert generate(*openai_args(fake, "-n", "3", "--per-request", "3")).code == 0
+    engine = store(project_dir)
+    with Session(engine) as session:
+        pending = [c.id for c in session.exec(select(Candidate).where(Candidate.status == "pending"))]
+        record_decision(session, candidate_id=pending[0], reviewer="ann", action="reject", reasons=["factually wrong"])
+        record_decision(session, candidate_id=pending[1], reviewer="ann", action="reject", reasons=["factually wrong", "wrong tone"])
+        other = add_candidates(session, [NewCandidate(source_key="other-template", template_hash="else", messages=[
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])])
+        record_decision(session, candidate_id=other[0], reviewer="ann", action="reject", reasons=["unsafe"])
+    engine.dispose()
+    report = generate(*openai_args(fake, "--seed", "9", "--dry-run", "--json")).json
+    user = report["prompt"][-1]["content"]
+    assert "- factually wrong (2x)" in user and "- wrong tone (1x)" in user
+    assert "unsafe" not in user  # another template's verdicts are not this template's
+
+
+def test_record_then_replay_reproduces_the_candidates_offline(server, generate, project_dir: Path, tmp_path: Path) -> None:
+    fake = server()
+    recording = tmp_path / "demo.jsonl"
+    assert generate(*openai_args(fake, "-n", "6", "--per-request", "2", "--record", str(recording))).code == 0
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    assert len(lines) == 3 and all(set(line) == {"key", "response"} for line in lines)
+    recorded = sorted(json.dumps(c.messages) for c in rows(project_dir, Candidate))
+
+    (project_dir / ".synthgate" / "queue.db").unlink()
+    for extra in (project_dir / ".synthgate").glob("queue.db-*"):
+        extra.unlink()
+    replayed = generate("--provider", "replay", "--replay-file", str(recording), "-n", "6", "--per-request", "2", "--json")
+    assert replayed.code == 0, replayed.err
+    assert replayed.json["requests_sent"] == 3 and replayed.json["cost_usd"] == 0
+    assert sorted(json.dumps(c.messages) for c in rows(project_dir, Candidate)) == recorded
+    assert fake.requests == 3
+
+
+def test_replay_serves_bare_response_lines_in_order(generate, project_dir: Path, tmp_path: Path) -> None:
+    conversation = [{"role": "user", "content": f"q{i}"} for i in range(2)]
+    bodies = [
+        {"type": "message", "role": "assistant", "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1},
+         "content": [{"type": "tool_use", "name": "submit_examples", "input": {"examples": [
+             {"messages": [conversation[i], {"role": "assistant", "content": f"a{i}"}], "tags": ["billing"]}]}}]}
+        for i in range(2)
+    ]
+    recording = tmp_path / "hand.jsonl"
+    recording.write_text("".join(json.dumps(body) + "\n" for body in bodies))
+    result = generate("--provider", "replay", "--replay-file", str(recording), "-n", "2", "--per-request", "1", "--concurrency", "1", "--json")
+    assert result.code == 0, result.err
+    contents = sorted(c.messages[0]["content"] for c in rows(project_dir, Candidate))
+    assert contents == ["q0", "q1"]
+    short = generate("--provider", "replay", "--replay-file", str(recording), "-n", "3", "--per-request", "1", "--seed", "4")
+    assert short.code == 2 and "no response for request 2" in short.err
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def test_template_errors_exit_2_with_file_and_line_before_any_request(server, generate, project_dir: Path) -> None:
+    fake = server()
+    template = project_dir / "prompts" / "generate.jinja"
+    template.write_text("{% block user %}\nWrite {{ count }}\n{% if %}\n{% endblock %}")
+    syntax = generate(*openai_args(fake, "-n", "2"))
+    assert syntax.code == 2 and f"{template}:3:" in syntax.err and "Traceback" not in syntax.err
+    template.write_text("{% block user %}\nWrite {{ count }}\n{{ exmaples }}\n{% endblock %}")
+    undefined = generate(*openai_args(fake, "-n", "2"))
+    assert undefined.code == 2 and f"{template}:3:" in undefined.err and "'exmaples' is undefined" in undefined.err
+    assert fake.requests == 0
+    assert rows(project_dir, LLMCall) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--concurrency", "0"), "--concurrency"),
+        (("--provider", "gemini"), "--provider"),
+        (("--temperature", "5"), "--temperature"),
+        (("--tag", "no-such-tag"), "matches no seed"),
+        (("--provider", "replay"), "--replay-file"),
+        (("--template", "prompts/missing.jinja"), "template not found"),
+    ],
+)
+def test_bad_flags_exit_2_with_a_message(generate, flags: tuple[str, ...], message: str) -> None:
+    result = generate("--base-url", "http://127.0.0.1:9/v1", *flags)
+    assert result.code == 2, result.err
+    assert message in result.err and "Traceback" not in result.err
+
+
+def test_broken_seeds_stop_generation_with_file_and_line(generate, project_dir: Path) -> None:
+    seeds = project_dir / "seeds" / "seeds.jsonl"
+    seeds.write_text(seeds.read_text() + "{not json\n")
+    result = generate("--base-url", "http://127.0.0.1:9/v1")
+    assert result.code == 2 and "seeds/seeds.jsonl:66:" in result.err
