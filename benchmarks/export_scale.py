@@ -1,0 +1,162 @@
+"""Export at scale: 1,000,000 accepted candidates through `synthgate export`; prints time and peak memory.
+
+Targets: under 30 s and under 500 MB (the export streams; it never loads all rows). The store is
+built with bulk inserts; its decisions carry correct chain hashes computed with
+`audit.decision_hash` -- benchmark-only set-up, not a product code path (the product has no API
+that writes an accepting decision without a reviewer in the review UI).
+
+The baseline, measured in the same run, is the floor the database sets: streaming the same
+candidate rows (JSON decoded) and writing their messages out, with no gate and no manifest.
+
+    .venv/bin/python benchmarks/export_scale.py            # 1,000,000 rows
+    .venv/bin/python benchmarks/export_scale.py --rows 100000 --verify
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select, update
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from generator.init_project import init_project  # noqa: E402
+from generator.examples import messages_hash  # noqa: E402
+from generator.store.audit import GENESIS, decision_hash  # noqa: E402
+from generator.store.db import open_store, read_session, write_session  # noqa: E402
+from generator.store.models import Candidate, Decision, DecisionChain, Run, utcnow  # noqa: E402
+
+SYSTEM = "You are Ledgerly's support assistant. Answer accurately and concisely, using only documented features."
+TAGS = ["billing", "invoices", "bank-sync", "reports", "account"]
+REVIEWERS = ["ann", "bob", "chen"]
+CHUNK = 20_000
+
+
+def conversation(i: int, *, edited: bool = False) -> list[dict[str, str]]:
+    answer = (
+        f"For case {i}: open Settings, then Billing, and choose the plan that fits. Upgrades apply at once and you "
+        f"pay only the prorated difference for the rest of the cycle; downgrades apply at the next renewal."
+    )
+    if edited:
+        answer += " (Corrected by the reviewer: annual plans are refunded pro rata within 30 days.)"
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Question {i}: how do I change my plan, and what does it cost me mid-cycle?"},
+        {"role": "assistant", "content": answer},
+    ]
+
+
+def build_store(url: str, rows: int, edit_every: int) -> None:
+    """Bulk-insert `rows` candidates, each with an accepting decision chained as record_decision would chain it."""
+    engine = open_store(url)
+    start = utcnow()
+    with write_session(engine) as session:
+        session.execute(
+            insert(Run),
+            [{"id": "bench-run", "provider": "openai", "model": "gpt-4o-mini", "template": "prompts/generate.jinja",
+              "template_hash": "t" * 64, "config": {"count": rows}, "created_at": start, "updated_at": start}],
+        )
+    prev_hash = GENESIS
+    for first in range(1, rows + 1, CHUNK):
+        ids = range(first, min(first + CHUNK, rows + 1))
+        candidates, decisions = [], []
+        for i in ids:
+            messages = conversation(i)
+            edited = conversation(i, edited=True) if i % edit_every == 0 else None
+            candidates.append({
+                "id": i, "source_key": f"bench:{i}", "content_hash": messages_hash(messages), "messages": messages,
+                "tags": [TAGS[i % len(TAGS)]], "run_id": "bench-run", "seed_ids": [], "template_hash": "t" * 64,
+                "model": "gpt-4o-mini", "status": "accepted", "flags": [], "review_order": 0, "created_at": start,
+            })
+            fields = {
+                "id": i, "candidate_id": i, "reviewer": REVIEWERS[i % len(REVIEWERS)], "action": "edit" if edited else "accept",
+                "reasons": [], "note": None, "edited_messages": edited,
+                "content_hash": messages_hash(edited or messages), "undoes_id": None, "seconds": 4.0 + i % 7,
+                "created_at": start + timedelta(microseconds=i), "prev_hash": prev_hash,
+            }
+            fields["hash"] = prev_hash = decision_hash(**fields)
+            decisions.append(fields)
+        with write_session(engine) as session:
+            session.execute(insert(Candidate), candidates)
+            session.execute(insert(Decision), decisions)
+            session.execute(update(DecisionChain).where(DecisionChain.id == 1).values(seq=ids[-1], head_hash=prev_hash))
+    engine.dispose()
+
+
+def baseline_seconds(url: str, out: Path) -> float:
+    """Stream every candidate's messages out as JSON lines: no gate, no hashes, no manifest."""
+    engine = open_store(url)
+    began = time.perf_counter()
+    with read_session(engine) as session, out.open("w", encoding="utf-8") as handle:
+        rows = session.connection().execution_options(yield_per=2000).execute(select(Candidate.messages).order_by(Candidate.id))
+        for (messages,) in rows:
+            handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    elapsed = time.perf_counter() - began
+    engine.dispose()
+    return elapsed
+
+
+def run_measured(args: list[str], cwd: Path) -> tuple[float, float, int, str]:
+    """Run `synthgate ARGS` in its own process: wall seconds, that process's peak RSS in MB, exit code, output."""
+    with tempfile.TemporaryFile("w+") as output:
+        began = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage (Linux: ru_maxrss in KiB)
+        elapsed = time.perf_counter() - began
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        return elapsed, usage.ru_maxrss / 1024, process.returncode, output.read()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="accepted candidates in the store")
+    parser.add_argument("--edit-every", type=int, default=10, help="every Nth decision is an edit")
+    parser.add_argument("--format", default="openai", help="export format to measure")
+    parser.add_argument("--verify", action="store_true", help="also time `synthgate verify` on the export")
+    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one)")
+    options = parser.parse_args()
+
+    work = options.dir or Path(tempfile.mkdtemp(prefix="synthgate-export-bench-"))
+    project = work / "project"
+    if not project.exists():
+        init_project(project)
+    url = f"sqlite:///{work / 'queue.db'}"
+    if not (work / "queue.db").exists():
+        began = time.perf_counter()
+        build_store(url, options.rows, options.edit_every)
+        print(f"built store: {options.rows:,} accepted candidates in {time.perf_counter() - began:.1f} s ({work / 'queue.db'})")
+
+    base = baseline_seconds(url, work / "baseline.jsonl")
+    out = work / "export.jsonl"
+    seconds, peak_mb, code, output = run_measured(
+        ["--project", str(project), "--db", url, "export", "-o", str(out), "--format", options.format], cwd=work
+    )
+    if code != 0:
+        sys.exit(f"export failed (exit {code}):\n{output}")
+    lines = sum(1 for _ in out.open("rb"))
+    print(f"export: {lines:,} lines ({options.format}) in {seconds:.1f} s (target < 30 s), peak memory {peak_mb:.0f} MB (target < 500 MB)")
+    print(f"  {lines / seconds:,.0f} lines/s; {out.stat().st_size / 1e6:.0f} MB file + {Path(str(out) + '.manifest.json').stat().st_size / 1e6:.0f} MB manifest")
+    print(f"baseline (stream rows, write messages; no gate, no manifest): {base:.1f} s -> export costs {seconds / base:.2f}x the baseline")
+    if options.verify:
+        seconds, peak_mb, code, output = run_measured(["--project", str(project), "--db", url, "verify", str(out)], cwd=work)
+        print(f"verify: exit {code} in {seconds:.1f} s, peak memory {peak_mb:.0f} MB")
+        if code != 0:
+            print(output[-2000:])
+    if options.dir is None:
+        for path in sorted(work.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        os.rmdir(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""`synthgate export`, `synthgate verify` and `synthgate promote`: the accepted examples leave the store, with proof."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from generator.cli.app import app, console, err_console, state
+from generator.errors import UserError
+
+FORMAT_HELP = (
+    "openai (chat fine-tuning {\"messages\": [...]}), sharegpt ({\"conversations\": [{\"from\", \"value\"}]}), "
+    "alpaca (instruction/input/output; single-turn only), trl (conversational messages), "
+    "openai-dpo (edited examples only: the reviewer's correction preferred over the model's original). "
+    "Default: [export] format, else openai."
+)
+
+
+def _check_tags(tags: list[str] | None) -> tuple[str, ...]:
+    from generator.examples import TAG_PATTERN
+
+    for tag in tags or ():
+        if not TAG_PATTERN.match(tag):
+            raise UserError(f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)")
+    return tuple(tags or ())
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Training file to write (JSONL). Its manifest is written beside it as FILE.manifest.json.", dir_okay=False)],
+    format: Annotated[str | None, typer.Option("--format", "-f", help=FORMAT_HELP)] = None,
+    include_seeds: Annotated[
+        bool | None, typer.Option("--include-seeds/--no-seeds", help="Also write the verified seeds (recorded by `synthgate seeds check`). Default: [export] include_seeds.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only examples with this tag (repeat for any of several).")] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option("--val-fraction", min=0.0, max=0.99, help="Write this share of each category tag to a validation file, e.g. 0.1. Default: [export] val_fraction (0: no split)."),
+    ] = None,
+    split_seed: Annotated[int | None, typer.Option("--split-seed", help="Seed of the train/validation split; the same seed and store give the same split. Default: [export] split_seed.")] = None,
+    val_output: Annotated[
+        Path | None, typer.Option("--val-output", help="Validation file (default: FILE with .val before its suffix, e.g. data.val.jsonl).", dir_okay=False)
+    ] = None,
+) -> None:
+    """Write every example a named reviewer accepted (the corrected version where edited), and nothing else.
+
+    Output order is deterministic (seeds by id, then candidates by id): the same store gives
+    byte-identical files. Files are written atomically. A line the format's rules would refuse is
+    reported and left out. Exit 1 when nothing passes the gate (no file is written).
+    """
+    from generator.export.exporter import ExportOptions, export_dataset, iter_skip_lines
+    from generator.export.formats import FORMATS
+    from generator.store.db import read_session
+
+    cli = state(ctx)
+    config = cli.project.config.export
+    chosen = format or config.format
+    if chosen not in FORMATS:
+        raise UserError(f"--format {chosen!r} is not a known format", fix=f"use one of {', '.join(FORMATS)}")
+    options = ExportOptions(
+        output=output,
+        format=chosen,
+        include_seeds=config.include_seeds if include_seeds is None else include_seeds,
+        tags=_check_tags(tag),
+        val_fraction=config.val_fraction if val_fraction is None else val_fraction,
+        split_seed=config.split_seed if split_seed is None else split_seed,
+        val_output=val_output,
+    )
+    if options.val_fraction > 0 and options.validation_path.resolve() == output.resolve():
+        raise UserError("--val-output is the same file as --output", fix="name a different validation file")
+    with read_session(cli.engine) as session:
+        report = export_dataset(session, options=options, project=cli.project)
+    counts = report.counts
+    console.print(
+        f"Exported {counts['lines']} example(s) as {chosen}: {counts['accepted']} accepted, "
+        f"{counts['edited']} edited, {counts['seeds']} seed(s)."
+    )
+    for written in report.files:
+        console.print(f"  {written.split}: {written.path} ({written.lines} lines, sha256 {written.sha256[:16]}...)")
+    console.print(f"  manifest: {report.manifest}")
+    if options.val_fraction > 0 and len(report.files) == 1:
+        err_console.print("warning: every category is too small for a validation share; no validation file was written")
+    for line in iter_skip_lines(report):
+        err_console.print(line)
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A training file written by `synthgate export` (its FILE.manifest.json must be beside it).", dir_okay=False)],
+) -> None:
+    """Re-prove every line of an export against the review store; exit 1 if any line fails.
+
+    Each line must still map to a live accepting decision by a named reviewer, whose hash recomputes
+    and whose content is the line's content (seed lines: a verified seed with that content), and
+    the decision chain must be intact. Lines edited, added or removed after export are reported
+    by number, as are decisions altered, removed or undone in the store.
+    """
+    from generator.export.verify import verify_export
+    from generator.store.db import read_session
+
+    cli = state(ctx)
+    with read_session(cli.engine) as session:
+        report = verify_export(session, data_file=file)
+    for failure in report.failures:
+        console.print(f"FAIL {failure.render()}")
+    if report.failure_count > len(report.failures):
+        console.print(f"... and {report.failure_count - len(report.failures)} more failure(s)")
+    if report.ok:
+        console.print(f"OK: {report.lines_checked} line(s) verified against the review store ({report.format}; manifest {report.manifest}).")
+        return
+    console.print(f"FAILED: {report.failure_count} problem(s) in {report.lines_checked} line(s) checked.")
+    raise typer.Exit(1)
+
+
+@app.command("promote")
+def promote_command(
+    ctx: typer.Context,
+    to: Annotated[Path | None, typer.Option("--to", help="Seed file to append to, relative to the project (default: [export] promote_to, seeds/promoted.jsonl).", dir_okay=False)] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only promote examples with this tag (repeat for any of several).")] = None,
+) -> None:
+    """Append accepted examples to the verified seed pool, each with its reviewer as verified_by.
+
+    The next generation round then grows from the larger baseline. Examples already in the pool
+    (same conversation) are not added again, so running it twice adds nothing twice. Run
+    `synthgate seeds check` afterwards to record the new seeds in the store.
+    """
+    from generator.promote import promote_accepted
+    from generator.store.db import read_session
+
+    cli = state(ctx)
+    project = cli.project
+    target = project.path(to if to is not None else project.config.export.promote_to)
+    with read_session(cli.engine) as session:
+        report = promote_accepted(session, project=project, target=target, tags=_check_tags(tag))
+    console.print(f"Promoted {report.added} accepted example(s) to {target} ({report.already_seeds} already in the seed pool).")
+    for candidate, problem in sorted(report.invalid.items()):
+        err_console.print(f"skipped {candidate}: not a valid seed: {problem}")
+    if report.outside_seed_paths:
+        err_console.print(f"warning: {target} is not matched by [seeds] paths; add it there so generation uses the promoted seeds")
+    if report.added:
+        console.print("Next: run `synthgate seeds check` to record them as verified seeds.")

@@ -1,0 +1,226 @@
+"""Training-file formats: how an accepted example becomes one JSON line, each format with its own validity rules.
+
+Every format renders a record, then checks the record (not the example) against the rules of
+the trainer that will read it, so a line a trainer would refuse is reported and left out.
+Every format also reads its own lines back into messages, which is how `verify` proves a line's
+content against the decision that accepted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from generator.examples import ROLE_TO_SHAREGPT, SHAREGPT_TO_ROLE, FormatError, example_from_record, structural_problems, Message
+
+Messages = list[dict[str, Any]]
+
+
+class Unrepresentable(Exception):
+    """The example is fine but this format cannot hold it (e.g. a multi-turn chat in Alpaca)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    summary: str
+    render: Callable[[Messages, Messages | None], dict[str, Any]]  # (final, model's original) -> record
+    problems: Callable[[Any], list[str]]  # why a record breaks the format's rules ([] = valid)
+    read_back: Callable[[Any], tuple[Messages, Messages | None]]  # record -> (final, original)
+    needs_original: bool = False  # only examples with a model original that a reviewer corrected
+
+
+def _plain(messages: Messages) -> Messages:
+    # Only role and content: nothing else from the store (ids, metadata) leaks into a training line.
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _non_empty_string(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+# --- openai: chat fine-tuning ------------------------------------------------------------------
+
+# The rules of OpenAI's fine-tuning data check (the cookbook's "format validation"): known keys,
+# known roles, content present and non-empty, an assistant message in every example.
+OPENAI_TOP_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
+OPENAI_MESSAGE_KEYS = {"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id"}
+OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def openai_message_problems(messages: Any, where: str = "messages") -> list[str]:
+    if not isinstance(messages, list) or not messages:
+        return [f"'{where}' must be a non-empty list"]
+    problems = []
+    for index, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            problems.append(f"{where}[{index}] is not an object")
+            continue
+        unknown = set(message) - OPENAI_MESSAGE_KEYS
+        if unknown:
+            problems.append(f"{where}[{index}] has keys OpenAI does not allow: {', '.join(sorted(unknown))}")
+        if message.get("role") not in OPENAI_ROLES:
+            problems.append(f"{where}[{index}] has an unknown role {message.get('role')!r}")
+        if not _non_empty_string(message.get("content")):
+            problems.append(f"{where}[{index}] has missing or empty content")
+        if "weight" in message and (message.get("role") != "assistant" or message["weight"] not in (0, 1)):
+            problems.append(f"{where}[{index}] weight must be 0 or 1, on assistant messages only")
+    return problems
+
+
+def _openai_render(final: Messages, original: Messages | None) -> dict[str, Any]:
+    return {"messages": _plain(final)}
+
+
+def _openai_problems(record: Any) -> list[str]:
+    if not isinstance(record, dict):
+        return ["a line must be a JSON object"]
+    problems = [f"key '{k}' is not allowed at the top level" for k in sorted(set(record) - OPENAI_TOP_KEYS)]
+    problems += openai_message_problems(record.get("messages"))
+    if isinstance(record.get("messages"), list) and not any(
+        isinstance(m, dict) and m.get("role") == "assistant" for m in record["messages"]
+    ):
+        problems.append("no assistant message")
+    return problems
+
+
+# --- trl: conversational `messages`, as TRL's SFTTrainer and chat templates read them ------------
+
+def _trl_problems(record: Any) -> list[str]:
+    # Chat templates (Llama, Mistral, Gemma...) raise on anything but system?, then user and
+    # assistant alternating: hold lines to the same rule, with exactly role and content.
+    if not isinstance(record, dict) or set(record) != {"messages"} or not isinstance(record["messages"], list):
+        return ["a line must be exactly {\"messages\": [...]}"]
+    problems = []
+    for index, message in enumerate(record["messages"], start=1):
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            problems.append(f"messages[{index}] must have exactly 'role' and 'content'")
+        elif message["role"] not in ("system", "user", "assistant") or not isinstance(message["content"], str):
+            problems.append(f"messages[{index}] needs role system, user or assistant and string content")
+    if problems:
+        return problems
+    return structural_problems([Message(**m) for m in record["messages"]])
+
+
+# --- sharegpt ------------------------------------------------------------------------------------
+
+def _sharegpt_render(final: Messages, original: Messages | None) -> dict[str, Any]:
+    return {"conversations": [{"from": ROLE_TO_SHAREGPT[m["role"]], "value": m["content"]} for m in final]}
+
+
+def _sharegpt_problems(record: Any) -> list[str]:
+    if not isinstance(record, dict) or set(record) != {"conversations"} or not isinstance(record["conversations"], list):
+        return ["a line must be exactly {\"conversations\": [...]}"]
+    turns = record["conversations"]
+    problems = []
+    for index, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict) or set(turn) != {"from", "value"}:
+            problems.append(f"conversations[{index}] must have exactly 'from' and 'value'")
+        elif turn["from"] not in ROLE_TO_SHAREGPT.values():
+            problems.append(f"conversations[{index}].from is {turn['from']!r}; use system, human or gpt")
+        elif not _non_empty_string(turn["value"]):
+            problems.append(f"conversations[{index}] has an empty value")
+    if problems:
+        return problems
+    return structural_problems([Message(role=SHAREGPT_TO_ROLE[t["from"]], content=t["value"]) for t in turns])
+
+
+# --- alpaca --------------------------------------------------------------------------------------
+
+def _alpaca_render(final: Messages, original: Messages | None) -> dict[str, Any]:
+    system = [m["content"] for m in final if m["role"] == "system"]
+    turns = [m for m in final if m["role"] != "system"]
+    if len(turns) != 2:
+        raise Unrepresentable("multi-turn conversation (alpaca holds a single instruction and output)")
+    record = {"instruction": turns[0]["content"], "input": "", "output": turns[1]["content"]}
+    if system:
+        record["system"] = system[0]
+    return record
+
+
+def _alpaca_problems(record: Any) -> list[str]:
+    if not isinstance(record, dict):
+        return ["a line must be a JSON object"]
+    problems = [f"key '{k}' is not an alpaca field" for k in sorted(set(record) - {"instruction", "input", "output", "system"})]
+    for key in ("instruction", "output"):
+        if not _non_empty_string(record.get(key)):
+            problems.append(f"'{key}' must be a non-empty string")
+    if not isinstance(record.get("input"), str):
+        problems.append("'input' must be a string")
+    if "system" in record and not _non_empty_string(record["system"]):
+        problems.append("'system' must be a non-empty string when present")
+    return problems
+
+
+# --- openai-dpo: preference pairs from reviewers' corrections -------------------------------------
+
+def _dpo_render(final: Messages, original: Messages | None) -> dict[str, Any]:
+    if original is None or _plain(original) == _plain(final):
+        raise Unrepresentable("accepted as written (a preference pair needs a reviewer's correction)")
+    if _plain(final[:-1]) != _plain(original[:-1]):
+        raise Unrepresentable("the correction changed the prompt, not only the final answer (no shared input to prefer on)")
+    return {
+        "input": {"messages": _plain(final[:-1])},
+        "preferred_output": _plain(final[-1:]),
+        "non_preferred_output": _plain(original[-1:]),
+    }
+
+
+def _dpo_problems(record: Any) -> list[str]:
+    # OpenAI preference fine-tuning: an input conversation ending on the user's turn, and one
+    # assistant message on each side, which must differ.
+    if not isinstance(record, dict) or set(record) - {"input", "preferred_output", "non_preferred_output"}:
+        return ["a line must hold exactly 'input', 'preferred_output' and 'non_preferred_output'"]
+    source = record.get("input")
+    if not isinstance(source, dict) or set(source) - {"messages", "tools", "parallel_tool_calls"}:
+        return ["'input' must be an object with 'messages'"]
+    problems = openai_message_problems(source.get("messages"), "input.messages")
+    if not problems and source["messages"][-1].get("role") != "user":
+        problems.append("input.messages must end with the user's turn")
+    for side in ("preferred_output", "non_preferred_output"):
+        output = record.get(side)
+        problems += openai_message_problems(output, side)
+        if isinstance(output, list) and (len(output) != 1 or not isinstance(output[0], dict) or output[0].get("role") != "assistant"):
+            problems.append(f"'{side}' must be exactly one assistant message")
+    if not problems and record["preferred_output"] == record["non_preferred_output"]:
+        problems.append("the preferred and non-preferred outputs are identical")
+    return problems
+
+
+def _dpo_read_back(record: Any) -> tuple[Messages, Messages | None]:
+    try:
+        prompt = record["input"]["messages"]
+        return prompt + record["preferred_output"], prompt + record["non_preferred_output"]
+    except (KeyError, TypeError) as exc:
+        raise FormatError(f"not an openai-dpo line (missing {exc})") from None
+
+
+def _chat_read_back(record: Any) -> tuple[Messages, Messages | None]:
+    """openai, trl, sharegpt and alpaca lines read back through the seed importer's converters."""
+    example, _ignored = example_from_record(record)
+    return example.messages_as_dicts(), None
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("openai", "OpenAI chat fine-tuning: {\"messages\": [...]}", _openai_render, _openai_problems, _chat_read_back),
+        ExportFormat("sharegpt", "ShareGPT: {\"conversations\": [{\"from\", \"value\"}]}", _sharegpt_render, _sharegpt_problems, _chat_read_back),
+        ExportFormat("alpaca", "Alpaca: instruction/input/output (single-turn only)", _alpaca_render, _alpaca_problems, _chat_read_back),
+        ExportFormat("trl", "TRL conversational: {\"messages\": [...]}", _openai_render, _trl_problems, _chat_read_back),
+        ExportFormat(
+            "openai-dpo",
+            "OpenAI preference pairs: the reviewer's correction preferred over the model's original (edited examples only)",
+            _dpo_render,
+            _dpo_problems,
+            _dpo_read_back,
+            needs_original=True,
+        ),
+    )
+}
+FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)

@@ -1,0 +1,81 @@
+"""The manifest beside every export (`FILE.manifest.json`): what was exported, from what, and per line the review that let it through.
+
+It is one JSON object. Its summary keys come first and its per-line entries (`lines`) last, one
+entry per text line, so a million-line export is written and read back streaming.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ijson
+
+from generator.errors import UserError
+from generator.export.writer import AtomicFile, OutputFile
+
+MANIFEST_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.json"
+_SCALARS = {"string", "number", "boolean", "null"}
+
+
+def manifest_path(data_file: Path) -> Path:
+    return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
+
+
+def write_manifest(target: AtomicFile, header: dict[str, Any], files: list[OutputFile]) -> None:
+    """Write the summary, then stream every file's spooled line entries into `lines`."""
+    summary = json.dumps({"synthgate_manifest": MANIFEST_VERSION, **header}, indent=2, ensure_ascii=False)
+    out = target.handle
+    out.write(summary.removesuffix("\n}").encode())
+    out.write(b',\n  "lines": [')
+    separator = b"\n    "
+    for output in files:
+        for entry in output.iter_entries():
+            out.write(separator + entry)
+            separator = b",\n    "
+    out.write(b"\n  ]\n}\n")
+
+
+def read_manifest_header(path: Path) -> dict[str, Any]:
+    """Every top-level key except `lines`, without reading the line entries into memory."""
+    header: dict[str, Any] = {}
+    try:
+        with path.open("rb") as handle:
+            key: str | None = None
+            builder: ijson.ObjectBuilder | None = None
+            skipping = False
+            for prefix, event, value in ijson.parse(handle, use_float=True):
+                if prefix == "" and event == "map_key":
+                    if value == "lines" and "files" in header:
+                        break  # written by synthgate: the summary is complete
+                    key, skipping, builder = value, value == "lines", None if value == "lines" else ijson.ObjectBuilder()
+                    continue
+                if builder is None or key is None or skipping:
+                    continue
+                builder.event(event, value)
+                if prefix == key and (event in ("end_map", "end_array") or event in _SCALARS):
+                    header[key] = builder.value
+                    builder = None
+    except FileNotFoundError:
+        raise UserError("no manifest beside this export", file=path, fix="verify a file written by `synthgate export` (its manifest is FILE.manifest.json)") from None
+    except ijson.JSONError as exc:
+        raise UserError(f"the manifest is not valid JSON: {exc}", file=path, fix="restore the manifest written by `synthgate export`") from None
+    if header.get("synthgate_manifest") != MANIFEST_VERSION or not isinstance(header.get("files"), list):
+        raise UserError(
+            "not a synthgate export manifest (no 'synthgate_manifest' version or 'files' list)",
+            file=path,
+            fix="restore the manifest written by `synthgate export`, or export again",
+        )
+    return header
+
+
+def iter_manifest_entries(path: Path) -> Iterator[dict[str, Any]]:
+    """The per-line entries, streamed in file order."""
+    with path.open("rb") as handle:
+        try:
+            yield from ijson.items(handle, "lines.item", use_float=True)
+        except ijson.JSONError as exc:
+            raise UserError(f"the manifest's line entries are not valid JSON: {exc}", file=path, fix="restore the manifest written by `synthgate export`") from None

@@ -1,0 +1,204 @@
+"""The gate as a query: stream exactly the candidates whose latest live decision accepts them, with that decision.
+
+"Accepted" is derived from the decisions themselves, never from `candidate.status` alone: a row
+is exported only when its latest live (not undone) decision is `accept` or `edit`, was made by
+a named reviewer, still hashes to the value the chain recorded, and is about the very content
+being exported. A raw `UPDATE candidate SET status='accepted'` therefore exports nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, func, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from generator.examples import messages_hash
+from generator.store.audit import decision_hash
+from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
+
+_candidate = Candidate.__table__
+_decision = Decision.__table__
+
+# Rows fetched per round trip: large enough to amortise the driver, small enough to stream.
+STREAM_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedCandidate:
+    """One example that passed the gate: its final content and the decision that let it through."""
+
+    candidate_id: int
+    messages: list[dict[str, Any]]  # final content: the reviewer's correction where edited
+    original_messages: list[dict[str, Any]]  # what the model wrote
+    content_hash: str  # of the final content, as the decision recorded it
+    tags: list[str]
+    run_id: str | None
+    template_hash: str | None
+    decision_id: int
+    reviewer: str
+    action: str  # "accept" or "edit"
+    decided_at: datetime
+    decision_hash: str
+
+    @property
+    def edited(self) -> bool:
+        return self.action == "edit"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A candidate the decisions seem to accept but the gate still refuses, and why."""
+
+    candidate_id: int
+    decision_id: int | None
+    reason: str
+
+
+def live(decision: Any) -> ColumnElement[bool]:
+    """True for a decision no undo points at."""
+    undo = aliased(_decision)
+    return ~exists().where(undo.c.undoes_id == decision.c.id)
+
+
+def latest_live_decision_id(candidate_id: Any) -> Any:
+    """Scalar subquery: the id of the candidate's latest live non-undo decision (NULL: undecided)."""
+    decision = aliased(_decision)
+    return (
+        select(func.max(decision.c.id))
+        .where(decision.c.candidate_id == candidate_id, decision.c.action != "undo", live(decision))
+        .scalar_subquery()
+    )
+
+
+def _json_text(column: Any, name: str) -> Any:
+    # JSON columns are fetched as text and decoded with orjson: several times faster than the
+    # driver's json.loads, which matters at a million rows.
+    return cast(column, Text).label(name)
+
+
+_CANDIDATE_COLUMNS = 5  # the candidate's columns come first in _accepted_rows, then the decision's
+
+
+def _accepted_rows() -> Select[Any]:
+    # Driven by the candidate primary key, so rows arrive in id order with no sort, and the
+    # decision is reached through its indexes: this streams at a million rows.
+    plain = [c for c in _decision.c if c.name in HASHED_FIELDS and c.name not in ("reasons", "edited_messages")]
+    return (
+        select(
+            _json_text(_candidate.c.messages, "candidate_messages"),
+            _json_text(_candidate.c.tags, "tags"),
+            _candidate.c.run_id,
+            _candidate.c.template_hash,
+            _candidate.c.status,
+            *plain,
+            _json_text(_decision.c.reasons, "reasons"),
+            _json_text(_decision.c.edited_messages, "edited_messages"),
+            _decision.c.hash,
+        )
+        .select_from(_candidate)
+        .join(_decision, _decision.c.id == latest_live_decision_id(_candidate.c.id))
+        .where(_decision.c.action.in_(ACCEPTING_ACTIONS))
+        .order_by(_candidate.c.id)
+    )
+
+
+# The fields a decision's hash covers, named as audit.decision_hash takes them.
+HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_hash).parameters)
+
+
+def hashed_fields(row: Any, **decoded: Any) -> dict[str, Any]:
+    """A decision row's hashed fields (JSON fields passed in already decoded where the row holds text)."""
+    return {name: decoded[name] if name in decoded else getattr(row, name) for name in HASHED_FIELDS}
+
+
+def gate_problem(fields: dict[str, Any], *, stored_hash: str, final_messages: list[dict[str, Any]]) -> str | None:
+    """Why this decision cannot let `final_messages` through (None: it can). Reasons name no ids, so they group."""
+    if fields["action"] not in ACCEPTING_ACTIONS:
+        return f"the latest decision is '{fields['action']}', not an acceptance"
+    if not (fields["reviewer"] or "").strip():
+        return "the decision names no reviewer"
+    if decision_hash(**fields) != stored_hash:
+        return "the decision was altered after it was made (its hash does not recompute)"
+    if messages_hash(final_messages) != fields["content_hash"]:
+        return "the content differs from what the decision accepted (changed in the database after review)"
+    return None
+
+
+def iter_accepted(
+    session: Session,
+    *,
+    tags: Iterable[str] = (),
+    id_range: tuple[int, int] | None = None,
+    on_refusal: Callable[[Refusal], None] | None = None,
+) -> Iterator[AcceptedCandidate]:
+    """Every candidate that passes the gate, in candidate id order, streamed in batches.
+
+    With `tags`, only candidates carrying at least one of them; with `id_range` (first, last),
+    only those ids. Candidates whose decisions accept them but fail a gate check are passed to
+    `on_refusal` and never yielded.
+    """
+    wanted = set(tags)
+    # One statement streamed in batches (a server-side cursor where the driver has one), read
+    # in one transaction: the export sees one consistent snapshot of the store.
+    statement = _accepted_rows()
+    if id_range is not None:
+        statement = statement.where(_candidate.c.id.between(*id_range))
+    result = session.connection().execution_options(yield_per=STREAM_BATCH).execute(statement)
+    names = tuple(result.keys())[_CANDIDATE_COLUMNS:]
+    # Plain tuples unpacked by position: attribute access on a million rows costs seconds.
+    for candidate_json, tags_json, run_id, template_hash, status, *decision_values in result:
+        fields = dict(zip(names, decision_values, strict=True))
+        stored_hash = fields.pop("hash")
+        try:
+            row_tags = orjson.loads(tags_json)
+            if wanted and wanted.isdisjoint(row_tags):
+                continue
+            original = orjson.loads(candidate_json)
+            fields["reasons"] = orjson.loads(fields["reasons"])
+            fields["edited_messages"] = orjson.loads(fields["edited_messages"])
+        except orjson.JSONDecodeError:
+            problem: str | None = "its stored JSON does not decode (invalid text in the database)"
+        else:
+            final = fields["edited_messages"] if fields["action"] == "edit" else original
+            problem = gate_problem(fields, stored_hash=stored_hash, final_messages=final or [])
+            if problem is None and status != "accepted":
+                problem = "its status disagrees with its decisions (the store is inconsistent)"
+        if problem is not None:
+            if on_refusal is not None:
+                on_refusal(Refusal(fields["candidate_id"], fields["id"], problem))
+            continue
+        yield AcceptedCandidate(
+            candidate_id=fields["candidate_id"],
+            messages=final,
+            original_messages=original,
+            content_hash=fields["content_hash"],
+            tags=row_tags,
+            run_id=run_id,
+            template_hash=template_hash,
+            decision_id=fields["id"],
+            reviewer=fields["reviewer"],
+            action=fields["action"],
+            decided_at=fields["created_at"],
+            decision_hash=stored_hash,
+        )
+
+
+def count_status_without_acceptance(session: Session) -> int:
+    """Candidates marked accepted whose latest live decision does not accept them (forged or broken)."""
+    backing = aliased(_decision)
+    return session.execute(
+        select(func.count())
+        .select_from(_candidate)
+        .outerjoin(backing, backing.c.id == latest_live_decision_id(_candidate.c.id))
+        .where(
+            _candidate.c.status == "accepted",
+            ~and_(backing.c.id.is_not(None), backing.c.action.in_(ACCEPTING_ACTIONS)),
+        )
+    ).scalar_one()

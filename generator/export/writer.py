@@ -1,0 +1,179 @@
+"""Writing export files: atomic (temp file + rename), in the order given, with a stratified deterministic train/validation split.
+
+Lines arrive in parts (spooled to temporary files, possibly by several processes); `assemble`
+routes them, in part order, into the training and validation files with their manifest entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from array import array
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from tempfile import NamedTemporaryFile
+from typing import IO
+
+import orjson
+
+_BUFFER = 1 << 20
+
+
+class AtomicFile:
+    """A file that appears complete or not at all: written beside its destination, fsynced, then renamed over it."""
+
+    def __init__(self, destination: Path) -> None:
+        self.destination = destination
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self.handle: IO[bytes] = NamedTemporaryFile(  # noqa: SIM115 (closed by commit/discard)
+            dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False, buffering=_BUFFER
+        )
+
+    def commit(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.handle.name, self.destination)
+        _fsync_directory(self.destination.parent)
+
+    def discard(self) -> None:
+        self.handle.close()
+        Path(self.handle.name).unlink(missing_ok=True)
+
+
+def _fsync_directory(folder: Path) -> None:
+    # The rename itself is durable only once the directory entry is on disk.
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class PartSpool:
+    """Rendered lines of one part of an export, their manifest entries, and what the split needs to know of each."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.lines_path = folder / f"{name}.lines"
+        self.entries_path = folder / f"{name}.entries"
+        self.count = 0
+        self.strata: list[str] = []
+        self.stratum_of = array("I")
+        self.rank = array("Q")
+        self._stratum_ids: dict[str, int] = {}
+        self._lines: IO[bytes] | None = None
+        self._entries: IO[bytes] | None = None
+
+    def __enter__(self) -> PartSpool:
+        self._lines = self.lines_path.open("wb", buffering=_BUFFER)
+        self._entries = self.entries_path.open("wb", buffering=_BUFFER)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for handle in (self._lines, self._entries):
+            if handle is not None:
+                handle.close()
+        self._lines = self._entries = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # Sent back from worker processes without its (closed) file handles.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lines", "_entries")} | {"_lines": None, "_entries": None}
+
+    def add(self, line: bytes, entry: bytes, *, stratum: str, rank: int) -> None:
+        assert self._lines is not None and self._entries is not None, "use the spool in a with block"
+        self.count += 1
+        self._lines.write(line + b"\n")
+        self._entries.write(entry + b"\n")
+        stratum_id = self._stratum_ids.get(stratum)
+        if stratum_id is None:
+            stratum_id = self._stratum_ids[stratum] = len(self.strata)
+            self.strata.append(stratum)
+        self.stratum_of.append(stratum_id)
+        self.rank.append(rank)
+
+    def rows(self) -> Iterator[tuple[bytes, bytes]]:
+        with self.lines_path.open("rb", buffering=_BUFFER) as lines, self.entries_path.open("rb", buffering=_BUFFER) as entries:
+            for line, entry in zip(lines, entries, strict=True):
+                yield line[:-1], entry[:-1]
+
+
+class OutputFile:
+    """One data file of an export: its lines, their sha256, and the manifest entries that prove them."""
+
+    def __init__(self, destination: Path, split: str, display_name: str, spool_folder: Path) -> None:
+        self.split = split
+        self.display_name = display_name  # how the manifest names the file
+        self.file = AtomicFile(destination)
+        self.lines = 0
+        self._hash = hashlib.sha256()
+        self._entry_prefix = b'{"file":' + orjson.dumps(display_name) + b',"line":'
+        # Manifest entries are spooled to disk, not kept in memory: a million of them would not fit the budget.
+        self.entries_path = spool_folder / f"{split}.manifest-entries"
+        self._entries: IO[bytes] = self.entries_path.open("wb", buffering=_BUFFER)
+
+    @property
+    def path(self) -> Path:
+        return self.file.destination
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, line: bytes, entry: bytes) -> None:
+        """Append a line; `entry` is its manifest entry as a JSON object, to which the file and line number are added."""
+        self.lines += 1
+        data = line + b"\n"
+        self.file.handle.write(data)
+        self._hash.update(data)
+        self._entries.write(self._entry_prefix + str(self.lines).encode() + b"," + entry[1:] + b"\n")
+
+    def iter_entries(self) -> Iterator[bytes]:
+        """The manifest entries, one JSON object per line of the file, in line order."""
+        self._entries.close()
+        with self.entries_path.open("rb", buffering=_BUFFER) as entries:
+            for text in entries:
+                yield text[:-1]
+
+
+def split_rank(split_seed: int, key: str) -> int:
+    """A stable pseudo-random rank for `key`: the same seed and key always land in the same split."""
+    return int.from_bytes(hashlib.blake2b(f"{split_seed}:{key}".encode(), digest_size=8).digest(), "big")
+
+
+def validation_count(size: int, fraction: float) -> int:
+    """Rows of a stratum that go to validation: the rounded share, always leaving one for training."""
+    if size < 2:
+        return 0
+    return min(int(fraction * size + 0.5), size - 1)
+
+
+def assemble(parts: Sequence[PartSpool], *, train: OutputFile, validation: OutputFile | None, val_fraction: float) -> None:
+    """Route every spooled line, in part order, to the training file or, when splitting, to validation.
+
+    The split is stratified (each stratum, e.g. a category tag, gives the same share to
+    validation) and deterministic (within a stratum the rows with the lowest rank go).
+    """
+    to_validation = _validation_rows(parts, val_fraction) if validation is not None and val_fraction > 0 else None
+    index = 0
+    for part in parts:
+        for line, entry in part.rows():
+            target = validation if to_validation is not None and to_validation[index] else train
+            assert target is not None
+            target.write(line, entry)
+            index += 1
+
+
+def _validation_rows(parts: Sequence[PartSpool], fraction: float) -> bytearray:
+    members: dict[str, list[int]] = {}
+    ranks = array("Q")
+    for part in parts:
+        for stratum_id, rank in zip(part.stratum_of, part.rank, strict=True):
+            members.setdefault(part.strata[stratum_id], []).append(len(ranks))
+            ranks.append(rank)
+    flags = bytearray(len(ranks))
+    for rows in members.values():
+        # Ties on the 64-bit rank are broken by position, so the choice is total and repeatable.
+        rows.sort(key=lambda i: (ranks[i], i))
+        for index in rows[: validation_count(len(rows), fraction)]:
+            flags[index] = 1
+    return flags
