@@ -61,11 +61,18 @@ class PriceSection(Section):
 
 
 class ChecksSection(Section):
-    near_duplicate_threshold: float = Field(0.7, gt=0, le=1, description="MinHash Jaccard estimate at or above which a candidate is a near-duplicate.")
-    holdout: list[str] = Field(default_factory=list, description="Evaluation-set files (JSONL, any seed format) that must never leak into training data.")
-    num_perm: int = Field(128, ge=16, le=1024)
-    shingle_words: int = Field(3, ge=1, le=10)
+    near_duplicate_threshold: float = Field(0.7, gt=0, le=1, description="Jaccard similarity of word shingles (user and assistant turns) at or above which a candidate is a near-duplicate of a seed, a holdout example or an earlier candidate.")
+    holdout: list[str] = Field(default_factory=list, description="Evaluation-set files (JSONL, any seed format), relative to the project, that must never leak into training data.")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations for the candidate-to-candidate LSH index (more: fewer missed near-duplicates, slower).")
+    shingle_words: int = Field(3, ge=1, le=10, description="Words per shingle when measuring similarity.")
     length_factor: float = Field(3.0, gt=1, description="Flag candidates longer than factor x the longest seed or shorter than the shortest / factor.")
+
+    @field_validator("holdout")
+    @classmethod
+    def _holdout_paths_not_blank(cls, paths: list[str]) -> list[str]:
+        if any(not path.strip() for path in paths):
+            raise ValueError("holdout paths must not be blank")
+        return paths
 
 
 # The review app's remappable keys: binding id -> default key (Textual key names; "a,y" binds both).

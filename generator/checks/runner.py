@@ -2,52 +2,168 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import hashlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from generator.checks.flags import FlagRules
+from generator.checks.reference import load_holdout, stored_candidates, stored_seeds
 from generator.checks.result import CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
 from generator.project import Project
-from generator.similarity import normalized_key
-from generator.store.models import Candidate, SeedRecord
+from generator.similarity import AllPairsJaccard, NearDuplicateIndex, ShingleSets, Signature, normalized_key, similarity_text
+
+# Statuses of the stored candidates a new one is compared with. Filtered ones are left out: whatever
+# matches them matches the record that filtered them, which is checked directly.
+EARLIER_STATUSES = ("pending", "accepted", "rejected")
 
 
 class CandidateChecker:
     """Build once per job (it indexes the reference sets), then call `check` for each new candidate.
 
-    `check` also remembers the candidate, so a later identical candidate is a duplicate of it.
-    Give it only candidates that are not stored yet.
+    `check` also remembers the candidate, so a later identical or near-identical candidate is a
+    duplicate of it (the first is kept). Give it only candidates that are not stored yet.
+
+    Similarity is the exact Jaccard index of word shingles of the user and assistant turns.
+    Seeds and holdout are compared with every candidate (nearest seed for all, no misses);
+    earlier candidates are found through MinHash LSH, then compared exactly.
     """
 
-    def __init__(self, *, config: ChecksSection, seeds: Sequence[tuple[str, list[Message]]], earlier: Sequence[tuple[int, list[Message]]]) -> None:
+    def __init__(
+        self,
+        *,
+        config: ChecksSection,
+        seeds: Sequence[tuple[str, list[Message]]],
+        holdout: Sequence[tuple[str, list[Message]]] = (),
+        earlier: Iterable[tuple[int, list[Message]]] = (),
+    ) -> None:
         self.config = config
-        self._seen: dict[str, str] = {}
+        self._flag_rules = FlagRules.from_seeds([messages for _, messages in seeds], length_factor=config.length_factor)
+        self._seed_ids = [seed_id for seed_id, _ in seeds]
+        self._seeds = AllPairsJaccard(self._shingle_sets(seeds))
+        self._holdout_names = [name for name, _ in holdout]
+        self._holdout = AllPairsJaccard(self._shingle_sets(holdout))
+        # normalised-conversation digest -> the first record with that content
+        self._exact: dict[bytes, str] = {}
         for seed_id, messages in seeds:
-            self._seen.setdefault(normalized_key(messages), f"seed:{seed_id}")
-        for candidate_id, messages in earlier:
-            self._seen.setdefault(normalized_key(messages), f"candidate:{candidate_id}")
+            self._exact.setdefault(_digest(messages), f"seed:{seed_id}")
+        self._candidates = NearDuplicateIndex(
+            threshold=config.near_duplicate_threshold, num_perm=config.num_perm, shingle_words=config.shingle_words
+        )
+        self._index_earlier(earlier)
+
+    def _index_earlier(self, earlier: Iterable[tuple[int, list[Message]]]) -> None:
+        # One streaming pass: stored conversations are read, fingerprinted and dropped, so a
+        # queue of 100k candidates never sits in memory as Message objects.
+        names: list[str] = []
+
+        def texts() -> Iterable[str]:
+            for candidate_id, messages in earlier:
+                name = f"candidate:{candidate_id}"
+                names.append(name)
+                self._exact.setdefault(_digest(messages), name)
+                yield similarity_text(messages)
+
+        sets = ShingleSets.from_texts(texts(), size=self.config.shingle_words)
+        self._candidates.add_many(zip(names, self._candidates.sign(sets), strict=True))
 
     @classmethod
-    def from_store(cls, session: Session, *, project: Project) -> CandidateChecker:
-        """A checker over the project's synced seeds, its holdout set and every stored candidate."""
-        seeds = [(row.id, _messages(row.messages)) for row in session.exec(select(SeedRecord))]
-        earlier = [(row.id, _messages(row.messages)) for row in session.exec(select(Candidate))]
-        return cls(config=project.config.checks, seeds=seeds, earlier=earlier)
+    def from_store(cls, session: Session, *, project: Project, earlier_statuses: tuple[str, ...] = EARLIER_STATUSES) -> CandidateChecker:
+        """A checker over the project's synced seeds, its holdout set and the stored candidates.
+
+        Raises UserError (exit 2) when a holdout file is missing or has a broken line.
+        """
+        return cls(
+            config=project.config.checks,
+            seeds=stored_seeds(session),
+            holdout=load_holdout(project),
+            earlier=stored_candidates(session, statuses=earlier_statuses),
+        )
 
     def check(self, messages: list[Message], *, key: str) -> CheckResult:
-        """Check one new candidate; `key` names it for later matches (e.g. its source_key)."""
-        problems = structural_problems(messages)
-        if problems:
-            return CheckResult(status="filtered", filter_reason="structural defect", filter_match="; ".join(problems))
-        normal = normalized_key(messages)
-        original = self._seen.setdefault(normal, key)
-        if original != key:
-            return CheckResult(status="filtered", filter_reason="exact duplicate", filter_match=original)
-        return CheckResult()
+        """Check one new candidate; `key` is its source_key (later matches name it "source:<key>")."""
+        return self.check_many([(f"source:{key}", messages)])[0]
+
+    def check_many(
+        self,
+        items: Sequence[tuple[str, list[Message]]],
+        *,
+        overruled: Mapping[str, Collection[str]] | None = None,
+    ) -> list[CheckResult]:
+        """Check candidates in order, each against the references and the kept ones before it.
+
+        `items` are (name, messages); the name is what a later duplicate's filter_match shows
+        (e.g. "candidate:42"). `overruled` maps a name to filter reasons a person has overruled
+        for it (`synthgate check --restore`): those are not applied again.
+        """
+        sets = self._shingle_sets(items)
+        nearest_seed, seed_similarity = self._seeds.nearest(sets)
+        nearest_holdout, holdout_similarity = self._holdout.nearest(sets)
+        signatures = self._candidates.sign(sets)
+        results = []
+        for position, (name, messages) in enumerate(items):
+            digest = _digest(messages)
+            proof = self._first_proof(
+                messages,
+                digest,
+                signatures[position],
+                holdout=(int(nearest_holdout[position]), float(holdout_similarity[position])),
+                seed=(int(nearest_seed[position]), float(seed_similarity[position])),
+                overruled=(overruled or {}).get(name, ()),
+            )
+            if proof is None:
+                self._exact.setdefault(digest, name)
+                self._candidates.add(name, signatures[position])
+            seed = int(nearest_seed[position])
+            results.append(
+                CheckResult(
+                    status="pending" if proof is None else "filtered",
+                    filter_reason=proof[0] if proof else None,
+                    filter_match=proof[1] if proof else None,
+                    flags=self._flag_rules.flags(messages),
+                    nearest_seed_id=self._seed_ids[seed] if seed >= 0 else None,
+                    nearest_seed_similarity=round(float(seed_similarity[position]), 4) if seed >= 0 else None,
+                )
+            )
+        return results
+
+    def _first_proof(
+        self,
+        messages: list[Message],
+        digest: bytes,
+        signature: Signature,
+        *,
+        holdout: tuple[int, float],
+        seed: tuple[int, float],
+        overruled: Collection[str],
+    ) -> tuple[str, str] | None:
+        """The first filter reason that applies, with the record that proves it (None: keep the candidate).
+
+        Reasons are tried from the most to the least serious, so restoring one reason never lets a
+        worse one through: an eval-set leak is reported as such even when it also copies a seed.
+        """
+        threshold = self.config.near_duplicate_threshold
+        if "structural defect" not in overruled and (problems := structural_problems(messages)):
+            return "structural defect", "; ".join(problems)
+        if "holdout leak" not in overruled and holdout[0] >= 0 and holdout[1] >= threshold:
+            return "holdout leak", f"holdout:{self._holdout_names[holdout[0]]}"
+        if "exact duplicate" not in overruled and digest in self._exact:
+            return "exact duplicate", self._exact[digest]
+        if "near-duplicate of seed" not in overruled and seed[0] >= 0 and seed[1] >= threshold:
+            return "near-duplicate of seed", f"seed:{self._seed_ids[seed[0]]}"
+        if "near-duplicate of candidate" not in overruled:
+            matches = self._candidates.query(signature)
+            if matches:
+                return "near-duplicate of candidate", matches[0][0]
+        return None
+
+    def _shingle_sets(self, items: Iterable[tuple[object, list[Message]]]) -> ShingleSets:
+        return ShingleSets.from_texts((similarity_text(messages) for _, messages in items), size=self.config.shingle_words)
 
 
-def _messages(raw: list[dict[str, Any]]) -> list[Message]:
-    return [Message(**m) for m in raw]
+def _digest(messages: Sequence[Message]) -> bytes:
+    """A short fingerprint of the normalised conversation (exact duplicates share it)."""
+    return hashlib.blake2b(normalized_key(messages).encode(), digest_size=16).digest()
+

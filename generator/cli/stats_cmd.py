@@ -32,5 +32,9 @@ def stats_command(
     table.add_row("generation runs", str(stats["runs"]))
     for status, count in stats["candidates"].items():
         table.add_row(f"candidates {status}", str(count))
+    for reason, count in stats["filtered_by_reason"].items():
+        table.add_row(f"  filtered: {reason}", str(count))
+    for kind, count in stats["flags_by_kind"].items():
+        table.add_row(f"  flagged: {kind}", str(count))
     table.add_row("decisions", str(stats["decisions"]))
     console.print(table)

@@ -1,0 +1,188 @@
+"""Flags: reasons for a reviewer to look closely (refusals, truncation, placeholders, length, format drift, PII).
+
+A flag never filters: the candidate stays pending and the reviewer sees why it deserves a second
+look. The verified seeds set what is normal: a pattern's match that also occurs in the seeds (a
+support address, a house phrase) is part of the house style, not a reason to look.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from generator.examples import Message
+from generator.store.models import Flag
+from generator.style import StyleProfile
+
+FLAG_KINDS: tuple[str, ...] = ("refusal", "truncation", "placeholder", "length", "format drift", "pii")
+
+_REFUSAL = re.compile(
+    r"\bas an? (?:ai|artificial intelligence|(?:large )?language model|ai (?:language )?model|ai assistant|llm)\b"
+    r"|\bi(?:'m| am) (?:just |only )?an? (?:ai|(?:large )?language model|ai assistant|ai model)\b"
+    r"|\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:no|')t|am unable to|am not able to|won't)\b"
+    r"|\bi (?:can(?:no|')t|am unable to|am not able to|won't|must decline to) (?:help|assist|comply|fulfil+|provide that|do that)\b"
+    r"|\b(?:my (?:knowledge|training) (?:cutoff|cut-off|data)|as of my last (?:knowledge )?update)\b",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(
+    r"\[(?:insert|your|add|enter|placeholder|name|company|customer|date|link|url|todo|tbd|x{2,})\b[^\]\n]{0,60}\]"
+    r"|<(?:insert|your|placeholder)\b[^>\n]{0,60}>"
+    r"|\{\{[^{}\n]{0,60}\}\}"  # an unrendered template variable
+    r"|\blorem ipsum\b"
+    r"|\b(?:TODO|TBD|FIXME)\b"  # upper case only: "what to do" is not a placeholder
+    r"|\b(?:XXX+|xxxx+)\b",
+    re.IGNORECASE,
+)
+# IGNORECASE above would make "todo" match; these words must be written in capitals to count.
+_SHOUTED_ONLY = {"todo", "tbd", "fixme"}
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.IGNORECASE)
+_PHONE = re.compile(r"(?<![\w$€£.,/-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w/-])")
+_KEY = re.compile(
+    r"\b(?:sk|pk|rk)[-_](?:live|test|proj|ant)[-_][\w-]{8,}"
+    r"|\bsk-[\w-]{20,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"
+    r"|\bxox[abprs]-[\w-]{10,}"
+    r"|\beyJ[\w-]{10,}\.[\w-]{10,}\."  # a JSON web token
+    r"|\b(?=\w*\d)(?=\w*[A-Za-z])\w{32,}\b"  # long random-looking tokens (hex, base62)
+)
+_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+# A finished answer ends with a sentence mark, a closing bracket or quote, or a symbol (emoji);
+# a letter, digit, comma or joining mark at the very end means it was cut off.
+_UNFINISHED = re.compile(r"[\w,;:\-–—(/&+=]$")
+
+
+def _straight_quotes(text: str) -> str:
+    # Same length as the input, so matches can be shown as the model wrote them.
+    return text.replace("’", "'").replace("‘", "'")
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _refusals(text: str) -> Iterator[str]:
+    yield from (m.group(0) for m in _REFUSAL.finditer(_straight_quotes(text)))
+
+
+def _placeholders(text: str) -> Iterator[str]:
+    for match in _PLACEHOLDER.finditer(text):
+        found = match.group(0)
+        if found.casefold() in _SHOUTED_ONLY and not found.isupper():
+            continue
+        yield found
+
+
+def _personal_data(text: str) -> Iterator[str]:
+    for match in _EMAIL.finditer(text):
+        yield f"email address {match.group(0)}"
+    for match in _PHONE.finditer(text):
+        if sum(c.isdigit() for c in match.group(0)) >= 9:
+            yield f"phone number {match.group(0)}"
+    for match in _KEY.finditer(text):
+        token = match.group(0)
+        # Never repeat a secret in full: the flag is shown in the UI and counted in stats.
+        yield f"key-like token {token[:4]}… ({len(token)} characters)"
+    for match in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", match.group(0))
+        if _luhn_valid(digits):
+            yield f"card-like number ending {digits[-4:]}"
+
+
+def answer_chars(messages: Sequence[Message]) -> int:
+    """Characters the assistant wrote: the length the seeds' range is measured in."""
+    return sum(len(m.content) for m in messages if m.role == "assistant")
+
+
+@dataclass(frozen=True)
+class FlagRules:
+    """The flag checks, calibrated on the verified seeds (their length range, style and known strings)."""
+
+    style: StyleProfile
+    shortest: int | None
+    longest: int | None
+    length_factor: float
+    seen_in_seeds: frozenset[str]
+
+    @classmethod
+    def from_seeds(cls, seeds: Sequence[Sequence[Message]], *, length_factor: float) -> FlagRules:
+        lengths = [answer_chars(messages) for messages in seeds]
+        seen = {
+            found.casefold()
+            for messages in seeds
+            for message in messages
+            for finder in _TEXT_FINDERS.values()
+            for found in finder(message.content)
+        }
+        return cls(
+            style=StyleProfile.from_conversations(seeds),
+            shortest=min(lengths, default=None),
+            longest=max(lengths, default=None),
+            length_factor=length_factor,
+            seen_in_seeds=frozenset(seen),
+        )
+
+    def flags(self, messages: Sequence[Message]) -> list[Flag]:
+        """Every reason to look closely at this conversation, at most one flag per kind, in FLAG_KINDS order."""
+        found: dict[str, list[str]] = {}
+        for kind, finder in _TEXT_FINDERS.items():
+            turns = [m for m in messages if m.role == "assistant"] if kind == "refusal" else messages
+            details = [
+                found_text
+                for message in turns
+                for found_text in finder(message.content)
+                if found_text.casefold() not in self.seen_in_seeds
+            ]
+            if details:
+                found[kind] = details
+        truncation = _truncation(messages)
+        if truncation:
+            found["truncation"] = [truncation]
+        length = self._length(messages)
+        if length:
+            found["length"] = [length]
+        drift = self.style.drift(messages)
+        if drift:
+            found["format drift"] = drift
+        return [Flag(kind=kind, detail="; ".join(dict.fromkeys(found[kind]))) for kind in FLAG_KINDS if kind in found]
+
+    def _length(self, messages: Sequence[Message]) -> str | None:
+        if self.shortest is None or self.longest is None:
+            return None
+        length = answer_chars(messages)
+        if length > self.longest * self.length_factor:
+            return f"answer is {length} characters; the seeds' longest is {self.longest}"
+        if length < self.shortest / self.length_factor:
+            return f"answer is {length} characters; the seeds' shortest is {self.shortest}"
+        return None
+
+
+def _truncation(messages: Sequence[Message]) -> str | None:
+    """Why the final answer looks cut off (None: it ends like a finished answer)."""
+    if not messages or messages[-1].role != "assistant":
+        return None
+    text = messages[-1].content.rstrip()
+    if not text:
+        return None
+    if text.count("```") % 2:
+        return "a code block is never closed"
+    if text.endswith(("...", "…")):
+        return "the answer trails off with an ellipsis"
+    if _UNFINISHED.search(text):
+        return "the answer stops mid-sentence: …" + " ".join(text[-40:].split())
+    return None
+
+
+# The kinds found by searching message text (matches seen in the seeds do not count).
+_TEXT_FINDERS: dict[str, Callable[[str], Iterator[str]]] = {
+    "refusal": _refusals,
+    "placeholder": _placeholders,
+    "pii": _personal_data,
+}

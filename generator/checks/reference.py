@@ -1,0 +1,63 @@
+"""The reference sets checks compare against: the verified seeds in the store and the holdout files named in config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from generator.config import locate_key
+from generator.errors import UserError
+from generator.examples import Message
+from generator.project import Project
+from generator.seeds import load_seed_file
+from generator.store.models import Candidate, SeedRecord
+
+Labelled = tuple[str, list[Message]]  # a reference's name (a seed id, "eval/holdout.jsonl:7") and its conversation
+
+
+def as_messages(raw: list[dict[str, Any]]) -> list[Message]:
+    return [Message(role=m["role"], content=m["content"]) for m in raw]
+
+
+def stored_seeds(session: Session) -> list[Labelled]:
+    """The verified seeds as last synced into the store, in file order (so ties go to the earlier seed)."""
+    rows = session.execute(select(SeedRecord.id, SeedRecord.messages).order_by(SeedRecord.source, SeedRecord.line))
+    return [(seed_id, as_messages(messages)) for seed_id, messages in rows]
+
+
+def stored_candidates(session: Session, *, statuses: tuple[str, ...]) -> Iterator[tuple[int, list[Message]]]:
+    """Stored candidates with these statuses, oldest first."""
+    rows = session.execute(
+        select(Candidate.id, Candidate.messages).where(Candidate.status.in_(statuses)).order_by(Candidate.id),
+        execution_options={"yield_per": 5000},
+    )
+    for candidate_id, messages in rows:
+        yield candidate_id, as_messages(messages)
+
+
+def load_holdout(project: Project) -> list[Labelled]:
+    """Every example of the holdout files in `[checks] holdout`, named "<file>:<line>".
+
+    A missing file or a broken line stops the checks (exit 2): checking against a partial
+    evaluation set would let leaks through unnoticed.
+    """
+    references: list[Labelled] = []
+    for entry in project.config.checks.holdout:
+        path = project.path(entry)
+        if not path.is_file():
+            config_text = project.config_path.read_text(encoding="utf-8")
+            raise UserError(
+                f"holdout file {entry!r} not found",
+                file=project.config_path,
+                line=locate_key(config_text, ["checks", "holdout"]),
+                fix="correct [checks] holdout (paths are relative to the project), or create the file",
+            )
+        loaded = load_seed_file(path)
+        loaded.raise_on_errors(project.root)
+        shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        references += [(f"{shown}:{example.line}", list(example.example.messages)) for example in loaded.seeds]
+    return references
+

@@ -1,0 +1,188 @@
+"""Checks over the stored queue: re-check pending candidates, restore filtered ones, name matches by candidate id.
+
+Nothing here accepts or rejects: re-checking moves pending -> filtered (or updates flags and the
+nearest seed), restoring moves filtered -> pending. Decisions stay the reviewers' alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Engine, String, bindparam, cast, exists, func, literal, or_, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from generator.checks.reference import as_messages
+from generator.checks.result import FILTER_REASONS, RESTORED, CheckResult, overruled_reasons, restored_flag
+from generator.checks.runner import CandidateChecker
+from generator.errors import UserError
+from generator.project import Project
+from generator.store.db import read_session, write_session
+from generator.store.models import Candidate, Flag, utcnow
+
+_TABLE = Candidate.__table__  # type: ignore[attr-defined]
+_CHUNK = 2000  # candidates checked, and rows written per transaction (short write locks for reviewers)
+_SOURCE = "source:"
+
+
+@dataclass
+class RecheckSummary:
+    checked: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)  # newly filtered, by reason
+    flagged: Counter[str] = field(default_factory=Counter)  # still pending, by flag kind
+    refreshed: int = 0  # still pending, with new flags or a new nearest seed
+    left_alone: int = 0  # a reviewer held or decided it while the checks ran
+
+
+def recheck_pending(engine: Engine, *, project: Project) -> RecheckSummary:
+    """Check every pending candidate again (current thresholds, seeds and holdout) and store what changed.
+
+    Each pending candidate is compared with the seeds, the holdout set, every reviewed candidate
+    and the pending ones before it. Candidates a reviewer holds right now are not filtered under
+    their hands; they are counted as left alone.
+    """
+    with write_session(engine) as session:
+        link_source_matches(session)
+    summary = RecheckSummary()
+    filtering: list[dict[str, Any]] = []
+    refreshing: list[dict[str, Any]] = []
+    with read_session(engine) as session:
+        checker = CandidateChecker.from_store(session, project=project, earlier_statuses=("accepted", "rejected"))
+        rows = session.execute(
+            select(Candidate.id, Candidate.messages, Candidate.flags, Candidate.nearest_seed_id, Candidate.nearest_seed_similarity)
+            .where(Candidate.status == "pending")
+            .order_by(Candidate.id),
+            execution_options={"yield_per": _CHUNK},
+        )
+        for chunk in _chunks(rows, _CHUNK):
+            restored = {f"candidate:{row.id}": [Flag(**f) for f in row.flags if f["kind"] == RESTORED] for row in chunk}
+            results = checker.check_many(
+                [(f"candidate:{row.id}", as_messages(row.messages)) for row in chunk],
+                overruled={name: overruled_reasons(flags) for name, flags in restored.items() if flags},
+            )
+            for row, result in zip(chunk, results, strict=True):
+                summary.checked += 1
+                change = _change(row.id, result, restored[f"candidate:{row.id}"])
+                if result.status == "filtered":
+                    summary.filtered[result.filter_reason or ""] += 1
+                    filtering.append(change)
+                    continue
+                summary.flagged.update(flag.kind for flag in result.flags)
+                stored = (row.flags, row.nearest_seed_id, row.nearest_seed_similarity)
+                if stored != (change["new_flags"], change["new_seed"], change["new_similarity"]):
+                    refreshing.append(change)
+    summary.refreshed = len(refreshing)
+    summary.left_alone = _write(engine, _filter_statement(utcnow()), filtering) + _write(engine, _refresh_statement(), refreshing)
+    return summary
+
+
+def _change(candidate_id: int, result: CheckResult, restored: list[Flag]) -> dict[str, Any]:
+    """The bound parameters of one row's UPDATE (named apart from the columns they set)."""
+    return {
+        "row_id": candidate_id,
+        "new_reason": result.filter_reason,
+        "new_match": result.filter_match,
+        "new_flags": [flag.model_dump() for flag in [*result.flags, *restored]],
+        "new_seed": result.nearest_seed_id,
+        "new_similarity": result.nearest_seed_similarity,
+    }
+
+
+def _filter_statement(now: datetime) -> Any:
+    free = or_(_TABLE.c.lease_expires_at.is_(None), _TABLE.c.lease_expires_at <= now)
+    return (
+        update(_TABLE)
+        .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == "pending", free)
+        .values(
+            status="filtered",
+            filter_reason=bindparam("new_reason"),
+            filter_match=bindparam("new_match"),
+            flags=bindparam("new_flags"),
+            nearest_seed_id=bindparam("new_seed"),
+            nearest_seed_similarity=bindparam("new_similarity"),
+        )
+    )
+
+
+def _refresh_statement() -> Any:
+    return (
+        update(_TABLE)
+        .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == "pending")
+        .values(
+            flags=bindparam("new_flags"),
+            nearest_seed_id=bindparam("new_seed"),
+            nearest_seed_similarity=bindparam("new_similarity"),
+        )
+    )
+
+
+def _write(engine: Engine, statement: Any, changes: list[dict[str, Any]]) -> int:
+    """Apply one UPDATE to many rows, a chunk per transaction; return how many rows it did not match."""
+    missed = 0
+    for start in range(0, len(changes), _CHUNK):
+        chunk = changes[start : start + _CHUNK]
+        with write_session(engine) as session:
+            missed += len(chunk) - session.execute(statement, chunk).rowcount
+    return missed
+
+
+def restore_filtered(engine: Engine, *, reason: str) -> int:
+    """Put every candidate filtered for `reason` back to pending, flagged `restored`; return how many.
+
+    Structural defects cannot be restored: they are not trainable conversations.
+    """
+    if reason not in FILTER_REASONS:
+        close = difflib.get_close_matches(reason, FILTER_REASONS, n=1)
+        raise UserError(
+            f"unknown filter reason {reason!r}",
+            fix=(f"did you mean {close[0]!r}? " if close else "") + "reasons: " + ", ".join(repr(r) for r in FILTER_REASONS),
+        )
+    if reason == "structural defect":
+        raise UserError(
+            "candidates with a structural defect cannot be restored: they are not trainable conversations",
+            fix="correct the prompt template or model settings and generate again",
+        )
+    with write_session(engine) as session:
+        rows = session.execute(
+            select(Candidate.id, Candidate.flags, Candidate.filter_match).where(
+                Candidate.status == "filtered", Candidate.filter_reason == reason
+            )
+        ).all()
+        changes = [
+            {"row_id": row.id, "new_flags": [*row.flags, restored_flag(reason, row.filter_match).model_dump()]} for row in rows
+        ]
+        if changes:
+            statement = (
+                update(_TABLE)
+                .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == "filtered")
+                .values(status="pending", filter_reason=None, filter_match=None, flags=bindparam("new_flags"))
+            )
+            session.execute(statement, changes)
+    return len(changes)
+
+
+def link_source_matches(session: Session) -> int:
+    """Rewrite filter matches that name a candidate by its source key ("source:<key>", given before it was
+    stored) to its id ("candidate:42"). The generation engine may call this after storing a batch."""
+    original = aliased(Candidate)
+    key = func.substr(Candidate.filter_match, len(_SOURCE) + 1)
+    stored_id = select(literal("candidate:") + cast(original.id, String)).where(original.source_key == key).scalar_subquery()
+    result = session.execute(
+        update(Candidate)
+        .where(Candidate.filter_match.like(f"{_SOURCE}%"), exists().where(original.source_key == key))
+        .values(filter_match=stored_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def _chunks(rows: Any, size: int) -> Iterator[Sequence[Any]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,70 @@
+"""`synthgate check`: re-run the machine checks over the pending queue, or restore filtered candidates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from generator.cli.app import app, console, state
+
+
+@app.command("check")
+def check_command(
+    ctx: typer.Context,
+    restore: Annotated[
+        str | None,
+        typer.Option(
+            "--restore",
+            metavar="REASON",
+            help=(
+                "Instead of checking, put every candidate filtered for REASON back to pending, e.g. "
+                "--restore 'near-duplicate of seed'. They carry a 'restored' flag for the reviewer and are "
+                "not filtered for that reason again."
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Re-run the checks over pending candidates, e.g. after changing thresholds or the holdout set.
+
+    Filters the provably worthless: structural defects, holdout leaks, exact and near duplicates.
+
+    Flags what needs a closer look: refusals, truncation, placeholders, odd length, format drift, PII.
+
+    Also records each candidate's nearest seed. Seeds are re-read from the seed files first. Checks never accept anything.
+    """
+    cli = state(ctx)
+    project = cli.project
+    if restore is not None:
+        from generator.checks.rerun import restore_filtered
+
+        restored = restore_filtered(cli.engine, reason=restore)
+        console.print(f"Restored {restored} candidate(s) filtered as {restore!r} to pending, each flagged 'restored' for the reviewer.")
+        if restore == "holdout leak" and restored:
+            console.print("Caution: they overlap the evaluation set; accepting one puts eval data into training.")
+        return
+
+    from generator.checks.rerun import recheck_pending
+    from generator.seeds import load_seeds
+    from generator.store.db import write_session
+    from generator.store.intake import sync_seeds
+
+    seed_set = load_seeds(project.seed_files(), default_verified_by=project.config.seeds.verified_by)
+    seed_set.raise_on_errors(project.root)
+    with write_session(cli.engine) as session:
+        sync_seeds(session, seed_set.seeds, root=project.root)
+    summary = recheck_pending(cli.engine, project=project)
+    still_pending = summary.checked - sum(summary.filtered.values())
+    console.print(f"Checked {summary.checked} pending candidate(s) against {len(seed_set.seeds)} seed(s).")
+    console.print(f"Newly filtered: {sum(summary.filtered.values())}{_breakdown(summary.filtered)}")
+    console.print(f"Still pending: {still_pending}; flagged{_breakdown(summary.flagged) or ': none'}")
+    console.print(f"Flags or nearest seed updated: {summary.refreshed}")
+    if summary.left_alone:
+        console.print(
+            f"Left as they were: {summary.left_alone} (a reviewer held or decided them meanwhile; run `synthgate check` again later)"
+        )
+
+
+def _breakdown(counts: Counter[str]) -> str:
+    return (" (" + ", ".join(f"{name}: {count}" for name, count in counts.most_common()) + ")") if counts else ""
