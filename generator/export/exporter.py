@@ -98,6 +98,7 @@ class _PartJob:
     format: str
     tags: tuple[str, ...]
     split_seed: int
+    splitting: bool
     seed_hashes: frozenset[str]
     spool_folder: Path
     name: str
@@ -127,6 +128,7 @@ class _Renderer:
     def __init__(self, job: _PartJob, part: _Part) -> None:
         self.fmt: ExportFormat = FORMATS[job.format]
         self.split_seed = job.split_seed
+        self.splitting = job.splitting
         self.part = part
 
     def emit(self, *, ident: str, kind: str, final: list[dict[str, Any]], original: list[dict[str, Any]] | None,
@@ -147,7 +149,10 @@ class _Renderer:
             self.part.skipped.add("holds text that is not valid Unicode (a lone surrogate)", ident)
             return
         entry["sha256"] = hashlib.sha256(line).hexdigest()
-        self.part.spool.add(line, orjson.dumps(entry), stratum=_category(tags), rank=split_rank(self.split_seed, ident))
+        if self.splitting:
+            self.part.spool.add(line, orjson.dumps(entry), stratum=_category(tags), rank=split_rank(self.split_seed, ident))
+        else:
+            self.part.spool.add(line, orjson.dumps(entry))
         self.part.kinds[kind] += 1
 
 
@@ -235,7 +240,10 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
     head = session.get(DecisionChain, 1)
     with tempfile.TemporaryDirectory(prefix="synthgate-export-") as spool_folder:
         folder = Path(spool_folder)
-        job = _PartJob(format=fmt.name, tags=options.tags, split_seed=options.split_seed, seed_hashes=frozenset(), spool_folder=folder, name="seeds")
+        job = _PartJob(
+            format=fmt.name, tags=options.tags, split_seed=options.split_seed, splitting=options.val_fraction > 0,
+            seed_hashes=frozenset(), spool_folder=folder, name="seeds",
+        )
         parts = [_render_seeds(session, job)] if options.include_seeds else []
         seed_hashes = frozenset(e for p in parts for e in _spooled_content_hashes(p))
         parts += _render_all_candidates(session, job, seed_hashes=seed_hashes, workers=workers)
@@ -271,8 +279,9 @@ def _render_all_candidates(session: Session, job: _PartJob, *, seed_hashes: froz
                     "db_url": session.get_bind().url.render_as_string(hide_password=False)})
         for index, start in enumerate(range(low, high + 1, step))
     ]
-    # spawn, not fork: a forked child would share the parent's open SQLite connection.
-    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # fork: a spawned child would re-import the caller's __main__ (the CLI itself). SQLite allows
+    # forking while a connection is open as long as the child never uses it: workers open their own.
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(_render_candidates_in_worker, jobs))
 
 

@@ -51,6 +51,7 @@ def _non_empty_string(value: Any) -> bool:
 OPENAI_TOP_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 OPENAI_MESSAGE_KEYS = {"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id"}
 OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_OPENAI_PLAIN_KEYS = {"role", "content"}
 
 
 def openai_message_problems(messages: Any, where: str = "messages") -> list[str]:
@@ -78,6 +79,29 @@ def _openai_render(final: Messages, original: Messages | None) -> dict[str, Any]
 
 
 def _openai_problems(record: Any) -> list[str]:
+    # The common case, a valid record, is decided in one quick pass (it runs for every line of a
+    # big export); only a record that fails it pays for the detailed description.
+    return [] if _plain_openai_record_is_valid(record) else _openai_problem_details(record)
+
+
+def _plain_openai_record_is_valid(record: Any) -> bool:
+    if type(record) is not dict or not record.keys() <= OPENAI_TOP_KEYS:
+        return False
+    messages = record.get("messages")
+    if type(messages) is not list or not messages:
+        return False
+    has_assistant = False
+    for message in messages:
+        if type(message) is not dict or not message.keys() <= _OPENAI_PLAIN_KEYS or message.get("role") not in OPENAI_ROLES:
+            return False
+        content = message.get("content")
+        if type(content) is not str or not content.strip():
+            return False
+        has_assistant = has_assistant or message["role"] == "assistant"
+    return has_assistant
+
+
+def _openai_problem_details(record: Any) -> list[str]:
     if not isinstance(record, dict):
         return ["a line must be a JSON object"]
     problems = [f"key '{k}' is not allowed at the top level" for k in sorted(set(record) - OPENAI_TOP_KEYS)]

@@ -31,11 +31,8 @@ def write_manifest(target: AtomicFile, header: dict[str, Any], files: list[Outpu
     out = target.handle
     out.write(summary.removesuffix("\n}").encode())
     out.write(b',\n  "lines": [')
-    separator = b"\n    "
-    for output in files:
-        for entry in output.iter_entries():
-            out.write(separator + entry)
-            separator = b",\n    "
+    for index, output in enumerate(files):
+        output.copy_entries(out, first=index == 0)
     out.write(b"\n  ]\n}\n")
 
 

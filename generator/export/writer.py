@@ -79,11 +79,14 @@ class PartSpool:
         # Sent back from worker processes without its (closed) file handles.
         return {k: v for k, v in self.__dict__.items() if k not in ("_lines", "_entries")} | {"_lines": None, "_entries": None}
 
-    def add(self, line: bytes, entry: bytes, *, stratum: str, rank: int) -> None:
+    def add(self, line: bytes, entry: bytes, *, stratum: str | None = None, rank: int = 0) -> None:
+        """Spool a line and its manifest entry; `stratum` and `rank` only when the export is split."""
         assert self._lines is not None and self._entries is not None, "use the spool in a with block"
         self.count += 1
         self._lines.write(line + b"\n")
         self._entries.write(entry + b"\n")
+        if stratum is None:
+            return
         stratum_id = self._stratum_ids.get(stratum)
         if stratum_id is None:
             stratum_id = self._stratum_ids[stratum] = len(self.strata)
@@ -125,14 +128,31 @@ class OutputFile:
         data = line + b"\n"
         self.file.handle.write(data)
         self._hash.update(data)
-        self._entries.write(self._entry_prefix + str(self.lines).encode() + b"," + entry[1:] + b"\n")
+        self._write_entry(entry)
 
-    def iter_entries(self) -> Iterator[bytes]:
-        """The manifest entries, one JSON object per line of the file, in line order."""
+    def append_part(self, part: PartSpool) -> None:
+        """Append a whole spooled part: lines copied in blocks, entries numbered one by one."""
+        with part.lines_path.open("rb") as lines:
+            for block in iter(lambda: lines.read(_BUFFER), b""):
+                self.file.handle.write(block)
+                self._hash.update(block)
+        with part.entries_path.open("rb", buffering=_BUFFER) as entries:
+            for entry in entries:
+                self.lines += 1
+                self._write_entry(entry[:-1])
+
+    def _write_entry(self, entry: bytes) -> None:
+        # Stored ready to splice into the manifest's `lines` array: separator first, then the entry.
+        self._entries.write(b",\n    " + self._entry_prefix + str(self.lines).encode() + b"," + entry[1:])
+
+    def copy_entries(self, out: IO[bytes], *, first: bool) -> None:
+        """Copy the manifest entries into `out` (without the leading separator when they come first)."""
         self._entries.close()
-        with self.entries_path.open("rb", buffering=_BUFFER) as entries:
-            for text in entries:
-                yield text[:-1]
+        with self.entries_path.open("rb") as entries:
+            if first:
+                entries.read(1)  # the comma before the first entry
+            for block in iter(lambda: entries.read(_BUFFER), b""):
+                out.write(block)
 
 
 def split_rank(split_seed: int, key: str) -> int:
@@ -153,13 +173,15 @@ def assemble(parts: Sequence[PartSpool], *, train: OutputFile, validation: Outpu
     The split is stratified (each stratum, e.g. a category tag, gives the same share to
     validation) and deterministic (within a stratum the rows with the lowest rank go).
     """
-    to_validation = _validation_rows(parts, val_fraction) if validation is not None and val_fraction > 0 else None
+    if validation is None or val_fraction <= 0:
+        for part in parts:
+            train.append_part(part)
+        return
+    to_validation = _validation_rows(parts, val_fraction)
     index = 0
     for part in parts:
         for line, entry in part.rows():
-            target = validation if to_validation is not None and to_validation[index] else train
-            assert target is not None
-            target.write(line, entry)
+            (validation if to_validation[index] else train).write(line, entry)
             index += 1
 
 

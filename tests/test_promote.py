@@ -1,0 +1,94 @@
+"""`promote` grows the verified seed pool from accepted examples, once each, in a file `seeds check` accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from generator.errors import UserError
+from generator.project import Project
+from generator.promote import promote_accepted
+from generator.store.db import read_session
+from tests.conftest import run_cli
+from tests.test_export import add, chat, decide
+
+
+def promote(engine: Engine, project_dir: Path, target: Path | None = None):  # type: ignore[no-untyped-def]
+    project = Project(root=project_dir)
+    with read_session(engine) as session:
+        return promote_accepted(session, project=project, target=target or project_dir / "seeds" / "promoted.jsonl")
+
+
+def test_promote_appends_accepted_examples_once_in_a_file_seeds_check_accepts(engine: Engine, project_dir: Path) -> None:
+    accepted, edited, rejected = add(engine, chat(0), chat(1), chat(2), tags=["billing", "edge:refund"])
+    decide(engine, accepted, "accept", reviewer="ann")
+    decide(engine, edited, "edit", reviewer="bob", messages=chat(1, answer="the corrected answer"))
+    decide(engine, rejected, "reject")
+
+    report = promote(engine, project_dir)
+    target = project_dir / "seeds" / "promoted.jsonl"
+    records = [json.loads(line) for line in target.read_text().splitlines()]
+    assert report.added == 2 and not report.outside_seed_paths
+    assert [(r["verified_by"], r["messages"], r["tags"]) for r in records] == [
+        ("ann", chat(0), ["billing", "edge:refund"]),
+        ("bob", chat(1, answer="the corrected answer"), ["billing", "edge:refund"]),
+    ]
+    assert all(r["id"].startswith("promoted-") for r in records)
+
+    before = target.read_bytes()
+    again = promote(engine, project_dir)
+    assert (again.added, again.already_seeds) == (0, 2)
+    assert target.read_bytes() == before
+
+    checked = run_cli("seeds", "check", cwd=project_dir)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "promoted.jsonl" not in "".join(line for line in checked.stdout.splitlines() if line.startswith("error"))
+
+
+def test_promote_skips_examples_already_among_the_seeds(engine: Engine, project_dir: Path) -> None:
+    seed_line = json.loads((project_dir / "seeds" / "seeds.jsonl").read_text().splitlines()[0])
+    # The same conversation up to case and spacing, the rule `seeds check` uses for exact duplicates.
+    copy = [{**m, "content": m["content"].upper() + "  "} for m in seed_line["messages"]]
+    (candidate,) = add(engine, copy)
+    decide(engine, candidate, "accept")
+    report = promote(engine, project_dir)
+    assert (report.added, report.already_seeds) == (0, 1)
+    assert not (project_dir / "seeds" / "promoted.jsonl").exists()
+
+
+def test_promote_to_a_file_outside_the_seed_paths_warns(engine: Engine, project_dir: Path) -> None:
+    (candidate,) = add(engine, chat(0))
+    decide(engine, candidate, "accept")
+    report = promote(engine, project_dir, target=project_dir / "extra" / "more.jsonl")
+    assert report.added == 1 and report.outside_seed_paths
+
+
+def test_promote_refuses_to_append_to_a_broken_seed_file(engine: Engine, project_dir: Path) -> None:
+    target = project_dir / "seeds" / "promoted.jsonl"
+    target.write_text("{not json\n")
+    (candidate,) = add(engine, chat(0))
+    decide(engine, candidate, "accept")
+    with pytest.raises(UserError, match="invalid JSON") as caught:
+        promote(engine, project_dir)
+    assert caught.value.line == 1
+    assert target.read_text() == "{not json\n"
+
+
+def test_cli_promote_then_seeds_check_records_the_promoted_seeds(engine: Engine, project_dir: Path) -> None:
+    (candidate,) = add(engine, chat(0))
+    decide(engine, candidate, "accept", reviewer="dana")
+    db = ["--db", str(engine.url)]
+    first = run_cli(*db, "promote", cwd=project_dir)
+    assert first.returncode == 0, first.stderr
+    assert "Promoted 1 accepted example(s)" in first.stdout
+    second = run_cli(*db, "promote", cwd=project_dir)
+    assert "Promoted 0 accepted example(s)" in second.stdout and "1 already in the seed pool" in second.stdout
+    checked = run_cli(*db, "seeds", "check", cwd=project_dir)
+    assert checked.returncode == 0, checked.stdout
+    # The next export with seeds holds the promoted example once, as a seed.
+    exported = run_cli(*db, "export", "-o", str(project_dir / "out.jsonl"), "--include-seeds", cwd=project_dir)
+    assert exported.returncode == 0, exported.stderr
+    assert "0 accepted" in exported.stdout and "already in the export as a verified seed" in exported.stderr
