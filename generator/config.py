@@ -144,7 +144,11 @@ class ReviewSection(Section):
 
 
 class ExportSection(Section):
-    format: Literal["openai", "sharegpt", "alpaca", "trl", "openai-dpo"] = "openai"
+    format: Literal["openai", "sharegpt", "alpaca", "trl", "openai-dpo"] = Field("openai", description="Default export format (openai, sharegpt, alpaca, trl, openai-dpo).")
+    include_seeds: bool = Field(False, description="Also export the verified seeds (marked as seeds in the manifest).")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="Share of each category tag written to a validation file (0: no split).")
+    split_seed: int = Field(0, description="Seed of the train/validation split: the same seed and store give the same split.")
+    promote_to: str = Field("seeds/promoted.jsonl", description="Seed file `synthgate promote` appends accepted examples to, relative to the project.")
 
 
 class StoreSection(Section):
