@@ -2,22 +2,117 @@
 
 from __future__ import annotations
 
+import json
+import statistics
+from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import String, cast, func
+from sqlmodel import Session, col, select
 
 from generator.checks.report import filtered_by_reason, flags_by_kind
-from generator.store.models import Decision, Run, SeedRecord
+from generator.export.selection import live
+from generator.store.models import Candidate, Decision, LLMCall, Run, SeedRecord
 from generator.store.queue import queue_counts
+
+TOP_REASONS = 10
 
 
 def collect_stats(session: Session) -> dict[str, Any]:
+    candidates = queue_counts(session)
     return {
         "seeds": session.exec(select(func.count()).select_from(SeedRecord)).one(),
         "runs": session.exec(select(func.count()).select_from(Run)).one(),
         "decisions": session.exec(select(func.count()).select_from(Decision)).one(),
-        "candidates": queue_counts(session),
+        "candidates": candidates,
         "filtered_by_reason": filtered_by_reason(session),
         "flags_by_kind": flags_by_kind(session),
+        "acceptance": acceptance(session),
+        "reject_reasons": reject_reasons(session),
+        "reviewers": reviewer_throughput(session),
+        "cost": api_cost(session, accepted=candidates["accepted"]),
+    }
+
+
+def _rates(counts: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
+    """Per group: accepted, rejected, pending, and the acceptance rate among decided candidates."""
+    table = {}
+    for group, by_status in sorted(counts.items()):
+        decided = by_status["accepted"] + by_status["rejected"]
+        table[group] = {
+            "accepted": by_status["accepted"],
+            "rejected": by_status["rejected"],
+            "pending": by_status["pending"],
+            "acceptance_rate": round(by_status["accepted"] / decided, 4) if decided else None,
+        }
+    return table
+
+
+def acceptance(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
+    """Acceptance rate by generation run, template, model and tag (filtered candidates left out: no human saw them)."""
+    reviewed = Candidate.status != "filtered"
+    templates = {h: name for h, name in session.execute(select(Run.template_hash, Run.template).distinct())}
+
+    def grouped(column: Any, label: Any = lambda value: value or "(none)") -> dict[str, dict[str, Any]]:
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for value, status, count in session.execute(select(column, Candidate.status, func.count()).where(reviewed).group_by(column, Candidate.status)):
+            counts[label(value)][status] += count
+        return _rates(counts)
+
+    by_tag: dict[str, Counter[str]] = defaultdict(Counter)
+    # Grouped by the tag list's text in SQL, so only the distinct tag combinations reach Python.
+    tag_lists = cast(Candidate.tags, String)
+    for tags_text, status, count in session.execute(select(tag_lists, Candidate.status, func.count()).where(reviewed).group_by(tag_lists, Candidate.status)):
+        for tag in json.loads(tags_text) or ["(untagged)"]:
+            by_tag[tag][status] += count
+    return {
+        "by_run": grouped(Candidate.run_id),
+        "by_template": grouped(Candidate.template_hash, lambda h: f"{templates.get(h, '?')} ({h[:12]})" if h else "(none)"),
+        "by_model": grouped(Candidate.model),
+        "by_tag": _rates(by_tag),
+    }
+
+
+def reject_reasons(session: Session) -> dict[str, int]:
+    """The most frequent reasons of live (not undone) rejections, most frequent first."""
+    decision = Decision.__table__
+    counts: Counter[str] = Counter()
+    rows = session.execute(
+        select(decision.c.reasons).where(decision.c.action == "reject", live(decision)), execution_options={"yield_per": 5000}
+    )
+    for (reasons,) in rows:
+        counts.update(reasons)
+    return dict(counts.most_common(TOP_REASONS))
+
+
+def reviewer_throughput(session: Session) -> dict[str, Any]:
+    """Median seconds per decision, overall and per reviewer (timed accept, reject and edit decisions)."""
+    seconds: dict[str, list[float]] = defaultdict(list)
+    rows = session.execute(
+        select(Decision.reviewer, Decision.seconds).where(Decision.action != "undo", col(Decision.seconds).is_not(None)),
+        execution_options={"yield_per": 5000},
+    )
+    for reviewer, spent in rows:
+        seconds[reviewer].append(spent)
+    every = [s for spent in seconds.values() for s in spent]
+    return {
+        "median_seconds_per_decision": round(statistics.median(every), 2) if every else None,
+        "by_reviewer": {
+            name: {"decisions": len(spent), "median_seconds": round(statistics.median(spent), 2)} for name, spent in sorted(seconds.items())
+        },
+    }
+
+
+def api_cost(session: Session, *, accepted: int) -> dict[str, Any]:
+    """What generation cost: USD in total and per accepted example, calls and tokens."""
+    calls, total, tokens_in, tokens_out = session.execute(
+        select(func.count(), func.sum(LLMCall.cost_usd), func.sum(LLMCall.input_tokens), func.sum(LLMCall.output_tokens))
+    ).one()
+    total = round(total or 0.0, 6)
+    return {
+        "calls": calls,
+        "input_tokens": tokens_in or 0,
+        "output_tokens": tokens_out or 0,
+        "total_usd": total,
+        "per_accepted_usd": round(total / accepted, 6) if accepted else None,
     }
