@@ -86,6 +86,8 @@ REVIEW_KEY_DEFAULTS: dict[str, str] = {
     "help": "question_mark",
     "quit": "q",
 }
+# Taken by the reject panel (a digit picks a reason, n writes a note, escape closes it).
+REVIEW_RESERVED_KEYS = frozenset({*"123456789", "n", "escape"})
 
 
 class ReviewSection(Section):
@@ -137,6 +139,8 @@ class ReviewSection(Section):
         owner: dict[str, str] = {}
         for action, key in {**REVIEW_KEY_DEFAULTS, **keys}.items():
             for part in (p.strip() for p in key.split(",") if p.strip()):
+                if part in REVIEW_RESERVED_KEYS:
+                    raise ValueError(f"key {part!r} belongs to the reject panel (1-9, n, escape); choose another for {action!r}")
                 if part in owner:
                     raise ValueError(f"key {part!r} is bound to both {owner[part]!r} and {action!r}; give each action its own key")
                 owner[part] = action

@@ -1,12 +1,23 @@
 """Builds the review app over a store filled from fixture data: for pilot tests, snapshots and trying it by hand.
 
+Also drives the real `synthgate review` in a pseudo-terminal (`Terminal`), for end-to-end tests and the benchmark.
+
 Run `python -m tests.review_snapshot_app DIR` to create DIR/queue.db and open the app on it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -160,6 +171,42 @@ def screen_text(app: ReviewApp) -> str:
     console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True, legacy_windows=False)
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text(styles=False)
+
+
+class Terminal:
+    """`synthgate review` in a pseudo-terminal, as a user runs it."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "40"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "generator", *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.output = b""
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Read the screen stream until `text` appears (a generous deadline; never a fixed sleep)."""
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.process.poll() is not None:
+                raise AssertionError(f"{text!r} never appeared; the terminal showed:\n{self.output[-3000:]!r}")
+            ready, _, _ = select.select([self.master], [], [], remaining)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536)
+                except OSError:
+                    break
+
+    def press(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        os.close(self.master)
 
 
 if __name__ == "__main__":

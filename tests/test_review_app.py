@@ -16,11 +16,10 @@ from generator.store.audit import verify_chain
 from generator.store.db import open_store, read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import utcnow
-from generator.store.queue import QueueFilter, record_decision
+from generator.store.queue import QueueFilter, decisions_for, get_candidate, record_decision
 from review_tui.messages import CandidateShown
 from review_tui.screens.confirm import ConfirmScreen
 from review_tui.screens.edit import EditScreen
-from review_tui.screens.reject import RejectScreen
 from tests.review_snapshot_app import (
     UNTRUSTED,
     FakeClock,
@@ -63,6 +62,10 @@ def status_of(engine: Engine, candidate_id: int) -> tuple:
         connection.close()
 
 
+def rejecting(app) -> bool:  # type: ignore[no-untyped-def]
+    return review_screen(app).rejecting and review_screen(app).query_one("#reject-panel").display
+
+
 def shown(app) -> int | None:  # type: ignore[no-untyped-def]
     candidate = review_screen(app).candidate
     return candidate.id if candidate else None
@@ -95,7 +98,7 @@ async def test_reject_with_a_digit_records_that_reason_at_once(store: Engine) ->
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("r")
-        assert isinstance(app.screen, RejectScreen)
+        assert rejecting(app) and "Reject candidate #1: why?" in screen_text(app)
         await pilot.press("3")
         await settle(pilot)
         assert shown(app) == 2
@@ -108,22 +111,25 @@ async def test_reject_with_a_note_written_first(store: Engine) -> None:
     app = make_fixture_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("r", "n", *"Team is $39, not $29", "enter")
-        assert isinstance(app.screen, RejectScreen)  # enter only closes the note; the digit decides
+        await pilot.press("r", "n", *"Team is $39, not $29 (1 user)", "enter")
+        assert rejecting(app)  # enter only ends the note (its digits stayed text); the digit decides
         await pilot.press("1")
         await settle(pilot)
-    assert decisions(store)[0][:5] == (1, "ann", "reject", '["factually wrong"]', "Team is $39, not $29")
+    assert decisions(store)[0][:5] == (1, "ann", "reject", '["factually wrong"]', "Team is $39, not $29 (1 user)")
 
 
-async def test_escape_cancels_the_reject_dialog_and_an_unknown_digit_does_nothing(store: Engine) -> None:
+async def test_escape_closes_the_reject_reasons_and_other_keys_wait_for_a_reason(store: Engine) -> None:
     app = make_fixture_app(store, config=ReviewSection(reject_reasons=["wrong", "off-policy"]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("r", "5")
-        assert isinstance(app.screen, RejectScreen)
+        await pilot.press("r", "5", "a", "s", "u")  # no 5th reason; no accept, skip or undo meanwhile
+        await settle(pilot)
+        assert rejecting(app) and shown(app) == 1
         await pilot.press("escape")
         await settle(pilot)
-        assert shown(app) == 1
+        assert not rejecting(app) and shown(app) == 1
+        await pilot.press("1")  # the panel is closed: a digit alone decides nothing
+        await settle(pilot)
     assert decisions(store) == []
     assert status_of(store, 1) == ("pending", "ann")
 
@@ -143,8 +149,6 @@ async def test_a_valid_edit_is_recorded_as_an_edit_keeping_both_versions(store: 
     (row,) = decisions(store)
     assert row[:3] == (1, "ann", "edit") and row[5] == 1
     with read_session(store) as session:
-        from generator.store.queue import decisions_for, get_candidate
-
         (edit,) = decisions_for(session, candidate_id=1)
         original = get_candidate(session, candidate_id=1)
     assert edit.edited_messages[-1].content.endswith("billing cycle. Both of you can.")
@@ -303,9 +307,9 @@ async def test_keys_do_nothing_while_a_queue_call_is_in_flight(store: Engine) ->
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         review_screen(app).busy = True  # as between a keypress and the next candidate appearing
-        await pilot.press("a", "s", "r")
+        await pilot.press("a", "s", "r", "u")
         assert decisions(store) == []
-        assert app.screen is review_screen(app)
+        assert app.screen is review_screen(app) and not rejecting(app)
 
 
 async def test_untrusted_text_is_shown_literally_and_never_reaches_the_terminal_raw(tmp_path: Path) -> None:
@@ -412,3 +416,22 @@ async def test_help_lists_the_keys_as_mapped(store: Engine) -> None:
         assert re.search(r"\bk +Decide later", screen)
         await pilot.press("escape")
         assert app.screen is review_screen(app)
+
+
+async def test_editing_keeps_untouched_turns_exactly_and_saves_changed_turns_as_shown(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+    build_review_store(engine, [NewCandidate(source_key="c", messages=conversation("q\x1b[2J?", "bad \x1b[31manswer"))])
+    app = make_fixture_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        answer = app.screen.query_one("#turn-2", TextArea)
+        assert answer.text == "bad ␛[31manswer"
+        answer.move_cursor(answer.document.end)
+        await pilot.press("!", "ctrl+s")
+        await settle(pilot)
+    with read_session(engine) as session:
+        (edit,) = decisions_for(session, candidate_id=1)
+    assert edit.edited_messages[1].content == "q\x1b[2J?"  # untouched: byte for byte
+    assert edit.edited_messages[2].content == "bad ␛[31manswer!"  # changed: what the reviewer saw and saved
+    engine.dispose()

@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TextArea
+from textual.widgets import Static, TextArea
 
 from generator.examples import Example, Message, describe_validation_error, messages_hash
 from generator.store.queue import CandidateView
 from review_tui.safe_text import editable, has_unsafe
 from review_tui.screens.confirm import ConfirmScreen
+from review_tui.widgets.key_footer import KeyFooter
 
 UNSAFE_NOTICE = (
     "This conversation holds control or invisible characters, shown here as symbols (␛, �). "
@@ -59,7 +60,7 @@ class EditScreen(Screen[EditResult | None]):
                 area.border_title = message.role
                 area.cursor_blink = self.blink
                 yield area
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         # The assistant's answer is what experts correct most: start there.

@@ -16,11 +16,11 @@ GATE = (
     "loses nothing. Undo takes back your latest decision, as many times as you like."
 )
 DIALOG_KEYS = [
-    ("1-9", "in the reject dialog: reject with that reason at once"),
-    ("n", "in the reject dialog: write a note first (enter, then the reason digit)"),
+    ("1-9", "after r: reject with that reason at once"),
+    ("n", "after r: write a note first (enter, then the reason's digit)"),
     ("ctrl+s", "in the editor: check and save the corrected conversation"),
     ("tab", "in the editor: next turn"),
-    ("escape", "close a dialog or the editor without recording anything"),
+    ("escape", "close the reject reasons, a dialog or the editor without recording anything"),
     ("↑ ↓ pgup pgdn", "scroll the conversation"),
 ]
 

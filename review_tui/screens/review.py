@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Input, Static
 
 from generator.config import REVIEW_KEY_DEFAULTS
 from generator.store.queue import CandidateView, DecisionView, QueueError, QueueFilter
@@ -24,13 +24,14 @@ from review_tui.safe_text import visible
 from review_tui.screens.edit import EditResult, EditScreen
 from review_tui.screens.filters import FilterScreen
 from review_tui.screens.help import HelpScreen
-from review_tui.screens.reject import RejectChoice, RejectScreen
 from review_tui.tally import QueueProgress, SessionTally
 from review_tui.widgets.empty_queue import EmptyQueuePanel
 from review_tui.widgets.flags import FlagsView
+from review_tui.widgets.key_footer import KeyFooter
 from review_tui.widgets.nearest_seed import NearestSeedView
 from review_tui.widgets.progress import ProgressHeader, describe_filters
 from review_tui.widgets.provenance import ProvenanceView
+from review_tui.widgets.reject_panel import RejectPanel
 from review_tui.widgets.transcript import TranscriptView
 
 # Keys that need a candidate on screen (hidden from the footer when the queue is empty).
@@ -53,6 +54,10 @@ class ReviewScreen(Screen[None]):
         _binding("filter", "Filter", "Choose which candidates come up (tag, run, flagged)"),
         _binding("help", "Help", "All keys, and what the gate guarantees"),
         _binding("quit", "Quit", "Give the candidate back and leave; every decision is already saved"),
+        # The reject panel's keys (it lists them itself): a digit decides, n writes a note first.
+        *[Binding(str(n), f"reject_with({n - 1})", show=False, id=f"reject.reason{n}") for n in range(1, 10)],
+        Binding("n", "reject_note", show=False, id="reject.note"),
+        Binding("escape", "cancel_reject", show=False, id="reject.cancel"),
     ]
     AUTO_FOCUS = "#transcript"
 
@@ -76,20 +81,23 @@ class ReviewScreen(Screen[None]):
         self.candidate: CandidateView | None = None
         self.shown_at = 0.0
         self.busy = True  # until the first candidate arrives
+        self.rejecting = False  # the reject panel is open
         self.quit_requested = False
 
     def compose(self) -> ComposeResult:
         yield ProgressHeader(id="progress")
         with ContentSwitcher(initial="review-pane", id="body"):
             with Horizontal(id="review-pane"):
-                yield TranscriptView(id="transcript")
+                with Vertical(id="candidate-column"):
+                    yield TranscriptView(id="transcript")
+                    yield RejectPanel(reasons=self.reasons, blink=self.blink, id="reject-panel")
                 with Vertical(id="context"):
                     yield NearestSeedView(id="nearest-seed")
                     yield FlagsView(id="flags")
                     yield ProvenanceView(id="provenance")
             yield EmptyQueuePanel(id="empty")
         yield Static(id="status", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         for widget_id, title in (("nearest-seed", "Nearest seed"), ("flags", "Flags"), ("provenance", "Provenance")):
@@ -162,11 +170,12 @@ class ReviewScreen(Screen[None]):
         return True
 
     def _ready(self) -> CandidateView | None:
-        """The candidate a key applies to, or None while the queue is busy (the key is ignored)."""
-        return None if self.busy else self.candidate
+        """The candidate a decision key applies to; None (the key is ignored) while the queue is busy
+        or the reject panel waits for a reason."""
+        return None if self.busy or self.rejecting else self.candidate
 
-    def _record(self, candidate: CandidateView, *, action: str, **details) -> None:  # type: ignore[no-untyped-def]
-        seconds = self.clock() - self.shown_at
+    def _record(self, candidate: CandidateView, *, action: str, after_screen: bool = False, **details) -> None:  # type: ignore[no-untyped-def]
+        seconds = self.clock() - self.shown_at  # the decision is made now; saving it is our time, not theirs
         client = self.client
         self.busy = True
 
@@ -174,7 +183,12 @@ class ReviewScreen(Screen[None]):
             done = client.decide(candidate_id=candidate.id, action=action, seconds=seconds, **details)
             return CandidateLoaded(client.claim(), done=done)
 
-        self.run_queue_call(call)
+        if after_screen:
+            # Let this screen repaint after the editor closes first: run side by side, the repaint
+            # and the database work fight over the GIL and both take twice as long.
+            self.call_after_refresh(self.run_queue_call, call)
+        else:
+            self.run_queue_call(call)
 
     def action_accept(self) -> None:
         if candidate := self._ready():
@@ -182,14 +196,39 @@ class ReviewScreen(Screen[None]):
 
     def action_reject(self) -> None:
         candidate = self._ready()
-        if candidate is None:
+        if candidate is not None:
+            self.rejecting = True
+            self.query_one(RejectPanel).open(candidate.id)
+
+    def action_reject_with(self, index: int) -> None:
+        panel = self.query_one(RejectPanel)
+        if not self.rejecting or self.busy or self.candidate is None:
             return
+        choice = panel.choice(index)
+        if choice is None:
+            self.app.bell()
+            return
+        # The panel closes when the next candidate is shown: one repaint for both, not two.
+        self._record(self.candidate, action="reject", reasons=[choice.reason], note=choice.note)
 
-        def rejected(choice: RejectChoice | None) -> None:
-            if choice is not None and self._ready() is candidate:
-                self._record(candidate, action="reject", reasons=[choice.reason], note=choice.note)
+    def action_reject_note(self) -> None:
+        if self.rejecting:
+            self.query_one(RejectPanel).start_note()
 
-        self.app.push_screen(RejectScreen(candidate_id=candidate.id, reasons=self.reasons, blink=self.blink), rejected)
+    def action_cancel_reject(self) -> None:
+        if self.rejecting:
+            self._close_reject_panel()
+
+    @on(Input.Submitted, "#reject-note")
+    def _note_written(self) -> None:
+        self.query_one(TranscriptView).focus()  # back to the reasons: the next digit decides
+
+    def _close_reject_panel(self) -> None:
+        self.rejecting = False
+        self.query_one(RejectPanel).close()
+        transcript = self.query_one(TranscriptView)
+        if not transcript.has_focus:
+            transcript.focus()
 
     def action_edit(self) -> None:
         candidate = self._ready()
@@ -200,9 +239,9 @@ class ReviewScreen(Screen[None]):
             if result is None or self._ready() is not candidate:
                 return
             if result.edited is None:
-                self._record(candidate, action="accept")
+                self._record(candidate, action="accept", after_screen=True)
             else:
-                self._record(candidate, action="edit", edited=result.edited)
+                self._record(candidate, action="edit", edited=result.edited, after_screen=True)
 
         self.app.push_screen(EditScreen(candidate, blink=self.blink), edited)
 
@@ -220,7 +259,7 @@ class ReviewScreen(Screen[None]):
         self.run_queue_call(call)
 
     def action_undo(self) -> None:
-        if self.busy:
+        if self.busy or self.rejecting:
             return
         self.busy = True
         client = self.client
@@ -235,7 +274,7 @@ class ReviewScreen(Screen[None]):
         self.run_queue_call(call)
 
     def action_filter(self) -> None:
-        if self.busy:
+        if self.busy or self.rejecting:
             return
 
         def chosen(filters: QueueFilter | None) -> None:
@@ -305,6 +344,11 @@ class ReviewScreen(Screen[None]):
     # --- display -----------------------------------------------------------------------------
 
     def _show(self, candidate: CandidateView | None) -> None:
+        # Only touch what changes: a footer refresh or a focus change restyles and recomposes
+        # widgets, which would cost more than the whole database round trip.
+        had_candidate = self.candidate is not None
+        if self.rejecting:  # decided, or the candidate it was for is gone (e.g. its lease ran out)
+            self._close_reject_panel()
         self.candidate = candidate
         switcher = self.query_one("#body", ContentSwitcher)
         if candidate is None:
@@ -319,8 +363,10 @@ class ReviewScreen(Screen[None]):
             self.query_one(FlagsView).show(candidate.flags)
             self.query_one(ProvenanceView).show(candidate)
             switcher.current = "review-pane"
-            transcript.focus()
-        self.refresh_bindings()
+            if not transcript.has_focus:
+                transcript.focus()
+        if had_candidate != (candidate is not None):
+            self.refresh_bindings()  # the decision keys appear or disappear
         self._refresh_header()
         self.busy = False
         self.shown_at = self.clock()

@@ -13,8 +13,10 @@ class MessageBox(Static):
     """One chat turn."""
 
     def show(self, message: Message) -> None:
-        self.border_title = message.role  # one of three fixed role names, never model text
-        self.set_classes(f"role-{message.role}")
+        role_class = f"role-{message.role}"
+        if not self.has_class(role_class):  # restyling costs more than the update itself
+            self.border_title = message.role  # one of three fixed role names, never model text
+            self.set_classes(role_class)
         self.update(visible(message.content))
 
 
@@ -29,9 +31,10 @@ class TranscriptView(VerticalScroll):
             extra = [MessageBox() for _ in range(len(messages) - len(boxes))]
             self.mount_all(extra)
             boxes += extra
-        for box, message in zip(boxes, messages):
-            box.show(message)
-            box.display = True
-        for box in boxes[len(messages) :]:
-            box.display = False
+        for index, box in enumerate(boxes):
+            if index < len(messages):
+                box.show(messages[index])
+            wanted = index < len(messages)
+            if box.display != wanted:
+                box.display = wanted
         self.scroll_home(animate=False, immediate=True)
