@@ -16,7 +16,6 @@ from sqlalchemy import Engine
 
 from generator.errors import UserError, WorkFailed
 from generator.examples import Example, messages_hash
-from generator.export import writer as export_writer
 from generator.export.exporter import ExportOptions, ExportReport, export_dataset
 from generator.export.manifest import iter_manifest_entries, manifest_path, read_manifest_header
 from generator.store.db import read_session, write_session

@@ -14,7 +14,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,12 @@ from generator.errors import UserError, WorkFailed
 from generator.examples import canonical_json
 from generator.export.formats import FORMATS, ExportFormat, Unrepresentable
 from generator.export.manifest import manifest_path, write_manifest
-from generator.export.selection import AcceptedCandidate, Refusal, count_status_without_acceptance, iter_accepted
-from generator.export.writer import AtomicFile, OutputFile, PartSpool, assemble, split_rank
+from generator.export.selection import AcceptedCandidate, GateTally, Refusal, count_accepted_statuses, iter_accepted
+from generator.export.writer import AtomicFile, OutputFile, PartSpool, route_lines, split_rank, write_entries
 from generator.project import Project
 from generator.store.models import Candidate, DecisionChain, Run, SeedRecord, utcnow
 
+FORGED = "left out by the gate: marked accepted without a live accepting decision"
 # How many ids per skip reason the manifest lists (the counts are always complete).
 LISTED_PER_REASON = 100
 # Below this many candidates one process is quicker than starting others.
@@ -159,8 +160,9 @@ class _Renderer:
 def _render_candidates(session: Session, job: _PartJob) -> _Part:
     part = _Part(PartSpool(job.spool_folder, job.name))
     renderer = _Renderer(job, part)
+    tally = GateTally()
     with part.spool:
-        for item in iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused):
+        for item in iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, tally=tally):
             ident = f"candidate:{item.candidate_id}"
             if item.content_hash in job.seed_hashes:
                 part.skipped.add("already in the export as a verified seed (promoted)", ident)
@@ -171,6 +173,10 @@ def _render_candidates(session: Session, job: _PartJob) -> _Part:
                 part.template_hashes.add(item.template_hash)
             renderer.emit(ident=ident, kind="edited" if item.edited else "accepted", final=item.messages,
                           original=item.original_messages, tags=item.tags, entry=_candidate_entry(item))
+    # Counted in the same read transaction as the rows above, so both see one state of the store.
+    forged = count_accepted_statuses(session, id_range=job.id_range) - tally.backed_statuses
+    if forged:
+        part.skipped.counts[FORGED] += forged
     return part
 
 
@@ -250,33 +256,30 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         skipped = SkipLog()
         for part in parts:
             skipped.merge(part.skipped)
-        forged = count_status_without_acceptance(session)
-        if forged:
-            skipped.counts["left out by the gate: marked accepted without a live accepting decision"] += forged
         kinds = sum((p.kinds for p in parts), Counter())
         total = sum(p.spool.count for p in parts)
         if total == 0:
             raise WorkFailed(_nothing_message(options, skipped), fix=_nothing_fix(options))
         counts = {"lines": total, "accepted": kinds["accepted"], "edited": kinds["edited"], "seeds": kinds["seed"], "skipped": sum(skipped.counts.values())}
-        return _write_files(session, options, project, fmt, parts, folder, counts=counts, skipped=skipped, head=head)
+        return _write_files(session, options, project, fmt, parts, counts=counts, skipped=skipped, head=head)
 
 
 def _spooled_content_hashes(part: _Part) -> Iterator[str]:
-    for _line, entry in part.spool.rows():
-        yield orjson.loads(entry)["content_hash"]
+    for entry in part.spool.iter_entries():
+        yield entry["content_hash"]
 
 
 def _render_all_candidates(session: Session, job: _PartJob, *, seed_hashes: frozenset[str], workers: int | None) -> list[_Part]:
     """Render candidates in one process, or in several over consecutive ranges of candidate ids."""
     low, high = session.execute(select(func.min(Candidate.id), func.max(Candidate.id))).one()
-    base = _PartJob(**{**job.__dict__, "seed_hashes": seed_hashes, "name": "candidates"})
+    base = replace(job, seed_hashes=seed_hashes, name="candidates")
     count = _worker_count(session, workers, 0 if low is None else high - low + 1)
     if low is None or count == 1:
         return [_render_candidates(session, base)]
     step = (high - low + count) // count
+    url = session.get_bind().url.render_as_string(hide_password=False)
     jobs = [
-        _PartJob(**{**base.__dict__, "name": f"candidates-{index}", "id_range": (start, min(start + step - 1, high)),
-                    "db_url": session.get_bind().url.render_as_string(hide_password=False)})
+        replace(base, name=f"candidates-{index}", id_range=(start, min(start + step - 1, high)), db_url=url)
         for index, start in enumerate(range(low, high + 1, step))
     ]
     # fork: a spawned child would re-import the caller's __main__ (the CLI itself). SQLite allows
@@ -295,16 +298,17 @@ def _worker_count(session: Session, requested: int | None, span: int) -> int:
 
 
 def _write_files(session: Session, options: ExportOptions, project: Project | None, fmt: ExportFormat, parts: list[_Part],
-                 folder: Path, *, counts: dict[str, int], skipped: SkipLog, head: DecisionChain | None) -> ExportReport:
+                 *, counts: dict[str, int], skipped: SkipLog, head: DecisionChain | None) -> ExportReport:
     """Assemble the parts into the data files and write the manifest; commit all of them or none."""
-    train = OutputFile(options.output, "train", _display(options.output, options.output), folder)
+    train = OutputFile(options.output, "train", _display(options.output, options.output))
     validation = None
     if options.val_fraction > 0:
-        validation = OutputFile(options.validation_path, "validation", _display(options.validation_path, options.output), folder)
+        validation = OutputFile(options.validation_path, "validation", _display(options.validation_path, options.output))
     manifest = AtomicFile(manifest_path(options.output))
     outputs = [o for o in (train, validation) if o is not None]
     try:
-        assemble([p.spool for p in parts], train=train, validation=validation, val_fraction=options.val_fraction)
+        spools = [p.spool for p in parts]
+        to_validation = route_lines(spools, train=train, validation=validation, val_fraction=options.val_fraction)
         files = [o for o in outputs if o.lines]
         header = {
             "exported_at": utcnow().isoformat(timespec="seconds"),
@@ -319,7 +323,7 @@ def _write_files(session: Session, options: ExportOptions, project: Project | No
             "skipped": skipped.as_manifest(),
             "files": [{"path": f.display_name, "split": f.split, "lines": f.lines, "sha256": f.sha256} for f in files],
         }
-        write_manifest(manifest, header, files)
+        write_manifest(manifest, header, lambda out: write_entries(out, spools, files, to_validation))
     except BaseException:
         for output in outputs:
             output.file.discard()

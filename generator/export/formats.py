@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from generator.examples import ROLE_TO_SHAREGPT, SHAREGPT_TO_ROLE, FormatError, example_from_record, structural_problems, Message
+from generator.examples import ROLE_TO_SHAREGPT, SHAREGPT_TO_ROLE, FormatError, Message, example_from_record, structural_problems
 
 Messages = list[dict[str, Any]]
 
@@ -224,8 +224,13 @@ def _dpo_read_back(record: Any) -> tuple[Messages, Messages | None]:
         raise FormatError(f"not an openai-dpo line (missing {exc})") from None
 
 
+def _messages_read_back(record: Any) -> tuple[Messages, Messages | None]:
+    """openai and trl lines hold the messages themselves (read back only after the rules passed)."""
+    return _plain(record["messages"]), None
+
+
 def _chat_read_back(record: Any) -> tuple[Messages, Messages | None]:
-    """openai, trl, sharegpt and alpaca lines read back through the seed importer's converters."""
+    """sharegpt and alpaca lines read back through the seed importer's converters."""
     example, _ignored = example_from_record(record)
     return example.messages_as_dicts(), None
 
@@ -233,10 +238,10 @@ def _chat_read_back(record: Any) -> tuple[Messages, Messages | None]:
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("openai", "OpenAI chat fine-tuning: {\"messages\": [...]}", _openai_render, _openai_problems, _chat_read_back),
+        ExportFormat("openai", "OpenAI chat fine-tuning: {\"messages\": [...]}", _openai_render, _openai_problems, _messages_read_back),
         ExportFormat("sharegpt", "ShareGPT: {\"conversations\": [{\"from\", \"value\"}]}", _sharegpt_render, _sharegpt_problems, _chat_read_back),
         ExportFormat("alpaca", "Alpaca: instruction/input/output (single-turn only)", _alpaca_render, _alpaca_problems, _chat_read_back),
-        ExportFormat("trl", "TRL conversational: {\"messages\": [...]}", _openai_render, _trl_problems, _chat_read_back),
+        ExportFormat("trl", "TRL conversational: {\"messages\": [...]}", _openai_render, _trl_problems, _messages_read_back),
         ExportFormat(
             "openai-dpo",
             "OpenAI preference pairs: the reviewer's correction preferred over the model's original (edited examples only)",

@@ -7,14 +7,14 @@ entry per text line, so a million-line export is written and read back streaming
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ijson
 
 from generator.errors import UserError
-from generator.export.writer import AtomicFile, OutputFile
+from generator.export.writer import AtomicFile
 
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
@@ -25,14 +25,13 @@ def manifest_path(data_file: Path) -> Path:
     return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
 
 
-def write_manifest(target: AtomicFile, header: dict[str, Any], files: list[OutputFile]) -> None:
-    """Write the summary, then stream every file's spooled line entries into `lines`."""
+def write_manifest(target: AtomicFile, header: dict[str, Any], write_lines: Callable[[IO[bytes]], None]) -> None:
+    """Write the summary, then the per-line entries that `write_lines` streams into the `lines` array."""
     summary = json.dumps({"synthgate_manifest": MANIFEST_VERSION, **header}, indent=2, ensure_ascii=False)
     out = target.handle
     out.write(summary.removesuffix("\n}").encode())
     out.write(b',\n  "lines": [')
-    for index, output in enumerate(files):
-        output.copy_entries(out, first=index == 0)
+    write_lines(out)
     out.write(b"\n  ]\n}\n")
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, func, select
+from sqlalchemy import ColumnElement, Select, Text, cast, exists, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -50,6 +50,15 @@ class AcceptedCandidate:
     @property
     def edited(self) -> bool:
         return self.action == "edit"
+
+
+@dataclass
+class GateTally:
+    """What the gate saw while streaming, beyond what it let through."""
+
+    # Rows whose status says accepted and that a live accepting decision backs (passed or
+    # refused): the other "accepted" statuses were set without one.
+    backed_statuses: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +146,13 @@ def iter_accepted(
     tags: Iterable[str] = (),
     id_range: tuple[int, int] | None = None,
     on_refusal: Callable[[Refusal], None] | None = None,
+    tally: GateTally | None = None,
 ) -> Iterator[AcceptedCandidate]:
     """Every candidate that passes the gate, in candidate id order, streamed in batches.
 
     With `tags`, only candidates carrying at least one of them; with `id_range` (first, last),
     only those ids. Candidates whose decisions accept them but fail a gate check are passed to
-    `on_refusal` and never yielded.
+    `on_refusal` and never yielded. `tally` counts what else the gate saw.
     """
     wanted = set(tags)
     # One statement streamed in batches (a server-side cursor where the driver has one), read
@@ -154,6 +164,8 @@ def iter_accepted(
     names = tuple(result.keys())[_CANDIDATE_COLUMNS:]
     # Plain tuples unpacked by position: attribute access on a million rows costs seconds.
     for candidate_json, tags_json, run_id, template_hash, status, *decision_values in result:
+        if tally is not None and status == "accepted":
+            tally.backed_statuses += 1
         fields = dict(zip(names, decision_values, strict=True))
         stored_hash = fields.pop("hash")
         try:
@@ -190,15 +202,9 @@ def iter_accepted(
         )
 
 
-def count_status_without_acceptance(session: Session) -> int:
-    """Candidates marked accepted whose latest live decision does not accept them (forged or broken)."""
-    backing = aliased(_decision)
-    return session.execute(
-        select(func.count())
-        .select_from(_candidate)
-        .outerjoin(backing, backing.c.id == latest_live_decision_id(_candidate.c.id))
-        .where(
-            _candidate.c.status == "accepted",
-            ~and_(backing.c.id.is_not(None), backing.c.action.in_(ACCEPTING_ACTIONS)),
-        )
-    ).scalar_one()
+def count_accepted_statuses(session: Session, *, id_range: tuple[int, int] | None = None) -> int:
+    """Candidates whose status says accepted (served by the queue index, no table scan)."""
+    statement = select(func.count()).select_from(_candidate).where(_candidate.c.status == "accepted")
+    if id_range is not None:
+        statement = statement.where(_candidate.c.id.between(*id_range))
+    return session.execute(statement).scalar_one()

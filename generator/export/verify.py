@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlmodel import Session, col, select
 
 from generator.examples import FormatError, messages_hash
@@ -143,8 +143,8 @@ def _batched(items: Iterator[_Pair], size: int) -> Iterator[list[_Pair]]:
 
 def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     try:
-        record = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise FormatError(f"not valid JSON ({exc})") from None
     problems = fmt.problems(record)
     if problems:
@@ -155,8 +155,11 @@ def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], li
 def _check_batch(session: Session, report: VerifyReport, fmt: ExportFormat, name: str, batch: list[_Pair]) -> None:
     candidate_ids = {int(p.entry.get("candidate_id") or 0) for p in batch if p.entry.get("kind") == "candidate"}
     decision_ids = {int(p.entry.get("decision_id") or 0) for p in batch if p.entry.get("kind") == "candidate"}
-    decisions = {d.id: d for d in session.exec(select(Decision).where(col(Decision.id).in_(decision_ids)))}
-    candidates = {c.id: c for c in session.exec(select(Candidate).where(col(Candidate.id).in_(candidate_ids)))}
+    # Plain rows, not ORM objects: a million-line export is checked 500 lines at a time.
+    decisions = {d.id: d for d in session.execute(select(Decision.__table__).where(col(Decision.id).in_(decision_ids)))}
+    candidates: dict[int, list[dict[str, Any]]] = {}
+    if fmt.needs_original:
+        candidates = dict(session.execute(select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))).all())
     latest = dict(
         session.execute(select(Candidate.id, latest_live_decision_id(Candidate.id)).where(col(Candidate.id).in_(candidate_ids))).all()
     )
@@ -188,8 +191,8 @@ def _candidate_problem(
     entry: dict[str, Any],
     final: list[dict[str, Any]],
     original: list[dict[str, Any]] | None,
-    decisions: dict[int, Decision],
-    candidates: dict[int, Candidate],
+    decisions: dict[int, Any],
+    candidates: dict[int, list[dict[str, Any]]],
     latest: dict[int, int | None],
 ) -> str | None:
     decision_id, candidate_id = entry.get("decision_id"), entry.get("candidate_id")
@@ -211,8 +214,8 @@ def _candidate_problem(
             else f"candidate {candidate_id} was decided again after export (decision {newest})"
         )
     if original is not None:
-        candidate = candidates.get(candidate_id)  # type: ignore[arg-type]
-        if candidate is None or messages_hash(original) != messages_hash(candidate.messages):
+        model_text = candidates.get(candidate_id)  # type: ignore[arg-type]
+        if model_text is None or messages_hash(original) != messages_hash(model_text):
             return f"the non-preferred output is not candidate {candidate_id}'s original text"
     return None
 

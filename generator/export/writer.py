@@ -1,7 +1,8 @@
 """Writing export files: atomic (temp file + rename), in the order given, with a stratified deterministic train/validation split.
 
-Lines arrive in parts (spooled to temporary files, possibly by several processes); `assemble`
-routes them, in part order, into the training and validation files with their manifest entries.
+Lines arrive in parts (spooled to temporary files, possibly by several processes); `route_lines`
+writes them, in part order, into the training and validation files, and `write_entries` the
+manifest entries that prove them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from tempfile import NamedTemporaryFile
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -94,25 +95,22 @@ class PartSpool:
         self.stratum_of.append(stratum_id)
         self.rank.append(rank)
 
-    def rows(self) -> Iterator[tuple[bytes, bytes]]:
-        with self.lines_path.open("rb", buffering=_BUFFER) as lines, self.entries_path.open("rb", buffering=_BUFFER) as entries:
-            for line, entry in zip(lines, entries, strict=True):
-                yield line[:-1], entry[:-1]
+    def iter_entries(self) -> Iterator[dict[str, Any]]:
+        with self.entries_path.open("rb", buffering=_BUFFER) as entries:
+            for entry in entries:
+                yield orjson.loads(entry)
 
 
 class OutputFile:
-    """One data file of an export: its lines, their sha256, and the manifest entries that prove them."""
+    """One data file of an export: its lines and their sha256. Its manifest entries are written from the parts' spools."""
 
-    def __init__(self, destination: Path, split: str, display_name: str, spool_folder: Path) -> None:
+    def __init__(self, destination: Path, split: str, display_name: str) -> None:
         self.split = split
         self.display_name = display_name  # how the manifest names the file
         self.file = AtomicFile(destination)
         self.lines = 0
         self._hash = hashlib.sha256()
-        self._entry_prefix = b'{"file":' + orjson.dumps(display_name) + b',"line":'
-        # Manifest entries are spooled to disk, not kept in memory: a million of them would not fit the budget.
-        self.entries_path = spool_folder / f"{split}.manifest-entries"
-        self._entries: IO[bytes] = self.entries_path.open("wb", buffering=_BUFFER)
+        self.entry_prefix = b'{"file":' + orjson.dumps(display_name) + b',"line":'
 
     @property
     def path(self) -> Path:
@@ -122,37 +120,19 @@ class OutputFile:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    def write(self, line: bytes, entry: bytes) -> None:
-        """Append a line; `entry` is its manifest entry as a JSON object, to which the file and line number are added."""
+    def write(self, data: bytes) -> None:
+        """Append one line (ending in a newline)."""
         self.lines += 1
-        data = line + b"\n"
         self.file.handle.write(data)
         self._hash.update(data)
-        self._write_entry(entry)
 
     def append_part(self, part: PartSpool) -> None:
-        """Append a whole spooled part: lines copied in blocks, entries numbered one by one."""
+        """Append every line of a spooled part, copied in blocks."""
         with part.lines_path.open("rb") as lines:
             for block in iter(lambda: lines.read(_BUFFER), b""):
                 self.file.handle.write(block)
                 self._hash.update(block)
-        with part.entries_path.open("rb", buffering=_BUFFER) as entries:
-            for entry in entries:
-                self.lines += 1
-                self._write_entry(entry[:-1])
-
-    def _write_entry(self, entry: bytes) -> None:
-        # Stored ready to splice into the manifest's `lines` array: separator first, then the entry.
-        self._entries.write(b",\n    " + self._entry_prefix + str(self.lines).encode() + b"," + entry[1:])
-
-    def copy_entries(self, out: IO[bytes], *, first: bool) -> None:
-        """Copy the manifest entries into `out` (without the leading separator when they come first)."""
-        self._entries.close()
-        with self.entries_path.open("rb") as entries:
-            if first:
-                entries.read(1)  # the comma before the first entry
-            for block in iter(lambda: entries.read(_BUFFER), b""):
-                out.write(block)
+        self.lines += part.count
 
 
 def split_rank(split_seed: int, key: str) -> int:
@@ -167,22 +147,44 @@ def validation_count(size: int, fraction: float) -> int:
     return min(int(fraction * size + 0.5), size - 1)
 
 
-def assemble(parts: Sequence[PartSpool], *, train: OutputFile, validation: OutputFile | None, val_fraction: float) -> None:
-    """Route every spooled line, in part order, to the training file or, when splitting, to validation.
+def route_lines(parts: Sequence[PartSpool], *, train: OutputFile, validation: OutputFile | None, val_fraction: float) -> bytearray | None:
+    """Write every spooled line, in part order, to the training file or, when splitting, to validation.
 
     The split is stratified (each stratum, e.g. a category tag, gives the same share to
-    validation) and deterministic (within a stratum the rows with the lowest rank go).
+    validation) and deterministic (within a stratum the rows with the lowest rank go). Returns
+    which rows went to validation (None: no split).
     """
     if validation is None or val_fraction <= 0:
         for part in parts:
             train.append_part(part)
-        return
+        return None
     to_validation = _validation_rows(parts, val_fraction)
     index = 0
     for part in parts:
-        for line, entry in part.rows():
-            (validation if to_validation[index] else train).write(line, entry)
-            index += 1
+        with part.lines_path.open("rb", buffering=_BUFFER) as lines:
+            for line in lines:
+                (validation if to_validation[index] else train).write(line)
+                index += 1
+    return to_validation
+
+
+def write_entries(out: IO[bytes], parts: Sequence[PartSpool], files: Sequence[OutputFile], to_validation: bytearray | None) -> None:
+    """Write the manifest entries, file by file in line order, each with its file name and line number.
+
+    The entries are comma-separated members of a JSON array (the caller writes the brackets).
+    """
+    separator = b"\n    "
+    for output in files:
+        wanted = 1 if output.split == "validation" else 0
+        number = index = 0
+        for part in parts:
+            with part.entries_path.open("rb", buffering=_BUFFER) as entries:
+                for entry in entries:
+                    if to_validation is None or to_validation[index] == wanted:
+                        number += 1
+                        out.write(separator + output.entry_prefix + str(number).encode() + b"," + entry[1:-1])
+                        separator = b",\n    "
+                    index += 1
 
 
 def _validation_rows(parts: Sequence[PartSpool], fraction: float) -> bytearray:
