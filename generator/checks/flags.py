@@ -50,7 +50,7 @@ _KEY = re.compile(
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 # A finished answer ends with a sentence mark, a closing bracket or quote, or a symbol (emoji);
 # a letter, digit, comma or joining mark at the very end means it was cut off.
-_UNFINISHED = re.compile(r"[\w,;:\-–—(/&+=]$")
+_UNFINISHED = re.compile(r"[\w,;:\-–—(/&+=]")
 
 
 def _straight_quotes(text: str) -> str:
@@ -68,11 +68,30 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+# Cheap tests first: a pattern runs only over text holding one of its trigger strings (lower case).
+# Most answers hold none, and a regex pass costs ~10x a substring search.
+_REFUSAL_TRIGGERS = ("as a", "i'm", "i’m", "i am", "i can", "i won", "i must", "my knowledge", "my training", "my last")
+_PLACEHOLDER_TRIGGERS = ("[", "<", "{{", "lorem", "todo", "tbd", "fixme", "xxx")
+_KEY_TRIGGERS = ("sk-", "sk_", "pk_", "rk_", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "eyj")
+# Byte tables for C-speed scans of the UTF-8 text: every digit becomes "0" (to count digits), and
+# every ASCII letter, digit or "_" becomes "a", anything else " " (to spot a 32-character token).
+_DIGIT_SHAPE = bytes.maketrans(b"0123456789", b"0000000000")
+_WORD_SHAPE = bytes(ord("a") if chr(i).isascii() and (chr(i).isalnum() or chr(i) == "_") else ord(" ") for i in range(256))
+_LONG_TOKEN = b"a" * 32
+
+
+def _has_any(lower: str, triggers: tuple[str, ...]) -> bool:
+    return any(map(lower.__contains__, triggers))
+
+
 def _refusals(text: str) -> Iterator[str]:
-    yield from (m.group(0) for m in _REFUSAL.finditer(_straight_quotes(text)))
+    if _has_any(text.casefold(), _REFUSAL_TRIGGERS):
+        yield from (m.group(0) for m in _REFUSAL.finditer(_straight_quotes(text)))
 
 
 def _placeholders(text: str) -> Iterator[str]:
+    if not _has_any(text.casefold(), _PLACEHOLDER_TRIGGERS):
+        return
     for match in _PLACEHOLDER.finditer(text):
         found = match.group(0)
         if found.casefold() in _SHOUTED_ONLY and not found.isupper():
@@ -81,19 +100,23 @@ def _placeholders(text: str) -> Iterator[str]:
 
 
 def _personal_data(text: str) -> Iterator[str]:
-    for match in _EMAIL.finditer(text):
-        yield f"email address {match.group(0)}"
-    for match in _PHONE.finditer(text):
-        if sum(c.isdigit() for c in match.group(0)) >= 9:
-            yield f"phone number {match.group(0)}"
-    for match in _KEY.finditer(text):
-        token = match.group(0)
-        # Never repeat a secret in full: the flag is shown in the UI and counted in stats.
-        yield f"key-like token {token[:4]}… ({len(token)} characters)"
-    for match in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", match.group(0))
-        if _luhn_valid(digits):
-            yield f"card-like number ending {digits[-4:]}"
+    if "@" in text:
+        for match in _EMAIL.finditer(text):
+            yield f"email address {match.group(0)}"
+    encoded = text.encode()
+    if encoded.translate(_DIGIT_SHAPE).count(b"0") >= 9:  # fewer digits make neither a phone nor a card number
+        for match in _PHONE.finditer(text):
+            if sum(c.isdigit() for c in match.group(0)) >= 9:
+                yield f"phone number {match.group(0)}"
+        for match in _CARD.finditer(text):
+            digits = re.sub(r"\D", "", match.group(0))
+            if _luhn_valid(digits):
+                yield f"card-like number ending {digits[-4:]}"
+    if _has_any(text.casefold(), _KEY_TRIGGERS) or _LONG_TOKEN in encoded.translate(_WORD_SHAPE):
+        for match in _KEY.finditer(text):
+            token = match.group(0)
+            # Never repeat a secret in full: the flag is shown in the UI and counted in stats.
+            yield f"key-like token {token[:4]}… ({len(token)} characters)"
 
 
 def answer_chars(messages: Sequence[Message]) -> int:
@@ -132,14 +155,12 @@ class FlagRules:
     def flags(self, messages: Sequence[Message]) -> list[Flag]:
         """Every reason to look closely at this conversation, at most one flag per kind, in FLAG_KINDS order."""
         found: dict[str, list[str]] = {}
+        # Blank lines between turns: no pattern matches across two messages.
+        everything = "\n\n".join(m.content for m in messages)
+        answers = "\n\n".join(m.content for m in messages if m.role == "assistant")
         for kind, finder in _TEXT_FINDERS.items():
-            turns = [m for m in messages if m.role == "assistant"] if kind == "refusal" else messages
-            details = [
-                found_text
-                for message in turns
-                for found_text in finder(message.content)
-                if found_text.casefold() not in self.seen_in_seeds
-            ]
+            text = answers if kind == "refusal" else everything
+            details = [found_text for found_text in finder(text) if found_text.casefold() not in self.seen_in_seeds]
             if details:
                 found[kind] = details
         truncation = _truncation(messages)
@@ -175,7 +196,7 @@ def _truncation(messages: Sequence[Message]) -> str | None:
         return "a code block is never closed"
     if text.endswith(("...", "…")):
         return "the answer trails off with an ellipsis"
-    if _UNFINISHED.search(text):
+    if _UNFINISHED.match(text[-1]):
         return "the answer stops mid-sentence: …" + " ".join(text[-40:].split())
     return None
 

@@ -19,7 +19,8 @@ Labelled = tuple[str, list[Message]]  # a reference's name (a seed id, "eval/hol
 
 
 def as_messages(raw: list[dict[str, Any]]) -> list[Message]:
-    return [Message(role=m["role"], content=m["content"]) for m in raw]
+    """Messages of a stored conversation (validated when stored: built without validating again, ~3x faster)."""
+    return [Message.model_construct(role=m["role"], content=m["content"]) for m in raw]
 
 
 def stored_seeds(session: Session) -> list[Labelled]:
