@@ -134,8 +134,8 @@ class ShingleSets:
     def concatenate(cls, parts: Sequence[ShingleSets]) -> ShingleSets:
         if len(parts) == 1:
             return parts[0]
-        ends = np.cumsum([len(part.values) for part in parts]) - [len(part.values) for part in parts]
-        offsets = np.concatenate([[0], *(part.offsets[1:] + end for part, end in zip(parts, ends, strict=True))])
+        starts = np.cumsum([0] + [len(part.values) for part in parts[:-1]])
+        offsets = np.concatenate([[0], *(part.offsets[1:] + start for part, start in zip(parts, starts, strict=True))])
         return cls(np.concatenate([part.values for part in parts]), offsets.astype(np.int64))
 
     @classmethod

@@ -87,7 +87,7 @@ def test_check_filters_flags_and_reports_in_stats(project: Project, store: Engin
     ids = store_pending(store, planted(random.Random(1)))
     result = run_cli("check", cwd=project.root)
     assert result.returncode == 0, result.stderr
-    assert "Checked 8 pending candidate(s)" in result.stdout
+    assert "Checked 8 pending candidate(s) against 65 seed(s), 16 holdout example(s) and 0 reviewed candidate(s)." in result.stdout
     assert "Newly filtered: 5" in result.stdout
     stored = rows(store)
     expected = {
@@ -243,6 +243,18 @@ def test_the_generation_contract_filters_within_a_run_and_names_stored_ids(proje
         )
         assert link_source_matches(session) == 1
     assert rows(store)[new_ids[1]].filter_match == f"candidate:{new_ids[0]}"
+    # What generation stored is what a re-check concludes (only the unchecked "earlier" row gains results).
+    def checked_rows() -> list[tuple]:
+        stored = rows(store)
+        return [
+            (row.status, row.filter_reason, row.filter_match, row.flags, row.nearest_seed_id, row.nearest_seed_similarity)
+            for row in (stored[i] for i in new_ids)
+        ]
+
+    before = checked_rows()
+    again = recheck_pending(store, project=project)
+    assert (again.checked, sum(again.filtered.values()), again.refreshed) == (2, 0, 1)
+    assert checked_rows() == before
 
 
 def test_a_missing_holdout_file_stops_generation_checks_too(project: Project, store: Engine) -> None:

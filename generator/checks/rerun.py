@@ -35,6 +35,7 @@ _SOURCE = "source:"
 @dataclass
 class RecheckSummary:
     checked: int = 0
+    compared_with: dict[str, int] = field(default_factory=dict)  # seeds, holdout examples, reviewed candidates
     filtered: Counter[str] = field(default_factory=Counter)  # newly filtered, by reason
     flagged: Counter[str] = field(default_factory=Counter)  # still pending, by flag kind
     refreshed: int = 0  # still pending, with new flags or a new nearest seed
@@ -55,6 +56,7 @@ def recheck_pending(engine: Engine, *, project: Project) -> RecheckSummary:
     refreshing: list[dict[str, Any]] = []
     with read_session(engine) as session:
         checker = CandidateChecker.from_store(session, project=project, earlier_statuses=("accepted", "rejected"))
+        summary.compared_with = checker.reference_counts
         rows = session.execute(
             select(Candidate.id, Candidate.messages, Candidate.flags, Candidate.nearest_seed_id, Candidate.nearest_seed_similarity)
             .where(Candidate.status == "pending")

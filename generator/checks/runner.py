@@ -82,6 +82,11 @@ class CandidateChecker:
             earlier=stored_candidates(session, statuses=earlier_statuses),
         )
 
+    @property
+    def reference_counts(self) -> dict[str, int]:
+        """How many seeds, holdout examples and earlier candidates each candidate is compared with."""
+        return {"seeds": len(self._seed_ids), "holdout": len(self._holdout_names), "candidates": len(self._candidates)}
+
     def check(self, messages: list[Message], *, key: str) -> CheckResult:
         """Check one new candidate; `key` is its source_key (later matches name it "source:<key>")."""
         return self.check_many([(f"source:{key}", messages)])[0]

@@ -40,9 +40,9 @@ def check_command(
         from generator.checks.rerun import restore_filtered
 
         restored = restore_filtered(cli.engine, reason=restore)
-        console.print(f"Restored {restored} candidate(s) filtered as {restore!r} to pending, each flagged 'restored' for the reviewer.")
+        console.out(f"Restored {restored} candidate(s) filtered as {restore!r} to pending, each flagged 'restored' for the reviewer.")
         if restore == "holdout leak" and restored:
-            console.print("Caution: they overlap the evaluation set; accepting one puts eval data into training.")
+            console.out("Caution: they overlap the evaluation set; accepting one puts eval data into training.")
         return
 
     from generator.checks.rerun import recheck_pending
@@ -56,12 +56,16 @@ def check_command(
         sync_seeds(session, seed_set.seeds, root=project.root)
     summary = recheck_pending(cli.engine, project=project)
     still_pending = summary.checked - sum(summary.filtered.values())
-    console.print(f"Checked {summary.checked} pending candidate(s) against {len(seed_set.seeds)} seed(s).")
-    console.print(f"Newly filtered: {sum(summary.filtered.values())}{_breakdown(summary.filtered)}")
-    console.print(f"Still pending: {still_pending}; flagged{_breakdown(summary.flagged) or ': none'}")
-    console.print(f"Flags or nearest seed updated: {summary.refreshed}")
+    compared = summary.compared_with
+    console.out(
+        f"Checked {summary.checked} pending candidate(s) against {compared['seeds']} seed(s), "
+        f"{compared['holdout']} holdout example(s) and {compared['candidates']} reviewed candidate(s)."
+    )
+    console.out(f"Newly filtered: {sum(summary.filtered.values())}{_breakdown(summary.filtered)}")
+    console.out(f"Still pending: {still_pending}; flagged{_breakdown(summary.flagged) or ': none'}")
+    console.out(f"Flags or nearest seed updated: {summary.refreshed}")
     if summary.left_alone:
-        console.print(
+        console.out(
             f"Left as they were: {summary.left_alone} (a reviewer held or decided them meanwhile; run `synthgate check` again later)"
         )
 
