@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -163,6 +164,8 @@ def main() -> None:
         figures = measure("measured", big, args.decisions)
 
     print()
+    # Other processes on this machine move these figures: say how busy it was.
+    print("load average (1 min) at the end: %.2f on %d CPUs" % (os.getloadavg()[0], os.cpu_count() or 0))
     print(f"{'':28}{f'{small_count:,} queued':>14}{f'{args.candidates:,} queued':>20}{'ratio':>8}")
     for name, target in (("terminal startup s", 1.5), ("in-app startup s", None), ("p50 ms", None), ("p95 ms", 50.0), ("max ms", None)):
         ratio = figures[name] / baseline[name] if baseline[name] else float("nan")

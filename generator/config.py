@@ -106,7 +106,7 @@ class ReviewSection(Section):
         ],
         min_length=1,
         max_length=9,
-        description="Reasons offered by the reject dialog, picked with keys 1-9.",
+        description="Reasons offered when rejecting (key r), each picked with its digit 1-9.",
     )
     lease_seconds: int = Field(900, ge=10, description="How long a claimed candidate stays reserved for its reviewer.")
     keys: dict[str, str] = Field(

@@ -42,5 +42,12 @@ class QueueFailed(Message, bubble=False):
 
 
 @dataclass
+class LeaseLost(Message, bubble=False):
+    """The lease on a shown candidate could not be renewed: someone else may have it now."""
+
+    candidate_id: int
+
+
+@dataclass
 class NothingToUndo(Message, bubble=False):
     pass

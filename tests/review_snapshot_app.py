@@ -18,8 +18,10 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from sqlalchemy import Engine
@@ -121,6 +123,15 @@ def build_review_store(engine: Engine, candidates: list[NewCandidate] | None = N
         return add_candidates(session, fixture_candidates() if candidates is None else candidates)
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Engine]:
+    """A store holding the fixture candidates (the review tests' common starting point)."""
+    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+    build_review_store(engine)
+    yield engine
+    engine.dispose()
+
+
 class FakeClock:
     """A monotonic clock that moves only when a test says so: decision seconds and pace are exact."""
 
@@ -211,7 +222,7 @@ class Terminal:
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "review-demo")
-    store = open_store(f"sqlite:///{folder.resolve() / 'queue.db'}")
-    if not build_review_store(store):
+    demo_store = open_store(f"sqlite:///{folder.resolve() / 'queue.db'}")
+    if not build_review_store(demo_store):
         print("store already filled; reviewing what is left", file=sys.stderr)
-    make_review_app(engine=store, reviewer=sys.argv[2] if len(sys.argv) > 2 else "demo").run()
+    make_review_app(engine=demo_store, reviewer=sys.argv[2] if len(sys.argv) > 2 else "demo").run()

@@ -7,7 +7,6 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 from textual.widgets import TextArea
 
@@ -30,17 +29,10 @@ from tests.review_snapshot_app import (
     review_screen,
     screen_text,
     settle,
+    store,  # noqa: F401  (a fixture)
 )
 
 SIZE = (140, 40)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Engine:
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
-    build_review_store(engine)
-    yield engine
-    engine.dispose()
 
 
 def decisions(engine: Engine) -> list[tuple]:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 
 from generator.store.db import open_store
-from tests.review_snapshot_app import build_review_store, make_fixture_app, settle
+from tests.review_snapshot_app import build_review_store, make_fixture_app, settle, store  # noqa: F401  (a fixture)
 
 SIZE = (120, 36)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Engine:
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
-    build_review_store(engine)
-    yield engine
-    engine.dispose()
 
 
 def press_after_settling(*keys: str):  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ def review_command(
     ctx: typer.Context,
     reviewer: Annotated[
         str | None,
-        typer.Option("--reviewer", help="Your name, recorded with every decision (default: [review] reviewer, else git's user.name, else your login name)."),
+        typer.Option("--reviewer", help="Your name, recorded with every decision (default: \\[review] reviewer, else git's user.name, else your login name)."),
     ] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only review candidates with this tag, e.g. billing or edge:ambiguous.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")] = None,
@@ -29,7 +29,7 @@ def review_command(
 
     Only what a named reviewer accepts here can ever be exported. Each decision is saved before the
     next candidate appears. Several reviewers can work on one store at once: each candidate is
-    leased to one of them while it is on their screen. Keys can be remapped in [review] keys.
+    leased to one of them while it is on their screen. Keys can be remapped in \\[review] keys.
     """
     from generator.examples import TAG_PATTERN
     from generator.store.db import read_session

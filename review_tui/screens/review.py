@@ -18,7 +18,7 @@ from textual.widgets import ContentSwitcher, Input, Static
 
 from generator.config import REVIEW_KEY_DEFAULTS
 from generator.store.queue import CandidateView, DecisionView, QueueError, QueueFilter
-from review_tui.messages import CandidateLoaded, CandidateShown, NothingToUndo, QueueCounted, QueueFailed
+from review_tui.messages import CandidateLoaded, CandidateShown, LeaseLost, NothingToUndo, QueueCounted, QueueFailed
 from review_tui.queue_client import QueueClient
 from review_tui.safe_text import visible
 from review_tui.screens.edit import EditResult, EditScreen
@@ -139,9 +139,7 @@ class ReviewScreen(Screen[None]):
         except Exception:
             return  # transient; renewed again on the next tick, long before the lease runs out
         if not held:
-            self.post_message(
-                QueueFailed(f"candidate #{candidate_id} is no longer yours (your lease ran out)", candidate_id=candidate_id)
-            )
+            self.post_message(LeaseLost(candidate_id))
 
     @work(thread=True, group="queue")
     def _release_and_exit(self) -> None:
@@ -335,6 +333,15 @@ class ReviewScreen(Screen[None]):
             return
         self.busy = False
         self._after_call()
+
+    @on(LeaseLost)
+    def _lease_lost(self, message: LeaseLost) -> None:
+        # A decision in flight moves on by itself; only a candidate still being looked at is stale.
+        if self.busy or self.candidate is None or self.candidate.id != message.candidate_id:
+            return
+        self.notify(f"Candidate #{message.candidate_id} is no longer reserved for you; moving on.", markup=False)
+        self.busy = True
+        self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
 
     @on(QueueCounted)
     def _queue_counted(self, message: QueueCounted) -> None:
