@@ -152,6 +152,16 @@ def test_a_missing_manifest_is_a_user_error(engine: Engine, tmp_path: Path) -> N
         verify(engine, tmp_path / "x.jsonl")
 
 
+def test_a_damaged_manifest_is_a_user_error_that_echoes_no_control_characters(engine: Engine, exported: tuple[Path, list[int]]) -> None:
+    out, _ = exported
+    manifest = json.loads(manifest_path(out).read_text())
+    manifest["files"][0]["path"] = "\x1b]52;c;ZXZpbA==\x07out.jsonl"
+    manifest_path(out).write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="'files' list is damaged") as caught:
+        verify(engine, out)
+    assert "\x1b" not in caught.value.render()
+
+
 def test_cli_verify_exits_0_when_all_hold_and_1_naming_each_failing_line(engine: Engine, exported: tuple[Path, list[int]], project_dir: Path) -> None:
     out, _ = exported
     ok = run_cli("--db", str(engine.url), "verify", str(out), cwd=project_dir)

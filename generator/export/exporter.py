@@ -38,6 +38,7 @@ LISTED_PER_REASON = 100
 # Below this many candidates one process is quicker than starting others.
 PARALLEL_FROM = 50_000
 MAX_WORKERS = 4
+RANGES_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,10 @@ def _render_all_candidates(session: Session, job: _PartJob, *, seed_hashes: froz
     count = _worker_count(session, workers, 0 if low is None else high - low + 1)
     if low is None or count == 1:
         return [_render_candidates(session, base)]
-    step = (high - low + count) // count
+    # More ranges than workers: a worker that finishes early takes the next range, so a busy
+    # core does not leave the other idle at the end.
+    ranges = count * RANGES_PER_WORKER
+    step = (high - low + ranges) // ranges
     url = session.get_bind().url.render_as_string(hide_password=False)
     jobs = [
         replace(base, name=f"candidates-{index}", id_range=(start, min(start + step - 1, high)), db_url=url)

@@ -65,7 +65,25 @@ def read_manifest_header(path: Path) -> dict[str, Any]:
             file=path,
             fix="restore the manifest written by `synthgate export`, or export again",
         )
+    for described in header["files"]:
+        if not _describes_a_file(described):
+            raise UserError(
+                "the manifest's 'files' list is damaged (each needs a plain 'path', a 'lines' count and a 'sha256')",
+                file=path,
+                fix="restore the manifest written by `synthgate export`, or export again",
+            )
     return header
+
+
+def _describes_a_file(described: Any) -> bool:
+    # The path is printed in reports: refuse control characters rather than echo them to a terminal.
+    return (
+        isinstance(described, dict)
+        and isinstance(described.get("path"), str)
+        and described["path"].isprintable()
+        and isinstance(described.get("lines"), int)
+        and isinstance(described.get("sha256"), str)
+    )
 
 
 def iter_manifest_entries(path: Path) -> Iterator[dict[str, Any]]:
