@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from generator.config import SeedsSection
 from generator.seeds import LineProblem, Seed, SeedSet
-from generator.similarity import NearDuplicateIndex, conversation_text, normalized_key
+from generator.checks.flags import answer_chars
+from generator.similarity import NearDuplicateIndex, normalized_key, similarity_text
 from generator.style import StyleProfile, has_trailing_whitespace
 
 
@@ -21,7 +22,7 @@ class LengthStats:
 
 
 def answer_length(seed: Seed) -> int:
-    return sum(len(m.content) for m in seed.example.messages if m.role == "assistant")
+    return answer_chars(seed.example.messages)
 
 
 def length_stats(seeds: list[Seed]) -> LengthStats | None:
@@ -69,7 +70,8 @@ def _duplicates(seeds: list[Seed], threshold: float) -> list[LineProblem]:
     if len(unique) < 2:
         return problems
     index = NearDuplicateIndex(threshold=threshold)
-    signatures = index.signatures(conversation_text(s.example.messages) for s in unique)
+    # Measured like the candidate checks: on the turns, not the shared system prompt.
+    signatures = index.signatures(similarity_text(s.example.messages) for s in unique)
     for position, (seed, signature) in enumerate(zip(unique, signatures, strict=True)):
         matches = index.query(signature)
         if matches:

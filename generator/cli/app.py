@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # markup=False: text from seeds, configs and models is printed as-is, never read as Rich markup.
-console = Console(markup=False, highlight=False, soft_wrap=False)
+console = Console(markup=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
