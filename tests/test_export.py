@@ -229,6 +229,15 @@ def test_a_crash_while_writing_leaves_no_partial_file(engine: Engine, tmp_path: 
     assert sorted(p.name for p in out.parent.iterdir()) == ["out.jsonl"]
 
 
+def test_an_unwritable_output_is_a_user_error_and_leaves_nothing(engine: Engine, tmp_path: Path) -> None:
+    (candidate,) = add(engine, chat(0))
+    decide(engine, candidate, "accept")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match="cannot write here") as caught:
+        export(engine, tmp_path / "a-file" / "out.jsonl")
+    assert caught.value.exit_code == 2 and caught.value.file == str(tmp_path / "a-file" / "out.jsonl")
+
+
 def test_manifest_records_counts_runs_chain_and_file_hashes(engine: Engine, tmp_path: Path, project_dir: Path) -> None:
     from generator.project import Project
     from generator.store.models import Run

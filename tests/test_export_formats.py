@@ -82,6 +82,16 @@ def test_openai_dpo_pairs_the_correction_with_the_original_and_holds_only_edits(
     assert report.counts == {"lines": 1, "accepted": 0, "edited": 1, "seeds": 0, "skipped": 2}
 
 
+def test_an_accepted_line_that_breaks_the_format_rules_is_reported_and_left_out(engine: Engine, tmp_path: Path) -> None:
+    blank_answer = chat(1, answer="   ")
+    good, broken = add(engine, chat(0), blank_answer)
+    decide(engine, good, "accept")
+    decide(engine, broken, "accept")
+    report = export(engine, tmp_path / "o.jsonl", format="openai")
+    assert lines(tmp_path / "o.jsonl") == [{"messages": chat(0)}]
+    assert report.skipped.listed == {"breaks the openai format rules: messages[3] has missing or empty content": [f"candidate:{broken}"]}
+
+
 def test_openai_dpo_with_no_edits_is_nothing_to_export(engine: Engine, tmp_path: Path) -> None:
     from generator.errors import WorkFailed
 

@@ -304,13 +304,17 @@ def _worker_count(session: Session, requested: int | None, span: int) -> int:
 def _write_files(session: Session, options: ExportOptions, project: Project | None, fmt: ExportFormat, parts: list[_Part],
                  *, counts: dict[str, int], skipped: SkipLog, head: DecisionChain | None) -> ExportReport:
     """Assemble the parts into the data files and write the manifest; commit all of them or none."""
-    train = OutputFile(options.output, "train", _display(options.output, options.output))
-    validation = None
-    if options.val_fraction > 0:
-        validation = OutputFile(options.validation_path, "validation", _display(options.validation_path, options.output))
-    manifest = AtomicFile(manifest_path(options.output))
-    outputs = [o for o in (train, validation) if o is not None]
+    created: list[AtomicFile] = []
     try:
+        train = OutputFile(options.output, "train", _display(options.output, options.output))
+        created.append(train.file)
+        validation = None
+        if options.val_fraction > 0:
+            validation = OutputFile(options.validation_path, "validation", _display(options.validation_path, options.output))
+            created.append(validation.file)
+        manifest = AtomicFile(manifest_path(options.output))
+        created.append(manifest)
+        outputs = [o for o in (train, validation) if o is not None]
         spools = [p.spool for p in parts]
         to_validation = route_lines(spools, train=train, validation=validation, val_fraction=options.val_fraction)
         files = [o for o in outputs if o.lines]
@@ -328,10 +332,11 @@ def _write_files(session: Session, options: ExportOptions, project: Project | No
             "files": [{"path": f.display_name, "split": f.split, "lines": f.lines, "sha256": f.sha256} for f in files],
         }
         write_manifest(manifest, header, lambda out: write_entries(out, spools, files, to_validation))
-    except BaseException:
-        for output in outputs:
-            output.file.discard()
-        manifest.discard()
+    except BaseException as exc:
+        for temporary in created:
+            temporary.discard()
+        if isinstance(exc, OSError):
+            raise WorkFailed(f"writing the export failed: {exc.strerror or exc}", file=options.output, fix="free disk space or choose another folder, then export again") from None
         raise
     # Data files first, the manifest last: a manifest on disk always describes complete files.
     for output in outputs:

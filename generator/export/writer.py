@@ -17,6 +17,8 @@ from typing import IO, Any
 
 import orjson
 
+from generator.errors import UserError
+
 _BUFFER = 1 << 20
 
 
@@ -25,10 +27,13 @@ class AtomicFile:
 
     def __init__(self, destination: Path) -> None:
         self.destination = destination
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        self.handle: IO[bytes] = NamedTemporaryFile(  # noqa: SIM115 (closed by commit/discard)
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False, buffering=_BUFFER
-        )
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            self.handle: IO[bytes] = NamedTemporaryFile(  # noqa: SIM115 (closed by commit/discard)
+                dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False, buffering=_BUFFER
+            )
+        except OSError as exc:
+            raise UserError(f"cannot write here: {exc.strerror or exc}", file=destination, fix="choose a path in a folder you can write to") from None
 
     def commit(self) -> None:
         self.handle.flush()
