@@ -152,6 +152,17 @@ def test_a_missing_manifest_is_a_user_error(engine: Engine, tmp_path: Path) -> N
         verify(engine, tmp_path / "x.jsonl")
 
 
+def test_a_manifest_entry_removed_or_redirected_leaves_no_line_unproved(engine: Engine, exported: tuple[Path, list[int]]) -> None:
+    out, _ = exported
+    manifest = json.loads(manifest_path(out).read_text())
+    del manifest["lines"][1]
+    manifest["lines"][0]["candidate_id"] = 999
+    manifest_path(out).write_text(json.dumps(manifest))
+    found = problems(verify(engine, out))
+    assert ("out.jsonl", 1, "decision 1 is about candidate 1, not 999") in found
+    assert [line for _, line, _ in found if line and line > 1] == [2, 3, 4]
+
+
 def test_a_damaged_manifest_is_a_user_error_that_echoes_no_control_characters(engine: Engine, exported: tuple[Path, list[int]]) -> None:
     out, _ = exported
     manifest = json.loads(manifest_path(out).read_text())

@@ -12,7 +12,7 @@ import difflib
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +102,21 @@ def _digest(text: bytes) -> str:
 def _pairs(report: VerifyReport, name: str, target: Path, described: dict[str, Any], entries: Iterator[dict[str, Any]]) -> Iterator[_Pair]:
     """Lines matched to their entries; lines and entries that match nothing are reported here."""
     if _file_sha256(target) == described.get("sha256"):
-        # The file is byte-for-byte what was exported: line n is entry n.
+        # The file is byte-for-byte what was exported: line n is entry n, if the entries agree.
         with target.open("rb") as handle:
-            for number, (text, entry) in enumerate(zip(handle, entries), start=1):
+            for number, (text, entry) in enumerate(zip_longest(handle, entries), start=1):
+                if text is None:
+                    report.fail(name, None, f"the manifest lists a line {number} that the file does not have")
+                    continue
                 report.lines_checked += 1
-                yield _Pair(number, text.rstrip(b"\n"), entry)
+                text = text.rstrip(b"\n")
+                if entry is None or (entry.get("file"), entry.get("line"), entry.get("sha256")) != (name, number, _digest(text)):
+                    report.fail(name, number, "the manifest has no entry for this line (the manifest was altered)")
+                    continue
+                yield _Pair(number, text, entry)
         return
     lines = target.read_bytes().splitlines()
-    listed = list(entries)
+    listed = [e for e in entries if e.get("file") == name]
     report.lines_checked += len(lines)
     expected = [e.get("sha256") for e in listed]
     actual = [_digest(text) for text in lines]
