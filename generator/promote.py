@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from generator.examples import Example, describe_validation_error
-from generator.export.selection import iter_accepted
+from generator.export.selection import Refusal, iter_accepted
 from generator.export.writer import AtomicFile
 from generator.project import Project
 from generator.seeds import load_seeds
@@ -25,6 +25,7 @@ class PromoteReport:
     added: int = 0
     already_seeds: int = 0
     invalid: dict[str, str] = field(default_factory=dict)  # candidate -> why it cannot be a seed
+    refused: list[Refusal] = field(default_factory=list)  # accepted by their decisions, refused by the gate
     outside_seed_paths: bool = False
 
 
@@ -47,7 +48,7 @@ def promote_accepted(session: Session, *, project: Project, target: Path, tags: 
         if target.is_file():
             existing = target.read_bytes()
             output.handle.write(existing if not existing or existing.endswith(b"\n") else existing + b"\n")
-        for item in iter_accepted(session, tags=tags):
+        for item in iter_accepted(session, tags=tags, on_refusal=report.refused.append):
             seed_id = f"promoted-{item.content_hash[:12]}"
             try:
                 example = Example.model_validate({"messages": item.messages, "tags": item.tags, "id": seed_id})

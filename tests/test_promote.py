@@ -63,6 +63,19 @@ def test_promote_skips_examples_already_among_the_seeds(engine: Engine, project_
     assert not (project_dir / "seeds" / "promoted.jsonl").exists()
 
 
+def test_promote_goes_through_the_gate(engine: Engine, project_dir: Path) -> None:
+    from tests.test_export import raw_sql
+
+    forged, tampered = add(engine, chat(0), chat(1))
+    raw_sql(engine, f"UPDATE candidate SET status = 'accepted' WHERE id = {forged}")
+    decide(engine, tampered, "accept")
+    raw_sql(engine, f"UPDATE candidate SET messages = '[]' WHERE id = {tampered}")
+    report = promote(engine, project_dir)
+    assert report.added == 0
+    assert [(r.candidate_id, r.reason) for r in report.refused] == [(tampered, "the content differs from what the decision accepted")]
+    assert not (project_dir / "seeds" / "promoted.jsonl").exists()
+
+
 def test_promote_to_a_file_outside_the_seed_paths_warns(engine: Engine, project_dir: Path) -> None:
     (candidate,) = add(engine, chat(0))
     decide(engine, candidate, "accept")

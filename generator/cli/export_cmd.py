@@ -139,6 +139,8 @@ def promote_command(
     console.print(f"Promoted {report.added} accepted example(s) to {target} ({report.already_seeds} already in the seed pool).")
     for candidate, problem in sorted(report.invalid.items()):
         err_console.print(f"skipped {candidate}: not a valid seed: {problem}")
+    for refusal in report.refused:
+        err_console.print(f"skipped candidate:{refusal.candidate_id}: left out by the gate: {refusal.reason}")
     if report.outside_seed_paths:
         err_console.print(f"warning: {target} is not matched by [seeds] paths; add it there so generation uses the promoted seeds")
     if report.added:
