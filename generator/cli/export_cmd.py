@@ -14,7 +14,7 @@ FORMAT_HELP = (
     "openai (chat fine-tuning {\"messages\": [...]}), sharegpt ({\"conversations\": [{\"from\", \"value\"}]}), "
     "alpaca (instruction/input/output; single-turn only), trl (conversational messages), "
     "openai-dpo (edited examples only: the reviewer's correction preferred over the model's original). "
-    "Default: [export] format, else openai."
+    "Default: \\[export] format, else openai."
 )
 
 
@@ -33,14 +33,14 @@ def export_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Training file to write (JSONL). Its manifest is written beside it as FILE.manifest.json.", dir_okay=False)],
     format: Annotated[str | None, typer.Option("--format", "-f", help=FORMAT_HELP)] = None,
     include_seeds: Annotated[
-        bool | None, typer.Option("--include-seeds/--no-seeds", help="Also write the verified seeds (recorded by `synthgate seeds check`). Default: [export] include_seeds.")
+        bool | None, typer.Option("--include-seeds/--no-seeds", help="Also write the verified seeds (recorded by `synthgate seeds check`). Default: \\[export] include_seeds.")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only examples with this tag (repeat for any of several).")] = None,
     val_fraction: Annotated[
         float | None,
-        typer.Option("--val-fraction", min=0.0, max=0.99, help="Write this share of each category tag to a validation file, e.g. 0.1. Default: [export] val_fraction (0: no split)."),
+        typer.Option("--val-fraction", min=0.0, max=0.99, help="Write this share of each category tag to a validation file, e.g. 0.1. Default: \\[export] val_fraction (0: no split)."),
     ] = None,
-    split_seed: Annotated[int | None, typer.Option("--split-seed", help="Seed of the train/validation split; the same seed and store give the same split. Default: [export] split_seed.")] = None,
+    split_seed: Annotated[int | None, typer.Option("--split-seed", help="Seed of the train/validation split; the same seed and store give the same split. Default: \\[export] split_seed.")] = None,
     val_output: Annotated[
         Path | None, typer.Option("--val-output", help="Validation file (default: FILE with .val before its suffix, e.g. data.val.jsonl).", dir_okay=False)
     ] = None,
@@ -119,7 +119,7 @@ def verify_command(
 @app.command("promote")
 def promote_command(
     ctx: typer.Context,
-    to: Annotated[Path | None, typer.Option("--to", help="Seed file to append to, relative to the project (default: [export] promote_to, seeds/promoted.jsonl).", dir_okay=False)] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Seed file to append to, relative to the project (default: \\[export] promote_to, seeds/promoted.jsonl).", dir_okay=False)] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only promote examples with this tag (repeat for any of several).")] = None,
 ) -> None:
     """Append accepted examples to the verified seed pool, each with its reviewer as verified_by.
