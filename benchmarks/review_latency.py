@@ -12,7 +12,8 @@ candidate's text is painted (interpreter, imports, store open included).
 
 The baseline, measured in the same run, is the same procedure on a store of 1,000 candidates: the
 ratio shows whether the queue's cost grows with its size (it should not: every statement is an
-index seek).
+index seek). The two are measured in interleaved rounds, so both meet the same machine load.
+Terminal and in-app startup are the medians over the rounds.
 
     .venv/bin/python benchmarks/review_latency.py                       # 1,000,000 candidates
     .venv/bin/python benchmarks/review_latency.py --candidates 100000 --decisions 200
@@ -133,44 +134,63 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def measure(label: str, engine: Engine, decisions: int) -> dict[str, float]:
-    cold = terminal_startup(engine, reviewer=f"{label}-terminal")
-    startup, latencies = asyncio.run(drive(engine, decisions, reviewer=f"{label}-pilot"))
-    figures = {
-        "terminal startup s": cold,
-        "in-app startup s": startup,
-        "p50 ms": statistics.median(latencies) * 1000,
-        "p95 ms": percentile(latencies, 0.95) * 1000,
-        "max ms": max(latencies) * 1000,
-    }
-    print(f"  {label}: " + ", ".join(f"{name} {value:.3f}" for name, value in figures.items()), flush=True)
-    return figures
+class Samples:
+    """One store's measurements, gathered over several interleaved rounds."""
+
+    def __init__(self, label: str, engine: Engine) -> None:
+        self.label, self.engine = label, engine
+        self.terminal: list[float] = []
+        self.in_app: list[float] = []
+        self.latencies: list[float] = []
+
+    def round(self, number: int, decisions: int) -> None:
+        self.terminal.append(terminal_startup(self.engine, reviewer=f"{self.label}-terminal-{number}"))
+        startup, latencies = asyncio.run(drive(self.engine, decisions, reviewer=f"{self.label}-pilot-{number}"))
+        self.in_app.append(startup)
+        self.latencies += latencies
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "terminal startup s": statistics.median(self.terminal),
+            "in-app startup s": statistics.median(self.in_app),
+            "p50 ms": statistics.median(self.latencies) * 1000,
+            "p95 ms": percentile(self.latencies, 0.95) * 1000,
+            "max ms": max(self.latencies) * 1000,
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=1_000_000, help="Candidates queued for the measured run.")
-    parser.add_argument("--decisions", type=int, default=500, help="Decisions made through the app.")
+    parser.add_argument("--decisions", type=int, default=500, help="Decisions made through the app, per store.")
+    parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds (baseline, measured, baseline, ...).")
     parser.add_argument("--keep", type=Path, help="Store file for the big queue, kept (and reused) between runs.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         small_count = max(1_000, 2 * args.decisions)
-        print(f"baseline: {small_count:,} candidates, {args.decisions} decisions", flush=True)
-        small = build_store(Path(folder) / "small.db", small_count)
-        baseline = measure("baseline", small, args.decisions)
-        print(f"measured: {args.candidates:,} candidates, {args.decisions} decisions", flush=True)
-        big = build_store(args.keep or Path(folder) / "big.db", args.candidates)
-        figures = measure("measured", big, args.decisions)
+        print(f"baseline store: {small_count:,} candidates", flush=True)
+        baseline = Samples("baseline", build_store(Path(folder) / "small.db", small_count))
+        print(f"measured store: {args.candidates:,} candidates", flush=True)
+        measured = Samples("measured", build_store(args.keep or Path(folder) / "big.db", args.candidates))
+        # Interleaved, so both stores meet the same machine: other processes come and go.
+        per_round = [args.decisions // args.rounds + (1 if n < args.decisions % args.rounds else 0) for n in range(args.rounds)]
+        loads = []
+        for number, decisions in enumerate(per_round, start=1):
+            for samples in (baseline, measured):
+                samples.round(number, decisions)
+            loads.append(os.getloadavg()[0])
+            print(f"  round {number}/{args.rounds}: {decisions} decisions each, load average {loads[-1]:.2f}", flush=True)
+        base, figures = baseline.figures(), measured.figures()
 
     print()
-    # Other processes on this machine move these figures: say how busy it was.
-    print("load average (1 min) at the end: %.2f on %d CPUs" % (os.getloadavg()[0], os.cpu_count() or 0))
-    print(f"{'':28}{f'{small_count:,} queued':>14}{f'{args.candidates:,} queued':>20}{'ratio':>8}")
+    print(f"{args.decisions} decisions per store in {args.rounds} interleaved rounds; "
+          f"load average (1 min) {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs (other processes included)")
+    print(f"{'':22}{f'{small_count:,} queued':>14}{f'{args.candidates:,} queued':>20}{'ratio':>8}")
     for name, target in (("terminal startup s", 1.5), ("in-app startup s", None), ("p50 ms", None), ("p95 ms", 50.0), ("max ms", None)):
-        ratio = figures[name] / baseline[name] if baseline[name] else float("nan")
-        verdict = "" if target is None else ("  ok (target < %g)" % target if figures[name] < target else "  MISSED (target < %g)" % target)
-        print(f"{name:<28}{baseline[name]:>14.3f}{figures[name]:>20.3f}{ratio:>8.2f}{verdict}")
+        ratio = figures[name] / base[name] if base[name] else float("nan")
+        verdict = "" if target is None else (f"  ok (target < {target:g})" if figures[name] < target else f"  MISSED (target < {target:g})")
+        print(f"{name:<22}{base[name]:>14.3f}{figures[name]:>20.3f}{ratio:>8.2f}{verdict}")
 
 
 if __name__ == "__main__":

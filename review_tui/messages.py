@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from generator.store.queue import CandidateView, DecisionView
+from generator.store.queue import CandidateView, DecisionView, QueueFilter
 
 
 @dataclass
@@ -30,7 +30,8 @@ class CandidateShown(Message, bubble=False):
 
 @dataclass
 class QueueCounted(Message, bubble=False):
-    counts: dict[str, int]
+    counts: dict[str, int] | None  # None: the count failed (retried on the next tick)
+    filters: QueueFilter  # what was counted
 
 
 @dataclass

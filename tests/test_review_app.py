@@ -16,7 +16,7 @@ from generator.store.db import open_store, read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import utcnow
 from generator.store.queue import QueueFilter, decisions_for, get_candidate, record_decision
-from review_tui.messages import CandidateShown
+from review_tui.messages import CandidateShown, QueueCounted
 from review_tui.screens.confirm import ConfirmScreen
 from review_tui.screens.edit import EditScreen
 from tests.review_snapshot_app import (
@@ -427,3 +427,15 @@ async def test_editing_keeps_untouched_turns_exactly_and_saves_changed_turns_as_
     assert edit.edited_messages[1].content == "q\x1b[2J?"  # untouched: byte for byte
     assert edit.edited_messages[2].content == "bad ␛[31manswer!"  # changed: what the reviewer saw and saved
     engine.dispose()
+
+
+async def test_a_count_made_for_earlier_filters_never_reaches_the_header(store: Engine) -> None:
+    app = make_fixture_app(store, filters=QueueFilter(tag="billing"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "0 decided · 2 left" in screen_text(app).splitlines()[0]
+        stale = {"pending": 99, "accepted": 0, "rejected": 0, "filtered": 0}
+        review_screen(app).post_message(QueueCounted(stale, QueueFilter()))  # e.g. from before a filter change
+        await settle(pilot)
+        header = screen_text(app).splitlines()[0]
+        assert "99 left" not in header and "0 decided · 2 left" in header

@@ -244,7 +244,7 @@ def record_decision(
     )
     if changed.rowcount != 1:
         session.rollback()
-        if candidate.status == "pending":
+        if candidate.status == "pending" and candidate.lease_owner:  # re-read: the rollback expired it
             raise QueueError(f"candidate {candidate_id} is being reviewed by {candidate.lease_owner}")
         raise QueueError(f"candidate {candidate_id} is not pending (status {candidate.status}); someone may have decided it")
     view = _append_decision(

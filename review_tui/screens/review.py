@@ -82,6 +82,7 @@ class ReviewScreen(Screen[None]):
         self.shown_at = 0.0
         self.busy = True  # until the first candidate arrives
         self.rejecting = False  # the reject panel is open
+        self.counting = False  # a count for the header is under way
         self.quit_requested = False
 
     def compose(self) -> ComposeResult:
@@ -104,8 +105,8 @@ class ReviewScreen(Screen[None]):
             self.query_one(f"#{widget_id}").border_title = title
         self.query_one("#transcript").border_title = "Candidate"
         self._refresh_header()
+        # The first candidate first; counting a million rows for the header can wait until it shows.
         self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
-        self.count_queue()
         self.set_interval(max(self.client.lease_seconds / 3, 5), self.renew_lease)
         self.set_interval(RECOUNT_SECONDS, self.count_queue)
         self.set_interval(POLL_SECONDS, self.poll_empty_queue)
@@ -125,12 +126,17 @@ class ReviewScreen(Screen[None]):
             message = QueueFailed(f"{type(exc).__name__}: {exc}")
         self.post_message(message)
 
-    @work(thread=True, group="counts", exclusive=True)
     def count_queue(self) -> None:
+        self.counting = True
+        self._count(self.client.filters)
+
+    @work(thread=True, group="counts")
+    def _count(self, filters: QueueFilter) -> None:
         try:
-            self.post_message(QueueCounted(self.client.counts()))
+            counts = self.client.counts(filters)
         except Exception:
-            pass  # progress is informational; the next count retries
+            counts = None  # progress is informational; the next count retries
+        self.post_message(QueueCounted(counts, filters))
 
     @work(thread=True, group="lease")
     def _renew(self, candidate_id: int) -> None:
@@ -287,8 +293,7 @@ class ReviewScreen(Screen[None]):
                 client.release()  # what this reviewer holds may not match the new filters
                 return CandidateLoaded(client.claim(), note=f"filters: {describe_filters(filters) or 'none (every candidate)'}")
 
-            self.run_queue_call(call)
-            self.count_queue()
+            self.run_queue_call(call)  # the count for the new filters starts once its first candidate shows
 
         self.app.push_screen(FilterScreen(self.client.filters, blink=self.blink), chosen)
 
@@ -345,8 +350,12 @@ class ReviewScreen(Screen[None]):
 
     @on(QueueCounted)
     def _queue_counted(self, message: QueueCounted) -> None:
-        self.progress.set_counts(message.counts)
-        self._refresh_header()
+        self.counting = False
+        if message.filters != self.client.filters:
+            self.count_queue()  # counted for filters since changed
+        elif message.counts is not None:
+            self.progress.set_counts(message.counts)
+            self._refresh_header()
 
     # --- display -----------------------------------------------------------------------------
 
@@ -380,6 +389,8 @@ class ReviewScreen(Screen[None]):
         self._after_call()
         # "Shown" means rendered: keys pressed from now on apply to what the reviewer sees.
         self.call_after_refresh(self.post_message, CandidateShown(candidate.id if candidate else None))
+        if self.progress.decided is None and not self.counting:
+            self.count_queue()
 
     def _after_call(self) -> None:
         if self.quit_requested:
