@@ -333,27 +333,27 @@ class _Dispatcher:
 
     async def _produce(self, work: asyncio.Queue[journal.OpenCall | None]) -> None:
         after = -1
-        try:
-            while self.stopping is None:
-                calls = await asyncio.to_thread(self._load, after)
-                if not calls:
+        while self.stopping is None:
+            calls = await asyncio.to_thread(self._load, after)
+            if not calls:
+                break
+            after = calls[-1].index
+            cached = {} if self.generation.no_cache else await asyncio.to_thread(self._cached, [c.request_hash for c in calls])
+            replies = []
+            for call in calls:
+                if self.stopping is not None:
                     break
-                after = calls[-1].index
-                cached = {} if self.generation.no_cache else await asyncio.to_thread(self._cached, [c.request_hash for c in calls])
-                replies = []
-                for call in calls:
-                    if self.stopping is not None:
-                        break
-                    body = cached.get(call.request_hash)
-                    if body is not None:
-                        replies.append(self.writer.store_answer(call, body=body, attempts=0, latency_ms=None, from_cache=True))
-                    else:
-                        await work.put(call)
-                for reply in asyncio.as_completed(replies):
-                    self._record(await reply)
-        finally:
-            for _ in range(self.settings.concurrency):
-                await work.put(None)
+                body = cached.get(call.request_hash)
+                if body is not None:
+                    replies.append(self.writer.store_answer(call, body=body, attempts=0, latency_ms=None, from_cache=True))
+                else:
+                    await work.put(call)
+            for reply in asyncio.as_completed(replies):
+                self._record(await reply)
+        # Not in a `finally`: after an error the task group cancels the workers, and a put into
+        # their full queue would wait forever.
+        for _ in range(self.settings.concurrency):
+            await work.put(None)
 
     def _load(self, after: int) -> list[journal.OpenCall]:
         with read_session(self.engine) as session:

@@ -13,12 +13,12 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Engine, update
-from sqlmodel import col
+from sqlalchemy import Engine, bindparam, or_, update
+from sqlmodel import col, select
 
 from generator.checks import CandidateChecker
 from generator.examples import Example
-from generator.generation.journal import OPEN, OpenCall
+from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
 from generator.store.db import write_session
@@ -115,16 +115,18 @@ class JournalWriter:
     def _store(self, batch: list[_Item]) -> list[CallOutcome]:
         outcomes: list[CallOutcome] = []
         new: list[NewCandidate] = []
+        updates: list[dict[str, Any]] = []
         provenance = self.provenance
         with write_session(self.engine) as session:
+            answered = set(
+                session.exec(select(LLMCall.id).where(col(LLMCall.id).in_([item.call.id for item in batch]), col(LLMCall.status).in_(ANSWERED)))
+            )
             for item in batch:
-                values, outcome, examples = self._answer(item) if item.body is not None else self._failure(item)
-                changed = session.execute(
-                    update(LLMCall).where(LLMCall.id == item.call.id, col(LLMCall.status).in_(OPEN)).values(**values)
-                )
-                if changed.rowcount != 1:  # already answered, so its candidates are stored too
+                if item.call.id in answered:  # stored before, so are its candidates
                     outcomes.append(CallOutcome(status="duplicate"))
                     continue
+                values, outcome, examples = self._answer(item) if item.body is not None else self._failure(item)
+                updates.append(values)
                 filtered = 0
                 for position, example in enumerate(examples):
                     key = f"{item.call.id}:{position}"
@@ -143,6 +145,9 @@ class JournalWriter:
                         )
                     )
                 outcomes.append(replace(outcome, filtered=filtered))
+            if updates:
+                # One executemany for the batch (the ORM's per-row UPDATE costs milliseconds each).
+                session.connection().execute(_COMPLETE_CALL, updates)
             add_candidates(session, new)
         return outcomes
 
@@ -151,19 +156,16 @@ class JournalWriter:
         parsed = parse_answer(item.body, asked=int(item.call.request["asked"]))
         paid = self.provenance.priced and not item.from_cache
         cost = self.prices.cost(self.provenance.model, parsed.input_tokens, parsed.output_tokens) if paid else 0.0
-        values = {
-            "status": parsed.status,
-            "response_text": item.body,
-            "finish_reason": parsed.finish_reason,
-            "input_tokens": parsed.input_tokens,
-            "output_tokens": parsed.output_tokens,
-            "cost_usd": cost,
-            "latency_ms": item.latency_ms,
-            "attempts": LLMCall.attempts + item.attempts,
-            "from_cache": item.from_cache,
-            "error": parsed.error,
-            "completed_at": utcnow(),
-        }
+        values = _call_values(
+            item,
+            status=parsed.status,
+            response_text=item.body,
+            finish_reason=parsed.finish_reason,
+            input_tokens=parsed.input_tokens,
+            output_tokens=parsed.output_tokens,
+            cost_usd=cost,
+            error=parsed.error,
+        )
         outcome = CallOutcome(
             status=parsed.status,
             candidates=len(parsed.examples),
@@ -176,8 +178,46 @@ class JournalWriter:
         return values, outcome, parsed.examples
 
     def _failure(self, item: _Item) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
-        values = {"status": "failed", "error": item.error, "attempts": LLMCall.attempts + item.attempts, "completed_at": utcnow()}
-        return values, CallOutcome(status="failed", error=item.error), []
+        return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed", error=item.error), []
+
+
+_CALLS = LLMCall.__table__
+# Bind names differ from column names: an UPDATE reserves those for itself.
+_COMPLETE_CALL = (
+    update(_CALLS)
+    .where(_CALLS.c.id == bindparam("new_call_id"), or_(*(_CALLS.c.status == status for status in OPEN)))  # no IN: executemany
+    .values(
+        status=bindparam("new_status"),
+        response_text=bindparam("new_response_text"),
+        finish_reason=bindparam("new_finish_reason"),
+        input_tokens=bindparam("new_input_tokens"),
+        output_tokens=bindparam("new_output_tokens"),
+        cost_usd=bindparam("new_cost_usd"),
+        latency_ms=bindparam("new_latency_ms"),
+        attempts=_CALLS.c.attempts + bindparam("new_more_attempts"),
+        from_cache=bindparam("new_from_cache"),
+        error=bindparam("new_error"),
+        completed_at=bindparam("new_completed_at"),
+    )
+)
+
+
+def _call_values(item: _Item, *, status: str, error: str | None, response_text: str | None = None, finish_reason: str | None = None,
+                 input_tokens: int | None = None, output_tokens: int | None = None, cost_usd: float | None = None) -> dict[str, Any]:
+    return {
+        "new_call_id": item.call.id,
+        "new_status": status,
+        "new_response_text": response_text,
+        "new_finish_reason": finish_reason,
+        "new_input_tokens": input_tokens,
+        "new_output_tokens": output_tokens,
+        "new_cost_usd": cost_usd,
+        "new_latency_ms": item.latency_ms,
+        "new_more_attempts": item.attempts,
+        "new_from_cache": item.from_cache,
+        "new_error": error,
+        "new_completed_at": utcnow(),
+    }
 
 
 def _future() -> asyncio.Future[CallOutcome]:

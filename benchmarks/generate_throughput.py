@@ -1,0 +1,118 @@
+"""Generation throughput against the loopback fake LLM server: wall time vs the ideal, 429 storms, peak memory.
+
+Run: .venv/bin/python benchmarks/generate_throughput.py [--requests 1000] [--big 10000]
+
+Each scenario runs `synthgate generate --json` in its own process against the fake server in
+another process (2 cores: one each), on a fresh project made from the repository's seeds.
+  1. 1,000 requests, 200 ms latency, concurrency 64: wall time, ideal (requests x latency /
+     concurrency) and their ratio (target <= 1.25). Wall time is the run itself, as measured by
+     synthgate (journaling included; interpreter start and SDK import excluded, printed apart).
+  2. The same with 20% of answers 429 (Retry-After: 1 s): completes, 0 requests lost.
+  3. 10,000 requests: peak resident memory of the generate process (target < 300 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from generator.init_project import init_project  # noqa: E402
+
+
+def start_server(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen([sys.executable, "-m", "tests.fake_llm_server", "--port", "0", *flags], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    url = server.stdout.readline().split()[-1]
+    return server, url
+
+
+def fresh_project(root: Path) -> Path:
+    project = root / f"project-{time.monotonic_ns()}"
+    init_project(project)
+    shutil.copyfile(REPO / "seeds" / "support.jsonl", project / "seeds" / "seeds.jsonl")
+    return project
+
+
+def run_child(args: list[str]) -> tuple[str, str, int, float]:
+    """Run a process and return stdout, stderr, exit code and its peak RSS in MB (via wait4)."""
+    process = subprocess.Popen(args, cwd=REPO, env={**os.environ, "OPENAI_API_KEY": "sk-benchmark"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    out = process.stdout.read()
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return out, err, process.returncode, usage.ru_maxrss / 1024
+
+
+def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency: float, server_flags: list[str]) -> dict:
+    server, url = start_server("--latency", str(latency), *server_flags)
+    try:
+        project = fresh_project(root)
+        args = [sys.executable, "-m", "generator", "--project", str(project), "generate", "--base-url", f"{url}/v1",
+                "-n", str(requests), "--per-request", "1", "--concurrency", str(concurrency), "--json"]
+        started = time.perf_counter()
+        out, err, code, peak_mb = run_child(args)
+        process_wall = time.perf_counter() - started
+        if code != 0:
+            raise SystemExit(f"{label}: generate exited {code}:\n{err}")
+        summary = json.loads(out)
+        with urllib.request.urlopen(f"{url}/_stats") as response:
+            served = json.load(response)
+    finally:
+        server.kill()
+        server.wait()
+    lost = requests - summary["candidates"] - summary["failed_calls"]
+    return {"summary": summary, "process_wall": process_wall, "peak_mb": peak_mb, "served": served, "lost": lost}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--big", type=int, default=10_000, help="requests of the memory scenario (0 skips it)")
+    args = parser.parse_args()
+    ideal = args.requests * args.latency / args.concurrency
+
+    with tempfile.TemporaryDirectory(prefix="synthgate-bench-") as tmp:
+        root = Path(tmp)
+        print(f"synthgate generate throughput — {args.requests} requests, {args.latency * 1000:.0f} ms latency, concurrency {args.concurrency}")
+
+        plain = scenario("plain", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency, server_flags=[])
+        wall = plain["summary"]["seconds"]
+        print("\n1. no faults")
+        print(f"   wall time (run)      {wall:7.2f} s   (whole process incl. start-up and SDK import: {plain['process_wall']:.2f} s)")
+        print(f"   ideal                {ideal:7.2f} s   (requests x latency / concurrency)")
+        print(f"   ratio                {wall / ideal:7.2f}     (target <= 1.25)")
+        print(f"   requests sent        {plain['summary']['requests_sent']:7d}     candidates {plain['summary']['candidates']}, lost {plain['lost']}")
+
+        storm = scenario("429s", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency,
+                         server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "1"])
+        summary = storm["summary"]
+        print("\n2. 20% of answers 429 with Retry-After: 1 s")
+        print(f"   wall time (run)      {summary['seconds']:7.2f} s   ratio to ideal {summary['seconds'] / ideal:.2f}")
+        print(f"   status               {summary['status']:>7}     429s served {storm['served']['behaviours'].get('429', 0)}, retries {summary['retries']}")
+        print(f"   requests lost        {storm['lost']:7d}     (answered {args.requests - summary['failed_calls']} of {args.requests}, candidates {summary['candidates']})")
+
+        if args.big:
+            big = scenario("memory", root, requests=args.big, concurrency=args.concurrency, latency=0.05, server_flags=[])
+            print(f"\n3. {args.big} requests (50 ms latency)")
+            print(f"   peak memory          {big['peak_mb']:7.1f} MB  (target < 300 MB)")
+            print(f"   wall time (run)      {big['summary']['seconds']:7.2f} s   candidates {big['summary']['candidates']}, lost {big['lost']}")
+
+
+if __name__ == "__main__":
+    main()
