@@ -30,16 +30,22 @@ class CandidateShown(Message, bubble=False):
 
 @dataclass
 class QueueCounted(Message, bubble=False):
+    """Candidates per status, for the header's decided / left."""
+
     counts: dict[str, int] | None  # None: the count failed (retried on the next tick)
     filters: QueueFilter  # what was counted
 
 
 @dataclass
 class QueueFailed(Message, bubble=False):
-    """A queue call failed; nothing was recorded, and the candidate on screen stays."""
+    """A queue call failed and recorded nothing.
+
+    With `candidate_id`, that candidate is gone (someone else decided or took it) and the next one is
+    claimed; without it (e.g. the database was locked), the shown candidate stays for another try.
+    """
 
     error: str
-    candidate_id: int | None = None  # set when this candidate is gone (decided or taken by someone else)
+    candidate_id: int | None = None
 
 
 @dataclass
@@ -51,4 +57,4 @@ class LeaseLost(Message, bubble=False):
 
 @dataclass
 class NothingToUndo(Message, bubble=False):
-    pass
+    """The reviewer has no live decision left to take back."""
