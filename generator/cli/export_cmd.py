@@ -9,13 +9,9 @@ import typer
 
 from generator.cli.app import app, console, err_console, state
 from generator.errors import UserError
+from generator.export.formats import FORMATS
 
-FORMAT_HELP = (
-    "openai (chat fine-tuning {\"messages\": [...]}), sharegpt ({\"conversations\": [{\"from\", \"value\"}]}), "
-    "alpaca (instruction/input/output; single-turn only), trl (conversational messages), "
-    "openai-dpo (edited examples only: the reviewer's correction preferred over the model's original). "
-    "Default: \\[export] format, else openai."
-)
+FORMAT_HELP = "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values()) + ". Default: \\[export] format, else openai."
 
 
 def _check_tags(tags: list[str] | None) -> tuple[str, ...]:
@@ -52,7 +48,6 @@ def export_command(
     reported and left out. Exit 1 when nothing passes the gate (no file is written).
     """
     from generator.export.exporter import ExportOptions, export_dataset, iter_skip_lines
-    from generator.export.formats import FORMATS
     from generator.store.db import read_session
 
     cli = state(ctx)

@@ -1,0 +1,236 @@
+"""Rendering an export's lines: accepted candidates (and seeds) through a format and its rules into spool files.
+
+Rendering (the gate's checks, the format, the JSON) is the expensive part of an export, so a
+large store is rendered by several processes, each over its own range of candidate ids, into
+spool files that the writer then assembles in id order: the same bytes one process would write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from generator.errors import UserError
+from generator.export.formats import FORMATS, ExportFormat, Unrepresentable
+from generator.export.selection import AcceptedCandidate, GateTally, Refusal, count_accepted_statuses, iter_accepted
+from generator.export.writer import PartSpool, split_rank
+from generator.store.models import Candidate, SeedRecord
+
+FORGED = "left out by the gate: marked accepted without a live accepting decision"
+# How many ids per skip reason the manifest lists (the counts are always complete).
+LISTED_PER_REASON = 100
+# Below this many candidates one process is quicker than starting others.
+PARALLEL_FROM = 50_000
+MAX_WORKERS = 4
+RANGES_PER_WORKER = 4
+
+
+@dataclass
+class SkipLog:
+    """Examples left out, counted by reason, with the first few ids of each kind listed."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    listed: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, ident: str) -> None:
+        self.counts[reason] += 1
+        shown = self.listed.setdefault(reason, [])
+        if len(shown) < LISTED_PER_REASON:
+            shown.append(ident)
+
+    def refused(self, refusal: Refusal) -> None:
+        self.add(f"left out by the gate: {refusal.reason}", f"candidate:{refusal.candidate_id}")
+
+    def merge(self, other: SkipLog) -> None:
+        self.counts.update(other.counts)
+        for reason, idents in other.listed.items():
+            shown = self.listed.setdefault(reason, [])
+            shown.extend(idents[: LISTED_PER_REASON - len(shown)])
+
+    def as_manifest(self) -> list[dict[str, Any]]:
+        return [{"reason": reason, "count": count, "examples": self.listed.get(reason, [])} for reason, count in sorted(self.counts.items())]
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """One part of the export to render. Picklable: it may run in another process."""
+
+    format: str
+    tags: tuple[str, ...]
+    split_seed: int
+    splitting: bool
+    seed_hashes: frozenset[str]
+    spool_folder: Path
+    name: str
+    id_range: tuple[int, int] | None = None
+    db_url: str | None = None  # set when the part runs in its own process, with its own connection
+
+
+@dataclass
+class Part:
+    """A rendered part: its spooled lines and what rendering it found."""
+
+    spool: PartSpool
+    kinds: Counter[str] = field(default_factory=Counter)
+    skipped: SkipLog = field(default_factory=SkipLog)
+    run_ids: set[str] = field(default_factory=set)
+    template_hashes: set[str] = field(default_factory=set)
+
+
+def _category(tags: list[str]) -> str:
+    # The stratum of the train/validation split: the category tag (as Example.category), or none.
+    return next((t for t in tags if not t.startswith("edge:")), "(untagged)")
+
+
+class _Renderer:
+    """Renders items through a format and its rules into a part's spool."""
+
+    def __init__(self, job: PartJob, part: Part) -> None:
+        self.fmt: ExportFormat = FORMATS[job.format]
+        self.split_seed = job.split_seed
+        self.splitting = job.splitting
+        self.part = part
+
+    def emit(self, *, ident: str, kind: str, final: list[dict[str, Any]], original: list[dict[str, Any]] | None,
+             tags: list[str], entry: dict[str, Any]) -> None:
+        try:
+            record = self.fmt.render(final, original)
+        except Unrepresentable as skip:
+            self.part.skipped.add(f"{self.fmt.name} cannot hold it: {skip.reason}", ident)
+            return
+        problems = self.fmt.problems(record)
+        if problems:
+            self.part.skipped.add(f"breaks the {self.fmt.name} format rules: {problems[0]}", ident)
+            return
+        try:
+            # orjson: compact UTF-8 JSON, the same bytes for the same record, several times faster than json.
+            line = orjson.dumps(record)
+        except orjson.JSONEncodeError:
+            self.part.skipped.add("holds text that is not valid Unicode (a lone surrogate)", ident)
+            return
+        entry["sha256"] = hashlib.sha256(line).hexdigest()
+        if self.splitting:
+            self.part.spool.add(line, orjson.dumps(entry), stratum=_category(tags), rank=split_rank(self.split_seed, ident))
+        else:
+            self.part.spool.add(line, orjson.dumps(entry))
+        self.part.kinds[kind] += 1
+
+
+def _render_candidates(session: Session, job: PartJob) -> Part:
+    part = Part(PartSpool(job.spool_folder, job.name))
+    renderer = _Renderer(job, part)
+    tally = GateTally()
+    with part.spool:
+        for item in iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, tally=tally):
+            ident = f"candidate:{item.candidate_id}"
+            if item.content_hash in job.seed_hashes:
+                part.skipped.add("already in the export as a verified seed (promoted)", ident)
+                continue
+            if item.run_id:
+                part.run_ids.add(item.run_id)
+            if item.template_hash:
+                part.template_hashes.add(item.template_hash)
+            renderer.emit(ident=ident, kind="edited" if item.edited else "accepted", final=item.messages,
+                          original=item.original_messages, tags=item.tags, entry=_candidate_entry(item))
+    # Counted in the same read transaction as the rows above, so both see one state of the store.
+    forged = count_accepted_statuses(session, id_range=job.id_range) - tally.backed_statuses
+    if forged:
+        part.skipped.counts[FORGED] += forged
+    return part
+
+
+def _render_candidates_in_worker(job: PartJob) -> Part:
+    from generator.store.db import create_store_engine, read_session
+
+    assert job.db_url is not None
+    engine = create_store_engine(job.db_url)
+    try:
+        with read_session(engine) as session:
+            return _render_candidates(session, job)
+    finally:
+        engine.dispose()
+
+
+def render_seeds(session: Session, job: PartJob) -> Part:
+    """The verified seeds, by id. Their content hashes keep a promoted candidate from being written twice."""
+    seeds = list(session.exec(select(SeedRecord).order_by(SeedRecord.id)))
+    if not seeds:
+        raise UserError(
+            "--include-seeds: the review store holds no verified seeds",
+            fix="run `synthgate seeds check` to record the project's seeds, then export again",
+        )
+    part = Part(PartSpool(job.spool_folder, job.name))
+    renderer = _Renderer(job, part)
+    wanted = set(job.tags)
+    with part.spool:
+        for seed in seeds:
+            if wanted and wanted.isdisjoint(seed.tags):
+                continue
+            entry = {
+                "kind": "seed",
+                "seed_id": seed.id,
+                "content_hash": seed.content_hash,
+                "verified_by": seed.verified_by,
+                "source": f"{seed.source}:{seed.line}",
+            }
+            renderer.emit(ident=f"seed:{seed.id}", kind="seed", final=seed.messages, original=None, tags=seed.tags, entry=entry)
+    return part
+
+
+def _candidate_entry(item: AcceptedCandidate) -> dict[str, Any]:
+    return {
+        "kind": "candidate",
+        "candidate_id": item.candidate_id,
+        "decision_id": item.decision_id,
+        "action": item.action,
+        "reviewer": item.reviewer,
+        "decided_at": item.decided_at.isoformat(),
+        "decision_hash": item.decision_hash,
+    }
+
+
+def spooled_content_hashes(part: Part) -> Iterator[str]:
+    for entry in part.spool.iter_entries():
+        yield entry["content_hash"]
+
+
+def render_all_candidates(session: Session, job: PartJob, *, seed_hashes: frozenset[str], workers: int | None) -> list[Part]:
+    """Render candidates in one process, or in several over consecutive ranges of candidate ids."""
+    low, high = session.execute(select(func.min(Candidate.id), func.max(Candidate.id))).one()
+    base = replace(job, seed_hashes=seed_hashes, name="candidates")
+    count = _worker_count(session, workers, 0 if low is None else high - low + 1)
+    if low is None or count == 1:
+        return [_render_candidates(session, base)]
+    # More ranges than workers: a worker that finishes early takes the next range, so a busy
+    # core does not leave the other idle at the end.
+    ranges = count * RANGES_PER_WORKER
+    step = (high - low + ranges) // ranges
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    jobs = [
+        replace(base, name=f"candidates-{index}", id_range=(start, min(start + step - 1, high)), db_url=url)
+        for index, start in enumerate(range(low, high + 1, step))
+    ]
+    # fork: a spawned child would re-import the caller's __main__ (the CLI itself). SQLite allows
+    # forking while a connection is open as long as the child never uses it: workers open their own.
+    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_render_candidates_in_worker, jobs))
+
+
+def _worker_count(session: Session, requested: int | None, span: int) -> int:
+    url = session.get_bind().url
+    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:" or "mode=memory" in str(url)):
+        return 1  # an in-memory store exists only in this process
+    if requested is not None:
+        return max(1, requested)
+    return min(os.cpu_count() or 1, MAX_WORKERS) if span >= PARALLEL_FROM else 1
