@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,9 +183,7 @@ def main() -> None:
         if code != 0:
             print(output[-2000:])
     if options.dir is None:
-        for path in sorted(work.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        os.rmdir(work)
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
