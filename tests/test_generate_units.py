@@ -323,10 +323,10 @@ async def test_budget_waits_for_in_flight_spend_and_refuses_what_can_never_fit()
     waiting = asyncio.ensure_future(budget.reserve(0.5))  # 0.2 + 0.5 + 0.5 > 1: must wait
     await asyncio.sleep(0)
     assert not waiting.done()
-    await budget.settle(0.5, 0.1)  # the first request cost less than its worst case
+    budget.settle(0.5, 0.1)  # the first request cost less than its worst case
     assert await waiting
     assert budget.spent == pytest.approx(0.3)
-    await budget.settle(0.5, 0.5)
+    budget.settle(0.5, 0.5)
     assert not await budget.reserve(0.3)  # 0.8 spent, nothing in flight: 0.3 can never fit
     assert await Budget(limit=None, spent=99).reserve(1e9)
 

@@ -14,9 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from generator.checks import CandidateChecker
 from generator.config import GenerateSection
-from generator.errors import UserError
+from generator.errors import UserError, WorkFailed
 from generator.generation import journal
 from generator.generation.feedback import rejection_reasons
 from generator.generation.limits import Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, Throttle, send_with_retries
@@ -224,20 +223,24 @@ class Generation:
         with journal.run_lock(self.project.state_dir, self.run_id):
             with write_session(engine) as session:
                 sync_seeds(session, self.seeds, root=self.project.root)
-            stats = self._journal(engine)
-            if stats.already_complete:
-                return stats
-            on_progress(stats)
-            with read_session(engine) as session:
-                checker = CandidateChecker.from_store(session, project=self.project)
             provenance = Provenance(run_id=self.run_id, template_hash=self.template.hash, model=self.settings.model, priced=self.priced)
-            writer = JournalWriter(engine, provenance=provenance, checker=checker, prices=self.prices)
+            # Started first: the writer builds its checker while this process journals the run.
+            writer = JournalWriter(
+                db_url=engine.url.render_as_string(hide_password=False), project=self.project, provenance=provenance, prices=self.prices
+            )
+            stats: RunStats | None = None
             try:
+                stats = self._journal(engine)
+                if stats.already_complete:
+                    return stats
+                writer.wait_ready()
+                on_progress(stats)
                 asyncio.run(_Dispatcher(self, engine, writer, stats, on_progress).run())
             finally:
                 writer.close()  # even on Ctrl-C: every answer received is committed
-                self._finish(engine, stats)
-                stats.seconds = time.perf_counter() - started
+                if stats is not None and not stats.already_complete:
+                    self._finish(engine, stats)
+                    stats.seconds = time.perf_counter() - started
         return stats
 
     def _journal(self, engine: Engine) -> RunStats:
@@ -289,7 +292,11 @@ class Generation:
 
 
 class _Dispatcher:
-    """The asyncio side: a producer feeding `concurrency` workers; answers go to the journal writer."""
+    """The asyncio side: a producer feeding `concurrency` workers; answers go to the journal writer.
+
+    A worker hands an answer to the writer and takes its next request at once; the run's
+    counters and budget settle when the writer has committed it.
+    """
 
     def __init__(self, generation: Generation, engine: Engine, writer: JournalWriter, stats: RunStats, on_progress: Callable[[RunStats], None]) -> None:
         settings = generation.settings
@@ -306,13 +313,18 @@ class _Dispatcher:
         self.rng = random.Random()  # jitter only; never affects what is generated
         self.stopping: str | None = None
         self.fatal: FatalProviderError | None = None
+        self.store_error: BaseException | None = None
         self.consecutive_failures = 0
+        self.storing: set[asyncio.Future[CallOutcome]] = set()
+        # Answers handed to the writer and not yet committed: bounded, so a slow disk slows the
+        # workers down instead of piling answers up in memory.
+        self.store_slots = asyncio.Semaphore(4 * settings.concurrency)
 
     async def run(self) -> None:
         settings = self.settings
         self.provider = make_provider(
             settings.provider, model=settings.model, base_url=settings.base_url, structured_output=settings.structured_output,
-            timeout=settings.timeout, replay_file=self.generation.replay_file,
+            timeout=settings.timeout, concurrency=settings.concurrency, replay_file=self.generation.replay_file,
         )
         work: asyncio.Queue[journal.OpenCall | None] = asyncio.Queue(maxsize=settings.concurrency)
         try:
@@ -320,10 +332,14 @@ class _Dispatcher:
                 tasks.create_task(self._produce(work))
                 for _ in range(settings.concurrency):
                     tasks.create_task(self._work(work))
+            await asyncio.gather(*self.storing, return_exceptions=True)
         finally:
             await self.provider.close()
             self.stats.notes += self.provider.notes
             self.stats.stop_reason = self.stopping
+        if self.store_error is not None:
+            raise WorkFailed(f"storing answers failed, so the run stopped: {self.store_error}",
+                             fix="run the same command again: stored answers are kept and the rest are sent again")
         if self.fatal is not None:
             raise _provider_refused(self.fatal, self.settings)
 
@@ -339,17 +355,14 @@ class _Dispatcher:
                 break
             after = calls[-1].index
             cached = {} if self.generation.no_cache else await asyncio.to_thread(self._cached, [c.request_hash for c in calls])
-            replies = []
             for call in calls:
                 if self.stopping is not None:
                     break
                 body = cached.get(call.request_hash)
                 if body is not None:
-                    replies.append(self.writer.store_answer(call, body=body, attempts=0, latency_ms=None, from_cache=True))
+                    await self._store(self.writer.store_answer, call, body=body, attempts=0, latency_ms=None, from_cache=True)
                 else:
                     await work.put(call)
-            for reply in asyncio.as_completed(replies):
-                self._record(await reply)
         # Not in a `finally`: after an error the task group cancels the workers, and a put into
         # their full queue would wait forever.
         for _ in range(self.settings.concurrency):
@@ -375,39 +388,54 @@ class _Dispatcher:
         if not await self.budget.reserve(worst_case):
             self._stop(f"--max-cost ${settings.max_cost:g} reached (spent ${self.budget.spent:.4f})")
             return
-        spent = 0.0
+        await self.throttle.acquire(prompt_tokens + settings.max_tokens)
+        if self.stopping is not None:
+            self.budget.settle(worst_case, 0.0)
+            return
+        request = ProviderRequest(
+            messages=call.request["messages"], temperature=settings.temperature, max_tokens=settings.max_tokens,
+            schema=ANSWER_SCHEMA, request_index=call.index, prompt_key=call.request["prompt_key"],
+        )
+        started = time.perf_counter()
         try:
-            await self.throttle.acquire(prompt_tokens + settings.max_tokens)
-            if self.stopping is not None:
-                return
-            request = ProviderRequest(
-                messages=call.request["messages"], temperature=settings.temperature, max_tokens=settings.max_tokens,
-                schema=ANSWER_SCHEMA, request_index=call.index, prompt_key=call.request["prompt_key"],
-            )
-            started = time.perf_counter()
-            try:
-                body, attempts = await send_with_retries(lambda: self.provider.send(request), policy=self.policy, gate=self.gate, rng=self.rng)
-            except CallFailed as failure:
-                self.stats.retries += max(0, failure.attempts - 1)
-                self._record(await self.writer.store_failure(call, error=failure.message, attempts=failure.attempts))
-                self.consecutive_failures += 1
-                if self.consecutive_failures >= UNREACHABLE_AFTER:
-                    self._stop(f"the provider is unreachable ({failure.message})")
-                return
-            except FatalProviderError as fatal:
-                await self.writer.store_failure(call, error=fatal.error.describe(), attempts=fatal.attempts)
-                self.fatal = self.fatal or fatal
-                self._stop(fatal.error.describe())
-                return
-            self.consecutive_failures = 0
-            self.stats.retries += attempts - 1
-            outcome = await self.writer.store_answer(call, body=body, attempts=attempts, latency_ms=(time.perf_counter() - started) * 1000)
-            spent = outcome.cost_usd
-            self._record(outcome)
-        finally:
-            await self.budget.settle(worst_case, spent)
+            body, attempts = await send_with_retries(lambda: self.provider.send(request), policy=self.policy, gate=self.gate, rng=self.rng)
+        except CallFailed as failure:
+            self.stats.retries += max(0, failure.attempts - 1)
+            await self._store(self.writer.store_failure, call, reserved=worst_case, error=failure.message, attempts=failure.attempts)
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= UNREACHABLE_AFTER:
+                self._stop(f"the provider is unreachable ({failure.message})")
+            return
+        except FatalProviderError as fatal:
+            await self._store(self.writer.store_failure, call, reserved=worst_case, error=fatal.error.describe(), attempts=fatal.attempts)
+            self.fatal = self.fatal or fatal
+            self._stop(fatal.error.describe())
+            return
+        except BaseException:
+            self.budget.settle(worst_case, 0.0)  # cancelled (Ctrl-C): nothing arrived, nothing was spent
+            raise
+        self.consecutive_failures = 0
+        self.stats.retries += attempts - 1
+        latency_ms = (time.perf_counter() - started) * 1000
+        await self._store(self.writer.store_answer, call, reserved=worst_case, body=body, attempts=attempts, latency_ms=latency_ms)
 
-    def _record(self, outcome: CallOutcome) -> None:
+    async def _store(self, submit: Callable[..., asyncio.Future[CallOutcome]], call: journal.OpenCall, *, reserved: float = 0.0, **details: Any) -> None:
+        """Hand a result to the writer; counters and budget settle once it is committed."""
+        await self.store_slots.acquire()
+        future = submit(call, **details)
+        self.storing.add(future)
+        future.add_done_callback(lambda done: self._stored(done, reserved))
+
+    def _stored(self, future: asyncio.Future[CallOutcome], reserved: float) -> None:
+        self.storing.discard(future)
+        self.store_slots.release()
+        if future.cancelled() or future.exception() is not None:
+            self.budget.settle(reserved, reserved)  # unknown: assume the worst case was spent
+            self.store_error = self.store_error or (future.exception() if not future.cancelled() else RuntimeError("cancelled"))
+            self._stop("storing answers failed")
+            return
+        outcome = future.result()
+        self.budget.settle(reserved, outcome.cost_usd)
         self.stats.record(outcome)
         self.on_progress(self.stats)
 

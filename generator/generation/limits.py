@@ -109,27 +109,26 @@ class Budget:
         self.limit = limit
         self.spent = spent
         self.reserved = 0.0
-        self._changed = asyncio.Condition()
+        self._settled = asyncio.Event()
 
     async def reserve(self, estimate: float) -> bool:
         """Hold `estimate` USD for a request; False when it can never fit (the run stops scheduling)."""
         if self.limit is None:
             return True
-        async with self._changed:
-            while self.spent + self.reserved + estimate > self.limit:
-                if self.reserved == 0:
-                    return False
-                await self._changed.wait()  # an in-flight request may cost less than its worst case
-            self.reserved += estimate
-            return True
+        while self.spent + self.reserved + estimate > self.limit:
+            if self.reserved == 0:
+                return False
+            self._settled.clear()
+            await self._settled.wait()  # an in-flight request may cost less than its worst case
+        self.reserved += estimate
+        return True
 
-    async def settle(self, estimate: float, actual: float) -> None:
+    def settle(self, estimate: float, actual: float) -> None:
+        """A held request is over: release its estimate, count what it really cost."""
         self.spent += actual
-        if self.limit is None:
-            return
-        async with self._changed:
+        if self.limit is not None:
             self.reserved = max(0.0, self.reserved - estimate)
-            self._changed.notify_all()
+            self._settled.set()
 
 
 async def send_with_retries(

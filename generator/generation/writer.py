@@ -1,27 +1,34 @@
-"""Store-on-arrival: a writer thread commits each answer (call row + its candidates) the moment it arrives.
+"""Store-on-arrival: a writer process commits each answer (call row + its candidates) the moment it arrives.
 
 Answers that arrive together are committed together (group commit): one transaction and one
-fsync for many calls, so the journal keeps up with hundreds of answers a second without
-blocking the event loop. A call's answer and its candidates commit atomically.
+fsync for many calls. A call's answer and its candidates commit atomically. The writer is a
+separate process so that parsing, checks and SQLite do not compete with the SDK calls for the GIL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import queue
+import signal
 import threading
+import traceback
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, or_, update
 from sqlmodel import col, select
 
 from generator.checks import CandidateChecker
+from generator.errors import SynthgateError, UserError, WorkFailed
 from generator.examples import Example
 from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
-from generator.store.db import write_session
+from generator.project import Project
+from generator.store.db import create_store_engine, read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, utcnow
 
@@ -50,10 +57,13 @@ class Provenance:
     priced: bool  # False for replayed answers: nothing was paid
 
 
-@dataclass
-class _Item:
-    call: OpenCall
-    future: asyncio.Future[CallOutcome]
+@dataclass(frozen=True)
+class Arrival:
+    """What the writer needs to store one call's result (small and picklable: no prompt)."""
+
+    call_id: int
+    asked: int
+    seed_ids: list[str]
     body: str | None = None  # None: the call failed
     error: str | None = None
     attempts: int = 0
@@ -62,33 +72,62 @@ class _Item:
 
 
 class JournalWriter:
-    def __init__(self, engine: Engine, *, provenance: Provenance, checker: CandidateChecker, prices: PriceTable) -> None:
-        self.engine = engine
-        self.provenance = provenance
-        self.checker = checker
-        self.prices = prices
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="synthgate-journal", daemon=False)
+    """Hands arrivals to the writer process in batches (group commit) and resolves each caller's future.
+
+    The writer is a forked process, so parsing, checks and SQLite run on another core than the
+    event loop and the SDK calls. If this process is killed, the writer still commits what it
+    was handed, then exits.
+    """
+
+    def __init__(self, *, db_url: str, project: Project, provenance: Provenance, prices: PriceTable) -> None:
+        context = multiprocessing.get_context("fork")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, self._conn, db_url, project.root, project.db_override, provenance, prices), name="synthgate-writer"
+        )
+        self._process.start()
+        child.close()
+        self._queue: queue.Queue[tuple[Arrival, asyncio.Future[CallOutcome]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._forward, name="synthgate-journal", daemon=False)
+
+    def wait_ready(self) -> None:
+        """Block until the writer has built its checker (it does so while the caller journals the run).
+
+        A broken holdout file found there is bad input (exit 2), reported before any request is sent.
+        """
+        kind, detail = self._conn.recv()
+        if kind == "error":
+            name, message, file, line, fix = detail
+            raise (UserError if name == "UserError" else WorkFailed)(message, file=file, line=line, fix=fix)
         self._thread.start()
 
     def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
-        return self._submit(_Item(call, _future(), body=body, attempts=attempts, latency_ms=latency_ms, from_cache=from_cache))
+        return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, body=body, attempts=attempts,
+                                    latency_ms=latency_ms, from_cache=from_cache))
 
     def store_failure(self, call: OpenCall, *, error: str, attempts: int) -> asyncio.Future[CallOutcome]:
-        return self._submit(_Item(call, _future(), error=error, attempts=attempts))
+        return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, error=error, attempts=attempts))
 
     def close(self) -> None:
         """Finish every submitted write, then stop. Called even after Ctrl-C: nothing received is dropped."""
-        self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        try:
+            self._conn.send(None)
+        except OSError:
+            pass  # the writer is already gone
+        self._process.join()
+        self._conn.close()
 
-    def _submit(self, item: _Item) -> asyncio.Future[CallOutcome]:
+    def _submit(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
         if not self._thread.is_alive():
             raise RuntimeError("the journal writer has stopped")
-        self._queue.put(item)
-        return item.future
+        future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.put((arrival, future))
+        return future
 
-    def _run(self) -> None:
+    def _forward(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
@@ -104,32 +143,80 @@ class JournalWriter:
                     break
                 batch.append(more)
             try:
-                outcomes = self._store(batch)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutines
-                for each in batch:
-                    _resolve(each.future, exception=exc)
-            else:
-                for each, outcome in zip(batch, outcomes):
-                    _resolve(each.future, result=outcome)
+                self._conn.send([arrival for arrival, _ in batch])
+                kind, detail = self._conn.recv()
+            except (EOFError, OSError) as exc:
+                kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
+            for position, (_, future) in enumerate(batch):
+                if kind == "ok":
+                    _resolve(future, result=detail[position])
+                else:
+                    _resolve(future, exception=RuntimeError(f"storing answers failed: {detail}"))
 
-    def _store(self, batch: list[_Item]) -> list[CallOutcome]:
+
+def _serve(
+    conn: Connection, parent_end: Connection, db_url: str, root: Path, db_override: str | None, provenance: Provenance, prices: PriceTable
+) -> None:
+    """The writer process: build the checker, then store batches until told to stop or the parent is gone."""
+    parent_end.close()  # else our own copy of it would keep the pipe open after the parent dies
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; the writer finishes what it was handed
+    try:
+        engine = create_store_engine(db_url)
+        with read_session(engine) as session:
+            checker = CandidateChecker.from_store(session, project=Project(root=root, db_override=db_override))
+    except SynthgateError as error:
+        conn.send(("error", (type(error).__name__, error.message, error.file, error.line, error.fix)))
+        return
+    except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
+        conn.send(("error", ("WorkFailed", f"the journal writer could not start:\n{traceback.format_exc()}", None, None, None)))
+        return
+    store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
+    conn.send(("ready", None))
+    while True:
+        try:
+            batch = conn.recv()
+        except EOFError:
+            break  # the parent is gone (e.g. kill -9); everything it handed over is committed
+        if batch is None:
+            break
+        try:
+            reply: tuple[str, Any] = ("ok", store.store(batch))
+        except Exception:  # noqa: BLE001 - the batch was rolled back; the parent stops the run
+            reply = ("failed", traceback.format_exc())
+        try:
+            conn.send(reply)
+        except OSError:
+            break
+    engine.dispose()
+
+
+class _Store:
+    """Parse, check and commit a batch of arrivals: call rows and candidates in one transaction."""
+
+    def __init__(self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable) -> None:
+        self.engine = engine
+        self.checker = checker
+        self.provenance = provenance
+        self.prices = prices
+
+    def store(self, batch: list[Arrival]) -> list[CallOutcome]:
         outcomes: list[CallOutcome] = []
         new: list[NewCandidate] = []
         updates: list[dict[str, Any]] = []
         provenance = self.provenance
         with write_session(self.engine) as session:
             answered = set(
-                session.exec(select(LLMCall.id).where(col(LLMCall.id).in_([item.call.id for item in batch]), col(LLMCall.status).in_(ANSWERED)))
+                session.exec(select(LLMCall.id).where(col(LLMCall.id).in_([item.call_id for item in batch]), col(LLMCall.status).in_(ANSWERED)))
             )
             for item in batch:
-                if item.call.id in answered:  # stored before, so are its candidates
+                if item.call_id in answered:  # stored before, so are its candidates
                     outcomes.append(CallOutcome(status="duplicate"))
                     continue
                 values, outcome, examples = self._answer(item) if item.body is not None else self._failure(item)
                 updates.append(values)
                 filtered = 0
                 for position, example in enumerate(examples):
-                    key = f"{item.call.id}:{position}"
+                    key = f"{item.call_id}:{position}"
                     result = self.checker.check(list(example.messages), key=key)
                     filtered += result.status == "filtered"
                     new.append(
@@ -137,8 +224,8 @@ class JournalWriter:
                             example,
                             source_key=key,
                             run_id=provenance.run_id,
-                            call_id=item.call.id,
-                            seed_ids=item.call.seed_ids,
+                            call_id=item.call_id,
+                            seed_ids=item.seed_ids,
                             template_hash=provenance.template_hash,
                             model=provenance.model,
                             **result.provenance_fields(),
@@ -151,9 +238,9 @@ class JournalWriter:
             add_candidates(session, new)
         return outcomes
 
-    def _answer(self, item: _Item) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
+    def _answer(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
         assert item.body is not None
-        parsed = parse_answer(item.body, asked=int(item.call.request["asked"]))
+        parsed = parse_answer(item.body, asked=item.asked)
         paid = self.provenance.priced and not item.from_cache
         cost = self.prices.cost(self.provenance.model, parsed.input_tokens, parsed.output_tokens) if paid else 0.0
         values = _call_values(
@@ -177,7 +264,7 @@ class JournalWriter:
         )
         return values, outcome, parsed.examples
 
-    def _failure(self, item: _Item) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
+    def _failure(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
         return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed", error=item.error), []
 
 
@@ -202,10 +289,10 @@ _COMPLETE_CALL = (
 )
 
 
-def _call_values(item: _Item, *, status: str, error: str | None, response_text: str | None = None, finish_reason: str | None = None,
+def _call_values(item: Arrival, *, status: str, error: str | None, response_text: str | None = None, finish_reason: str | None = None,
                  input_tokens: int | None = None, output_tokens: int | None = None, cost_usd: float | None = None) -> dict[str, Any]:
     return {
-        "new_call_id": item.call.id,
+        "new_call_id": item.call_id,
         "new_status": status,
         "new_response_text": response_text,
         "new_finish_reason": finish_reason,
@@ -218,10 +305,6 @@ def _call_values(item: _Item, *, status: str, error: str | None, response_text: 
         "new_error": error,
         "new_completed_at": utcnow(),
     }
-
-
-def _future() -> asyncio.Future[CallOutcome]:
-    return asyncio.get_running_loop().create_future()
 
 
 def _resolve(future: asyncio.Future[CallOutcome], *, result: CallOutcome | None = None, exception: BaseException | None = None) -> None:

@@ -8,17 +8,17 @@ from generator.generation.providers.base import Provider
 
 
 def make_provider(
-    name: str, *, model: str, base_url: str | None, structured_output: str, timeout: float, replay_file: Path | None = None
+    name: str, *, model: str, base_url: str | None, structured_output: str, timeout: float, concurrency: int, replay_file: Path | None = None
 ) -> Provider:
     """The provider for `name`. SDKs are imported here, lazily: anthropic alone takes ~1.7 s to import."""
     if name == "openai":
         from generator.generation.providers.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(model=model, base_url=base_url, structured_output=structured_output, timeout=timeout)
+        return OpenAIProvider(model=model, base_url=base_url, structured_output=structured_output, timeout=timeout, concurrency=concurrency)
     if name == "anthropic":
         from generator.generation.providers.anthropic_provider import AnthropicProvider
 
-        return AnthropicProvider(model=model, base_url=base_url, structured_output=structured_output, timeout=timeout)
+        return AnthropicProvider(model=model, base_url=base_url, structured_output=structured_output, timeout=timeout, concurrency=concurrency)
     from generator.generation.providers.replay import ReplayProvider
 
     assert replay_file is not None

@@ -10,6 +10,9 @@ from typing import Any, Literal, Protocol
 from generator.generation.secrets import scrub_secrets
 
 ErrorKind = Literal["rate_limit", "server", "timeout", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
+# Workers per SDK client: each client has its own connection pool, and httpcore scans every pooled
+# connection on every request, so one pool per 16 in-flight requests keeps that scan short.
+WORKERS_PER_CLIENT = 16
 RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
 _LABELS = {
     "rate_limit": "rate limited",
@@ -61,6 +64,10 @@ class Provider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def client_count(concurrency: int) -> int:
+    return max(1, -(-concurrency // WORKERS_PER_CLIENT))
 
 
 def error_from_sdk(exc: Exception, sdk: Any) -> ProviderError:
