@@ -7,6 +7,8 @@ another process (2 cores: one each), on a fresh project made from the repository
   1. 1,000 requests, 200 ms latency, concurrency 64: wall time, ideal (requests x latency /
      concurrency) and their ratio (target <= 1.25). Wall time is the run itself, as measured by
      synthgate (journaling included; interpreter start and SDK import excluded, printed apart).
+     Baseline, measured in the same run: the same number of bare SDK calls (no journal, no
+     checks, no store) against the same server at the same concurrency.
   2. The same with 20% of answers 429 (Retry-After: 1 s): completes, 0 requests lost.
   3. 10,000 requests: peak resident memory of the generate process (target < 300 MB).
 """
@@ -57,6 +59,37 @@ def run_child(args: list[str]) -> tuple[str, str, int, float]:
     return out, err, process.returncode, usage.ru_maxrss / 1024
 
 
+def bare_sdk_calls(url: str, *, requests: int, concurrency: int) -> float:
+    """Wall seconds for `requests` bare OpenAI SDK calls at `concurrency`: what the machine and server allow."""
+    import asyncio
+
+    import httpx2
+    import openai
+
+    from generator.generation.providers.base import client_count
+
+    body = {"model": "gpt-4o-mini", "max_tokens": 4096,
+            "messages": [{"role": "user", "content": "Write 1 new conversation. " + "x" * 6000}]}
+
+    async def run() -> float:
+        clients = [openai.AsyncOpenAI(api_key="sk-benchmark", base_url=f"{url}/v1", max_retries=0) for _ in range(client_count(concurrency))]
+        remaining = iter(range(requests))
+
+        async def worker(number: int) -> None:
+            for _ in remaining:
+                response = await clients[number % len(clients)].post("/chat/completions", cast_to=httpx2.Response, body=body)
+                response.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        for client in clients:
+            await client.close()
+        return elapsed
+
+    return asyncio.run(run())
+
+
 def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency: float, server_flags: list[str]) -> dict:
     server, url = start_server("--latency", str(latency), *server_flags)
     try:
@@ -91,12 +124,19 @@ def main() -> None:
         root = Path(tmp)
         print(f"synthgate generate throughput — {args.requests} requests, {args.latency * 1000:.0f} ms latency, concurrency {args.concurrency}")
 
+        server, url = start_server("--latency", str(args.latency))
+        try:
+            baseline = bare_sdk_calls(url, requests=args.requests, concurrency=args.concurrency)
+        finally:
+            server.kill()
+            server.wait()
         plain = scenario("plain", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency, server_flags=[])
         wall = plain["summary"]["seconds"]
         print("\n1. no faults")
         print(f"   wall time (run)      {wall:7.2f} s   (whole process incl. start-up and SDK import: {plain['process_wall']:.2f} s)")
         print(f"   ideal                {ideal:7.2f} s   (requests x latency / concurrency)")
         print(f"   ratio                {wall / ideal:7.2f}     (target <= 1.25)")
+        print(f"   baseline             {baseline:7.2f} s   bare SDK calls, same server and concurrency: ratio to ideal {baseline / ideal:.2f}, synthgate / baseline {wall / baseline:.2f}")
         print(f"   requests sent        {plain['summary']['requests_sent']:7d}     candidates {plain['summary']['candidates']}, lost {plain['lost']}")
 
         storm = scenario("429s", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency,

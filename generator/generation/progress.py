@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from generator.generation.engine import DryRun, RunStats
+from generator.generation.report import DryRun, RunStats
 
 
 class LiveProgress:

@@ -1,0 +1,109 @@
+"""What one `generate` invocation did (the --json summary and the progress bar), and a dry run's estimate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.generation.writer import CallOutcome
+
+
+@dataclass
+class RunStats:
+    """What one invocation did (and the run it belongs to); the --json summary and the progress bar read it."""
+
+    run_id: str
+    total_requests: int
+    answered_before: int = 0
+    requests_sent: int = 0
+    cache_hits: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # calls by status: ok, invalid, truncated, refused, failed
+    retries: int = 0
+    candidates: int = 0
+    filtered: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    run_cost_usd: float = 0.0
+    status: str = "running"
+    stop_reason: str | None = None
+    resumed: bool = False
+    already_complete: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_calls(self) -> int:
+        """Calls that gave no usable answer: failed after retries, invalid, truncated or refused."""
+        return sum(n for status, n in self.outcomes.items() if status != "ok")
+
+    @property
+    def done(self) -> int:
+        return self.answered_before + self.requests_sent + self.cache_hits - self.outcomes["failed"]
+
+    def record(self, outcome: CallOutcome) -> None:
+        if outcome.status == "duplicate":
+            return
+        if outcome.from_cache:
+            self.cache_hits += 1
+        else:
+            self.requests_sent += 1
+            self.input_tokens += outcome.input_tokens
+            self.output_tokens += outcome.output_tokens
+            self.cost_usd += outcome.cost_usd
+        self.outcomes[outcome.status] += 1
+        self.candidates += outcome.candidates
+        self.filtered += outcome.filtered
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "resumed": self.resumed,
+            "requests_total": self.total_requests,
+            "requests_answered_before": self.answered_before,
+            "requests_sent": self.requests_sent,
+            "cache_hits": self.cache_hits,
+            "failed_calls": self.failed_calls,
+            "failures": {status: self.outcomes[status] for status in ("failed", "invalid", "truncated", "refused")},
+            "retries": self.retries,
+            "candidates": self.candidates,
+            "candidates_filtered": self.filtered,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "run_cost_usd": round(self.run_cost_usd, 6),
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class DryRun:
+    run_id: str
+    requests: int
+    candidates: int
+    prompt: list[dict[str, str]]
+    input_tokens: int
+    output_tokens: int
+    worst_case_output_tokens: int
+    cost_usd: float | None
+    worst_case_cost_usd: float | None
+    model: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": True,
+            "run_id": self.run_id,
+            "model": self.model,
+            "requests": self.requests,
+            "candidates_asked": self.candidates,
+            "estimated_input_tokens": self.input_tokens,
+            "estimated_output_tokens": self.output_tokens,
+            "estimated_cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            "worst_case_cost_usd": None if self.worst_case_cost_usd is None else round(self.worst_case_cost_usd, 6),
+            "prompt": self.prompt,
+            "requests_sent": 0,
+        }
