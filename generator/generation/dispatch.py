@@ -16,8 +16,7 @@ from generator.generation import journal
 from generator.generation.limits import Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, Throttle, send_with_retries
 from generator.generation.parsing import ANSWER_SCHEMA
 from generator.generation.pricing import estimate_tokens
-from generator.generation.providers import make_provider
-from generator.generation.providers.base import ProviderRequest
+from generator.generation.providers.base import Provider, ProviderRequest
 from generator.generation.report import RunStats
 from generator.generation.writer import CallOutcome, JournalWriter
 from generator.store.db import read_session
@@ -36,9 +35,13 @@ class Dispatcher:
     counters and budget settle when the writer has committed it.
     """
 
-    def __init__(self, generation: Generation, engine: Engine, writer: JournalWriter, stats: RunStats, on_progress: Callable[[RunStats], None]) -> None:
+    def __init__(
+        self, generation: Generation, engine: Engine, provider: Provider, writer: JournalWriter, stats: RunStats,
+        on_progress: Callable[[RunStats], None],
+    ) -> None:
         settings = generation.settings
         self.generation = generation
+        self.provider = provider
         self.settings = settings
         self.engine = engine
         self.writer = writer
@@ -60,10 +63,6 @@ class Dispatcher:
 
     async def run(self) -> None:
         settings = self.settings
-        self.provider = make_provider(
-            settings.provider, model=settings.model, base_url=settings.base_url, structured_output=settings.structured_output,
-            timeout=settings.timeout, concurrency=settings.concurrency, replay_file=self.generation.replay_file,
-        )
         work: asyncio.Queue[journal.OpenCall | None] = asyncio.Queue(maxsize=settings.concurrency)
         try:
             async with asyncio.TaskGroup() as tasks:

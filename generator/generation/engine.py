@@ -18,6 +18,8 @@ from generator.generation.dispatch import Dispatcher
 from generator.generation.feedback import rejection_reasons
 from generator.generation.planning import ContextFile, RequestPlanner, run_id_for, run_identity, seed_set_hash
 from generator.generation.pricing import PriceTable, estimate_tokens
+from generator.generation.providers import make_provider
+from generator.generation.providers.base import Provider
 from generator.generation.report import DryRun, RunStats
 from generator.generation.secrets import api_key
 from generator.generation.templates import PromptTemplate
@@ -127,15 +129,23 @@ class Generation:
                 stats = self._journal(engine)
                 if stats.already_complete:
                     return stats
+                provider = self._provider()  # SDK import and clients, also while the writer starts
                 writer.wait_ready()
                 on_progress(stats)
-                asyncio.run(Dispatcher(self, engine, writer, stats, on_progress).run())
+                asyncio.run(Dispatcher(self, engine, provider, writer, stats, on_progress).run())
             finally:
                 writer.close()  # even on Ctrl-C: every answer received is committed
                 if stats is not None and not stats.already_complete:
                     self._finish(engine, stats)
                     stats.seconds = time.perf_counter() - started
         return stats
+
+    def _provider(self) -> Provider:
+        settings = self.settings
+        return make_provider(
+            settings.provider, model=settings.model, base_url=settings.base_url, structured_output=settings.structured_output,
+            timeout=settings.timeout, concurrency=settings.concurrency, replay_file=self.replay_file,
+        )
 
     def _journal(self, engine: Engine) -> RunStats:
         """Create (or find) the run and journal every request it will send, in one transaction."""
