@@ -33,8 +33,8 @@ class SeedsSection(Section):
 
 
 class GenerateSection(Section):
-    provider: Literal["openai", "anthropic", "replay"] = "openai"
-    model: str = "gpt-4o-mini"
+    provider: Literal["openai", "anthropic", "replay"] = Field("openai", description="openai (also any OpenAI-compatible server via base_url), anthropic, or replay (recorded responses).")
+    model: str = Field("gpt-4o-mini", description="Model name; its price comes from the built-in table or [pricing].")
     base_url: str | None = Field(None, description="Any OpenAI-compatible server (vLLM, Ollama, llama.cpp); passed to the SDK unchanged.")
     template: str = Field("prompts/generate.jinja", description="Prompt template, relative to the project.")
     context_files: list[str] = Field(default_factory=list, description="Files the template receives as `context` (e.g. a product fact sheet the answers must agree with), relative to the project.")
@@ -48,7 +48,7 @@ class GenerateSection(Section):
     concurrency: int = Field(8, ge=1, le=1000, description="Most requests in flight at once.")
     rpm: int | None = Field(None, ge=1, description="Requests per minute limit.")
     tpm: int | None = Field(None, ge=1, description="Tokens per minute limit.")
-    max_cost: float | None = Field(None, ge=0, description="Stop scheduling requests before spend would pass this many USD.")
+    max_cost: float | None = Field(None, ge=0, description="Budget in USD for the whole run: no request is sent whose worst case could pass it.")
     seed: int = Field(0, description="Sampling seed: the same seed and config resume the same run.")
     timeout: float = Field(120.0, gt=0, description="Deadline per call in seconds, retries included.")
     max_retries: int = Field(5, ge=0, description="Retries per request after a 429, 5xx, timeout or dropped connection (with backoff, honouring Retry-After).")
