@@ -62,14 +62,17 @@ def structural_problems(messages: list[Message]) -> list[str]:
     return problems
 
 
-class Example(BaseModel):
-    """A training example: chat messages, optional tags (a category, `edge:*`), optional id."""
+class Conversation(BaseModel):
+    """Well-formed chat turns with tags, as a model produced them: not yet known to be trainable.
+
+    Generation stores conversations like this, so that a structural defect (an empty answer, a
+    broken role order) reaches the checks and is filtered with its reason, not silently dropped.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     messages: list[Message] = Field(min_length=1)
     tags: list[str] = Field(default_factory=list)
-    id: str | None = None
 
     @field_validator("tags")
     @classmethod
@@ -82,6 +85,18 @@ class Example(BaseModel):
         if len(set(tags)) != len(tags):
             raise ValueError("tags repeat")
         return tags
+
+    def content_hash(self) -> str:
+        return messages_hash(self.messages)
+
+    def messages_as_dicts(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+
+class Example(Conversation):
+    """A training example: a trainable conversation, optional tags (a category, `edge:*`), optional id."""
+
+    id: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -101,12 +116,6 @@ class Example(BaseModel):
     def category(self) -> str | None:
         """The first tag that is not an edge-case marker."""
         return next((t for t in self.tags if not t.startswith("edge:")), None)
-
-    def content_hash(self) -> str:
-        return messages_hash(self.messages)
-
-    def messages_as_dicts(self) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
 def messages_hash(messages: list[Message] | list[dict[str, Any]]) -> str:

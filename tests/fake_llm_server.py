@@ -328,7 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
         count = int(match.group(1)) if match else 3
         payload: Any = {"examples": conversations_for(prompt, count=count, rng=random.Random(self.fake._answer_seed(body)))}
         if behaviour == "schema":
-            payload = {"examples": [{"messages": [{"role": "user", "content": "hello?"}], "tags": ["billing"]}]}
+            # Not the asked-for shape at all: an unknown role and a missing content field.
+            payload = {"examples": [{"messages": [{"role": "customer", "text": "hello?"}], "tags": ["billing"]}]}
         text = json.dumps(payload, ensure_ascii=False)
         if behaviour == "malformed":
             text = text[: len(text) // 2] + ' "oops'

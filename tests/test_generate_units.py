@@ -194,7 +194,7 @@ def test_parse_anthropic_tool_answer() -> None:
     ("body", "status", "error"),
     [
         (_openai('{"examples": [{"messages": '), "invalid", "invalid JSON"),
-        (_openai(json.dumps({"examples": [{"messages": [{"role": "user", "content": "hi"}], "tags": []}]})), "invalid", "no assistant turn"),
+        (_openai(json.dumps({"examples": [{"messages": [{"role": "user"}], "tags": []}]})), "invalid", "messages.0.content: Field required"),
         (_openai(json.dumps({"conversations": []})), "invalid", "schema mismatch"),
         (_openai('{"examples": [', finish="length"), "truncated", "max_tokens"),
         (_openai(None, refusal="I can't help with that."), "refused", "can't help"),
@@ -212,10 +212,21 @@ def test_unusable_answers_are_classified(body: str, status: str, error: str) -> 
 
 
 def test_partly_valid_answer_keeps_the_good_examples_and_says_why_others_were_dropped() -> None:
-    items = [{"messages": CONVERSATION, "tags": []}, {"messages": [{"role": "assistant", "content": "x"}], "tags": []}]
+    items = [{"messages": CONVERSATION, "tags": []}, {"messages": [{"role": "bot", "content": "x"}], "tags": []}]
     answer = parse_answer(_openai(json.dumps({"examples": items})), asked=5)
     assert answer.status == "ok" and len(answer.examples) == 1
     assert answer.error and answer.error.startswith("1 of 2 examples unusable")
+
+
+def test_well_formed_but_untrainable_conversations_are_kept_for_the_checks_to_filter() -> None:
+    """An empty answer or a missing assistant turn is a structural defect: stored as filtered with its
+    reason (visible in stats), not dropped on the call."""
+    items = [{"messages": [{"role": "user", "content": "hi"}], "tags": ["Billing", "not a tag!"]},
+             {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], "tags": []}]
+    answer = parse_answer(_openai(json.dumps({"examples": items})), asked=5)
+    assert answer.status == "ok" and answer.error is None
+    assert [len(c.messages) for c in answer.examples] == [1, 2]
+    assert answer.examples[0].tags == ["billing"]  # spelling forgiven, a non-tag dropped
 
 
 def test_json_from_text_reports_the_problem() -> None:

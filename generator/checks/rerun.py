@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from generator.checks.reference import as_messages
-from generator.checks.result import FILTER_REASONS, RESTORED, CheckResult, overruled_reasons, restored_flag
+from generator.checks.result import FILTER_REASONS, RESTORED, SOURCE_MATCH_PREFIX, CheckResult, overruled_reasons, restored_flag
 from generator.checks.runner import CandidateChecker
 from generator.errors import UserError
 from generator.project import Project
@@ -29,7 +29,6 @@ from generator.store.models import Candidate, Flag, utcnow
 _TABLE = Candidate.__table__  # type: ignore[attr-defined]
 _CHUNK = 5000  # candidates checked at a time
 _WRITE_CHUNK = 20_000  # rows written per transaction: few fsyncs, write locks of well under a second
-_SOURCE = "source:"
 
 
 @dataclass
@@ -174,11 +173,11 @@ def link_source_matches(session: Session) -> int:
     """Rewrite filter matches that name a candidate by its source key ("source:<key>", given before it was
     stored) to its id ("candidate:42"). The generation engine may call this after storing a batch."""
     original = aliased(Candidate)
-    key = func.substr(Candidate.filter_match, len(_SOURCE) + 1)
+    key = func.substr(Candidate.filter_match, len(SOURCE_MATCH_PREFIX) + 1)
     stored_id = select(literal("candidate:") + cast(original.id, String)).where(original.source_key == key).scalar_subquery()
     result = session.execute(
         update(Candidate)
-        .where(Candidate.filter_match.like(f"{_SOURCE}%"), exists().where(original.source_key == key))
+        .where(Candidate.filter_match.like(f"{SOURCE_MATCH_PREFIX}%"), exists().where(original.source_key == key))
         .values(filter_match=stored_id)
         .execution_options(synchronize_session=False)
     )

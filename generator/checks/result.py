@@ -22,6 +22,9 @@ FILTER_REASONS: tuple[str, ...] = (
 RESTORED = "restored"
 
 
+# A match that names a candidate by its source key, given before the candidate had an id.
+SOURCE_MATCH_PREFIX = "source:"
+
 class CheckResult(BaseModel):
     status: Literal["pending", "filtered"] = "pending"
     filter_reason: str | None = None  # e.g. "exact duplicate", "near-duplicate of seed", "holdout leak"

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from generator.checks.flags import FlagRules
 from generator.checks.reference import load_holdout, stored_candidates, stored_seeds
-from generator.checks.result import CheckResult
+from generator.checks.result import SOURCE_MATCH_PREFIX, CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
 from generator.project import Project
@@ -89,7 +89,7 @@ class CandidateChecker:
 
     def check(self, messages: list[Message], *, key: str) -> CheckResult:
         """Check one new candidate; `key` is its source_key (later matches name it "source:<key>")."""
-        return self.check_many([(f"source:{key}", messages)])[0]
+        return self.check_many([(f"{SOURCE_MATCH_PREFIX}{key}", messages)])[0]
 
     def check_many(
         self,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from generator.examples import Example, describe_validation_error
+from generator.examples import TAG_PATTERN, Conversation, describe_validation_error
 
 AnswerStatus = Literal["ok", "invalid", "truncated", "refused"]
 
@@ -47,7 +47,7 @@ _FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n?```", re.DOTALL)
 @dataclass(frozen=True)
 class ParsedAnswer:
     status: AnswerStatus
-    examples: list[Example] = field(default_factory=list)
+    examples: list[Conversation] = field(default_factory=list)
     error: str | None = None  # why the answer (or some of its examples) could not be used
     finish_reason: str | None = None
     input_tokens: int = 0
@@ -113,11 +113,14 @@ def json_from_text(text: str) -> Any:
     raise ValueError(error)
 
 
-def _example(item: Any) -> Example:
-    # Keep only the conversation and its tags (models like to add titles or ids), and forgive
-    # tag spelling ("Bank Sync" -> "bank-sync").
-    tags = list(dict.fromkeys(str(t).strip().lower().replace(" ", "-") for t in item.get("tags") or []))
-    return Example.model_validate({"messages": item.get("messages"), "tags": tags})
+def _example(item: Any) -> Conversation:
+    # Keep only the conversation and its tags (models like to add titles or ids), forgive tag
+    # spelling ("Bank Sync" -> "bank-sync") and drop tags that are no tag at all. A conversation
+    # that is well-formed but not trainable (an empty answer) is kept: the checks filter it with
+    # its reason, where reviewers and `stats` can see it.
+    spelled = (str(t).strip().lower().replace(" ", "-") for t in item.get("tags") or [])
+    tags = list(dict.fromkeys(t for t in spelled if TAG_PATTERN.match(t)))
+    return Conversation.model_validate({"messages": item.get("messages"), "tags": tags})
 
 
 def _read_body(data: dict[str, Any]) -> _Reply:

@@ -23,7 +23,9 @@ from sqlmodel import col, select
 
 from generator.checks import CandidateChecker
 from generator.errors import SynthgateError, UserError, WorkFailed
-from generator.examples import Example
+from generator.checks.rerun import link_source_matches
+from generator.checks.result import SOURCE_MATCH_PREFIX
+from generator.examples import Conversation
 from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
@@ -236,9 +238,12 @@ class _Store:
                 # One executemany for the batch (the ORM's per-row UPDATE costs milliseconds each).
                 session.connection().execute(_COMPLETE_CALL, updates)
             add_candidates(session, new)
+            if any((c.filter_match or "").startswith(SOURCE_MATCH_PREFIX) for c in new):
+                # A duplicate of a candidate stored in this same run names it by id, not source key.
+                link_source_matches(session)
         return outcomes
 
-    def _answer(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
+    def _answer(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
         assert item.body is not None
         parsed = parse_answer(item.body, asked=item.asked)
         paid = self.provenance.priced and not item.from_cache
@@ -264,7 +269,7 @@ class _Store:
         )
         return values, outcome, parsed.examples
 
-    def _failure(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Example]]:
+    def _failure(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
         return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed", error=item.error), []
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
-from generator.examples import Example, messages_hash
+from generator.examples import Conversation, messages_hash
 from generator.seeds import Seed
 from generator.store.models import Candidate, Flag, SeedRecord, utcnow
 
@@ -64,7 +64,7 @@ class NewCandidate(BaseModel):
     nearest_seed_similarity: float | None = None
 
     @classmethod
-    def from_example(cls, example: Example, **provenance: Any) -> NewCandidate:
+    def from_example(cls, example: Conversation, **provenance: Any) -> NewCandidate:
         return cls(messages=example.messages_as_dicts(), tags=list(example.tags), **provenance)
 
 
