@@ -1,10 +1,14 @@
-# Two commands do all the set-up: `make test` (the suite) and, later, `make demo` (the main job).
+# Two commands do all the set-up: `make demo` (the main job, offline) and `make test` (the suite).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test snapshots clean
+# The demo has a store of its own: it never touches the project's real review queue.
+DEMO_DB := sqlite:///$(CURDIR)/.synthgate/demo.db
+SYNTHGATE_DEMO := $(BIN)/synthgate --project $(CURDIR) --db $(DEMO_DB)
+
+.PHONY: demo test snapshots clean
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -12,6 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Generate ~50 candidates offline from recorded sample responses, review them, then show the stats.
+demo: $(STAMP)
+	$(SYNTHGATE_DEMO) generate --provider replay --replay-file demo/recording.jsonl --count 55 --per-request 5
+	$(SYNTHGATE_DEMO) review
+	$(SYNTHGATE_DEMO) stats
+	@echo
+	@echo "Next, export what you accepted (and prove every line's review):"
+	@echo "  $(BIN)/synthgate --db $(DEMO_DB) export -o demo-train.jsonl"
+	@echo "  $(BIN)/synthgate --db $(DEMO_DB) verify demo-train.jsonl"
+	@echo "Start the demo over with: rm .synthgate/demo.db*"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

@@ -38,3 +38,23 @@ def test_help_runs_for_every_command() -> None:
         result = run_cli(*path, "--help", cwd=REPO)
         assert result.returncode == 0, (path, result.stderr)
         assert "Usage:" in result.stdout
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    root = typer.main.get_command(app)
+    for path, command in walk(root):
+        if path and not is_group(command):
+            assert f"synthgate {' '.join(path)}" in readme, f"README does not document `synthgate {' '.join(path)}`"
+
+
+def test_every_config_key_is_in_the_readme() -> None:
+    from generator.config import Config
+
+    readme = (REPO / "README.md").read_text()
+    for section, field in Config.model_fields.items():
+        if section == "pricing":
+            assert "[pricing." in readme
+            continue
+        for key in field.annotation.model_fields:  # type: ignore[union-attr]
+            assert f"`{section}.{key}`" in readme, f"README's config reference lacks `{section}.{key}`"

@@ -409,16 +409,28 @@ def test_broken_seeds_stop_generation_with_file_and_line(generate, project_dir: 
     assert result.code == 2 and "seeds/seeds.jsonl:66:" in result.err
 
 
+def test_a_broken_holdout_file_stops_generation_before_anything_is_written(server, generate, project_dir: Path) -> None:
+    holdout = project_dir / "eval" / "holdout.jsonl"
+    holdout.write_text(holdout.read_text() + '{"messages": [{"role": "user"}]}\n')
+    config = project_dir / "synthgate.toml"
+    config.write_text(config.read_text().replace("[checks]\n", '[checks]\nholdout = ["eval/holdout.jsonl"]\n', 1))
+    fake = server()
+    result = generate(*openai_args(fake, "-n", "2", "--per-request", "1"))
+    assert result.code == 2 and "eval/holdout.jsonl:17:" in result.err, result.err
+    assert fake.requests == 0
+    assert rows(project_dir, LLMCall) == [] and rows(project_dir, Run) == []
+
+
 # --- robustness ------------------------------------------------------------------------------
 
 
 def test_a_failing_store_stops_the_run_without_losing_or_half_writing_anything(server, generate, project_dir: Path, monkeypatch) -> None:
     from generator.checks import CandidateChecker
 
-    def broken(self, messages, *, key):  # noqa: ANN001, ANN202 - stands in for a bug in a check
+    def broken(self, items):  # noqa: ANN001, ANN202 - stands in for a bug in a check
         raise RuntimeError("check exploded")
 
-    monkeypatch.setattr(CandidateChecker, "check", broken)  # the forked writer process inherits it
+    monkeypatch.setattr(CandidateChecker, "check_new", broken)  # the forked writer process inherits it
     fake = server()
     result = generate(*openai_args(fake, "-n", "4", "--per-request", "2"))
     assert result.code == 1

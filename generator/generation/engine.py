@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy import Engine
 
 from generator.config import GenerateSection
+from generator.checks.reference import load_holdout
 from generator.errors import UserError
 from generator.generation import journal
 from generator.generation.dispatch import Dispatcher
 from generator.generation.feedback import rejection_reasons
 from generator.generation.planning import ContextFile, RequestPlanner, run_id_for, run_identity, seed_set_hash
 from generator.generation.pricing import PriceTable, estimate_tokens
-from generator.generation.providers import make_provider
+from generator.generation.providers import import_provider, make_provider
 from generator.generation.providers.base import Provider
 from generator.generation.report import DryRun, RunStats
 from generator.generation.secrets import api_key
@@ -43,6 +44,7 @@ class Generation:
         self.template = PromptTemplate.load(project.path(settings.template))
         self.context = [self._context_file(name) for name in settings.context_files]
         self.seeds = self._load_seeds()
+        load_holdout(project)  # a missing or broken holdout file stops us here, before anything is written
         self.prices = PriceTable(project.config.pricing)
         self.replay_file = self._replay_file()
         self.priced = settings.provider != "replay"
@@ -115,12 +117,16 @@ class Generation:
 
     def run(self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None) -> RunStats:
         """Journal the run (or find it), send every request it still lacks, and return what happened."""
+        # The SDK import (~0.7 s for openai) is process start-up, not work on the run: keep it out of
+        # the run's wall time, and out of the fork below, which then shares it with the writer.
+        import_provider(self.settings.provider)
         started = time.perf_counter()
         with journal.run_lock(self.project.state_dir, self.run_id):
             with write_session(engine) as session:
                 sync_seeds(session, self.seeds, root=self.project.root)
             provenance = Provenance(run_id=self.run_id, template_hash=self.template.hash, model=self.settings.model, priced=self.priced)
-            # Started first: the writer builds its checker while this process journals the run.
+            # Started first: the writer builds its checker while this process journals the run and
+            # starts sending (answers wait in the pipe until the writer is ready).
             writer = JournalWriter(
                 db_url=engine.url.render_as_string(hide_password=False), project=self.project, provenance=provenance, prices=self.prices
             )
@@ -129,8 +135,7 @@ class Generation:
                 stats = self._journal(engine)
                 if stats.already_complete:
                     return stats
-                provider = self._provider()  # SDK import and clients, also while the writer starts
-                writer.wait_ready()
+                provider = self._provider()  # clients, while the writer starts
                 on_progress(stats)
                 asyncio.run(Dispatcher(self, engine, provider, writer, stats, on_progress).run())
             finally:

@@ -31,9 +31,9 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-def prompt_key(messages: list[dict[str, str]], occurrence: int) -> str:
-    """Identity of a prompt regardless of provider: the messages and how many identical prompts came before."""
-    return content_hash({"messages": messages, "occurrence": occurrence})
+def prompt_key(messages_hash: str, occurrence: int) -> str:
+    """Identity of a prompt regardless of provider: its messages' hash and how many identical prompts came before."""
+    return content_hash({"messages": messages_hash, "occurrence": occurrence})
 
 
 def request_hash(*, identity: dict[str, Any], params: dict[str, Any], prompt: str) -> str:
@@ -73,7 +73,10 @@ def journal_calls(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Insert planned calls (status pending) in one statement."""
     if rows:
         now = utcnow()
-        session.execute(insert(LLMCall), [{"status": "pending", "attempts": 0, "from_cache": False, "created_at": now, **row} for row in rows])
+        # A Core insert: the ORM's bulk path costs more than the JSON it writes.
+        session.connection().execute(
+            insert(LLMCall.__table__), [{"status": "pending", "attempts": 0, "from_cache": False, "created_at": now, **row} for row in rows]
+        )
 
 
 def open_calls(session: Session, *, run_id: str, after_index: int, limit: int) -> list[OpenCall]:

@@ -123,7 +123,7 @@ class RequestPlanner:
             occurrences[same_prompt] += 1
             if index in skip:
                 continue
-            key = prompt_key(call.messages, occurrence)
+            key = prompt_key(same_prompt, occurrence)
             yield {
                 "run_id": run_id,
                 "request_index": index,

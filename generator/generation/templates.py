@@ -54,7 +54,7 @@ class PromptTemplate:
         # Sandboxed: a template is configuration, but it must not reach Python internals.
         # autoescape off: prompts are plain text, not HTML.
         env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-        env.filters["as_json"] = as_json
+        env.filters["as_json"] = _MemoizedJson()
         try:
             return env.from_string(self.source)
         except TemplateSyntaxError as exc:
@@ -88,6 +88,21 @@ def as_json(value: Any) -> str:
     elif isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     return json.dumps(value, ensure_ascii=False)
+
+
+class _MemoizedJson:
+    """`as_json` that writes each Example once: the same few-shot seeds recur in thousands of prompts."""
+
+    def __init__(self) -> None:
+        self._lines: dict[int, tuple[Example, str]] = {}  # id -> (the example, kept alive; its line)
+
+    def __call__(self, value: Any) -> str:
+        if not isinstance(value, Example):
+            return as_json(value)
+        hit = self._lines.get(id(value))
+        if hit is None or hit[0] is not value:
+            hit = self._lines[id(value)] = (value, as_json(value))
+        return hit[1]
 
 
 def _template_line(compiled: Template, source: str) -> int | None:

@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 import traceback
+from collections import Counter
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -90,17 +91,9 @@ class JournalWriter:
         self._process.start()
         child.close()
         self._queue: queue.Queue[tuple[Arrival, asyncio.Future[CallOutcome]] | None] = queue.Queue()
+        # Started at once: answers can be handed over while the writer still builds its checker
+        # (the pipe holds them), so the first requests need not wait for it.
         self._thread = threading.Thread(target=self._forward, name="synthgate-journal", daemon=False)
-
-    def wait_ready(self) -> None:
-        """Block until the writer has built its checker (it does so while the caller journals the run).
-
-        A broken holdout file found there is bad input (exit 2), reported before any request is sent.
-        """
-        kind, detail = self._conn.recv()
-        if kind == "error":
-            name, message, file, line, fix = detail
-            raise (UserError if name == "UserError" else WorkFailed)(message, file=file, line=line, fix=fix)
         self._thread.start()
 
     def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
@@ -130,6 +123,8 @@ class JournalWriter:
         return future
 
     def _forward(self) -> None:
+        kind, detail = self._conn.recv()  # "ready", or why the writer could not start
+        failure = None if kind == "ready" else detail[1]
         while True:
             item = self._queue.get()
             if item is None:
@@ -144,11 +139,14 @@ class JournalWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            try:
-                self._conn.send([arrival for arrival, _ in batch])
-                kind, detail = self._conn.recv()
-            except (EOFError, OSError) as exc:
-                kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
+            if failure is not None:
+                kind, detail = "failed", failure
+            else:
+                try:
+                    self._conn.send([arrival for arrival, _ in batch])
+                    kind, detail = self._conn.recv()
+                except (EOFError, OSError) as exc:
+                    kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
             for position, (_, future) in enumerate(batch):
                 if kind == "ok":
                     _resolve(future, result=detail[position])
@@ -203,9 +201,8 @@ class _Store:
 
     def store(self, batch: list[Arrival]) -> list[CallOutcome]:
         outcomes: list[CallOutcome] = []
-        new: list[NewCandidate] = []
         updates: list[dict[str, Any]] = []
-        provenance = self.provenance
+        parsed: list[tuple[Arrival, str, Conversation]] = []  # (call, source key, conversation)
         with write_session(self.engine) as session:
             answered = set(
                 session.exec(select(LLMCall.id).where(col(LLMCall.id).in_([item.call_id for item in batch]), col(LLMCall.status).in_(ANSWERED)))
@@ -216,24 +213,17 @@ class _Store:
                     continue
                 values, outcome, examples = self._answer(item) if item.body is not None else self._failure(item)
                 updates.append(values)
-                filtered = 0
-                for position, example in enumerate(examples):
-                    key = f"{item.call_id}:{position}"
-                    result = self.checker.check(list(example.messages), key=key)
-                    filtered += result.status == "filtered"
-                    new.append(
-                        NewCandidate.from_example(
-                            example,
-                            source_key=key,
-                            run_id=provenance.run_id,
-                            call_id=item.call_id,
-                            seed_ids=item.seed_ids,
-                            template_hash=provenance.template_hash,
-                            model=provenance.model,
-                            **result.provenance_fields(),
-                        )
-                    )
-                outcomes.append(replace(outcome, filtered=filtered))
+                outcomes.append(outcome)
+                parsed += [(item, f"{item.call_id}:{position}", example) for position, example in enumerate(examples)]
+            # One checker pass for the whole batch: it signs and compares in bulk.
+            results = self.checker.check_new([(key, list(example.messages)) for _, key, example in parsed])
+            new = [
+                NewCandidate.from_example(
+                    example, source_key=key, run_id=self.provenance.run_id, call_id=item.call_id, seed_ids=item.seed_ids,
+                    template_hash=self.provenance.template_hash, model=self.provenance.model, **result.provenance_fields(),
+                )
+                for (item, key, example), result in zip(parsed, results, strict=True)
+            ]
             if updates:
                 # One executemany for the batch (the ORM's per-row UPDATE costs milliseconds each).
                 session.connection().execute(_COMPLETE_CALL, updates)
@@ -241,7 +231,9 @@ class _Store:
             if any((c.filter_match or "").startswith(SOURCE_MATCH_PREFIX) for c in new):
                 # A duplicate of a candidate stored in this same run names it by id, not source key.
                 link_source_matches(session)
-        return outcomes
+        filtered = Counter(c.call_id for c in new if c.status == "filtered")
+        return [replace(outcome, filtered=filtered[item.call_id]) if item.call_id not in answered else outcome
+                for item, outcome in zip(batch, outcomes, strict=True)]
 
     def _answer(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
         assert item.body is not None

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from generator.generation.providers.base import Provider
+from generator.generation.providers.base import Provider, tls_context
+
+_MODULES = {
+    "openai": "generator.generation.providers.openai_provider",
+    "anthropic": "generator.generation.providers.anthropic_provider",
+    "replay": "generator.generation.providers.replay",
+}
+
+
+def import_provider(name: str) -> None:
+    """Import a provider's SDK and load the CA bundle ahead of time: fixed start-up costs, like the interpreter's own."""
+    importlib.import_module(_MODULES[name])
+    if name != "replay":
+        tls_context()
 
 
 def make_provider(

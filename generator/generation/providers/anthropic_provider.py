@@ -7,7 +7,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from generator.generation.providers.base import ProviderRequest, client_count, error_from_sdk
+from generator.generation.providers.base import ProviderRequest, error_from_sdk, http_clients
 from generator.generation.secrets import api_key
 
 TOOL_NAME = "submit_examples"
@@ -24,7 +24,8 @@ class AnthropicProvider:
         key = api_key("anthropic", base_url=base_url)
         # max_retries=0: the SDK would sleep whatever Retry-After says (200 s seen); our retries cap it.
         self.clients = [
-            anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout) for _ in range(client_count(concurrency))
+            anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client)
+            for http_client in http_clients(anthropic, concurrency=concurrency)
         ]
 
     async def send(self, request: ProviderRequest) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx2
 import openai
 
-from generator.generation.providers.base import ProviderError, ProviderRequest, client_count, error_from_sdk
+from generator.generation.providers.base import ProviderError, ProviderRequest, error_from_sdk, http_clients
 from generator.generation.secrets import api_key
 
 SCHEMA_NAME = "generated_examples"
@@ -26,7 +26,8 @@ class OpenAIProvider:
         key = api_key("openai", base_url=base_url)
         # Retries are ours (limits.py): they honour Retry-After with a cap and a per-call deadline.
         self.clients = [
-            openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout) for _ in range(client_count(concurrency))
+            openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client)
+            for http_client in http_clients(openai, concurrency=concurrency)
         ]
 
     async def send(self, request: ProviderRequest) -> str:
