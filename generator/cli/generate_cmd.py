@@ -73,11 +73,15 @@ def generate_command(
     show_progress = not as_json and sys.stderr.isatty()
     if not as_json:
         err_console.print(f"Run {generation.run_id}: {settings.count} candidates from {settings.provider} {settings.model}.")
-    if show_progress:
-        with LiveProgress(err_console) as progress:
-            stats = generation.run(cli.engine, on_progress=progress.update)
-    else:
-        stats = generation.run(cli.engine)
+    try:
+        if show_progress:
+            with LiveProgress(err_console) as progress:
+                stats = generation.run(cli.engine, on_progress=progress.update)
+        else:
+            stats = generation.run(cli.engine)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: every answer received is stored; run the same command again to resume the run.")
+        raise typer.Exit(130) from None
 
     if record is not None:
         from generator.generation.providers.replay import write_recording

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from generator.examples import Example, Message, messages_hash
-from generator.store.audit import decision_hash
+from generator.store.audit import hash_of_row
 from generator.store.models import (
     CANDIDATE_STATUSES,
     Candidate,
@@ -326,20 +326,7 @@ def _append_decision(session: Session, **fields) -> DecisionView:  # type: ignor
         hash="",
         **fields,
     )
-    row.hash = decision_hash(
-        id=row.id,
-        candidate_id=row.candidate_id,
-        reviewer=row.reviewer,
-        action=row.action,
-        reasons=row.reasons,
-        note=row.note,
-        edited_messages=row.edited_messages,
-        content_hash=row.content_hash,
-        undoes_id=row.undoes_id,
-        seconds=row.seconds,
-        created_at=row.created_at,
-        prev_hash=row.prev_hash,
-    )
+    row.hash = hash_of_row(row)
     session.add(row)
     session.execute(update(DecisionChain).where(DecisionChain.id == 1).values(head_hash=row.hash))
     session.flush()
