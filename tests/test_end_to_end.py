@@ -36,7 +36,8 @@ async def review_as(project: Path, reviewer: str) -> None:
         await pilot.press("r", "1")
         await settle(pilot)
         await pilot.press("e")
-        answer = app.screen.query_one("#turn-2", TextArea)
+        answer = app.focused  # the editor opens on the (last) assistant answer
+        assert isinstance(answer, TextArea)
         answer.move_cursor(answer.document.end)
         await pilot.press(*" (Corrected by the reviewer.)", "ctrl+s")
         await settle(pilot)
