@@ -385,6 +385,17 @@ async def test_filters_from_the_command_line_and_changed_inside_the_app(store: E
     assert [row[0] for row in decisions(store)] == [1]
 
 
+async def test_enter_applies_the_filters_even_with_the_checkbox_focused(store: Engine) -> None:
+    """Found by hand in tmux: enter on the checkbox toggled it back instead of applying."""
+    app = make_fixture_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f", "tab", "tab", "space", "enter")
+        await settle(pilot)
+        assert review_screen(app) is app.screen  # the dialog closed
+        assert "filter: flagged only" in screen_text(app).splitlines()[0]
+
+
 async def test_keys_are_remapped_from_the_config(store: Engine) -> None:
     app = make_fixture_app(store, config=ReviewSection(keys={"accept": "y", "reject": "x"}))
     async with app.run_test(size=SIZE) as pilot:

@@ -16,6 +16,8 @@ from generator.store.queue import QueueFilter
 class FilterScreen(ModalScreen[QueueFilter | None]):
     BINDINGS = [
         Binding("ctrl+s", "apply", "Apply", id="filter.apply", tooltip="Review the candidates that match"),
+        # Priority: on the checkbox, enter would toggle it instead of applying, unlike everywhere else here.
+        Binding("enter", "apply", "Apply", id="filter.apply-enter", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", id="filter.cancel", tooltip="Keep the current filters"),
     ]
 
@@ -36,7 +38,7 @@ class FilterScreen(ModalScreen[QueueFilter | None]):
             error = Static(id="filter-error", markup=False)
             error.display = False
             yield error
-            yield Static("enter / ctrl+s apply   tab next field   esc cancel", classes="dialog-hint", markup=False)
+            yield Static("enter / ctrl+s apply   tab next field   space ticks the box   esc cancel", classes="dialog-hint", markup=False)
 
     @on(Input.Submitted)
     def action_apply(self) -> None:
