@@ -8,7 +8,6 @@ being exported. A raw `UPDATE candidate SET status='accepted'` therefore exports
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from generator.examples import messages_hash
-from generator.store.audit import decision_hash
+from generator.store.audit import HASHED_FIELDS, decision_hash
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
 
 _candidate = Candidate.__table__
@@ -116,10 +115,6 @@ def _accepted_rows() -> Select[Any]:
         .where(_decision.c.action.in_(ACCEPTING_ACTIONS))
         .order_by(_candidate.c.id)
     )
-
-
-# The fields a decision's hash covers, named as audit.decision_hash takes them.
-HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_hash).parameters)
 
 
 def hashed_fields(row: Any, **decoded: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,21 +51,12 @@ def decision_hash(
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
+# The fields a decision's hash covers, named as decision_hash takes them.
+HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_hash).parameters)
+
+
 def hash_of_row(decision: Decision) -> str:
-    return decision_hash(
-        id=decision.id,
-        candidate_id=decision.candidate_id,
-        reviewer=decision.reviewer,
-        action=decision.action,
-        reasons=decision.reasons,
-        note=decision.note,
-        edited_messages=decision.edited_messages,
-        content_hash=decision.content_hash,
-        undoes_id=decision.undoes_id,
-        seconds=decision.seconds,
-        created_at=decision.created_at,
-        prev_hash=decision.prev_hash,
-    )
+    return decision_hash(**{name: getattr(decision, name) for name in HASHED_FIELDS})
 
 
 @dataclass(frozen=True)
