@@ -28,7 +28,7 @@ class SeedsSection(Section):
     paths: list[str] = Field(default_factory=lambda: ["seeds/*.jsonl"], description="Globs of seed files, relative to the project.")
     verified_by: str = Field("", description="Who verified seed lines that carry no verified_by of their own.")
     min_per_tag: int = Field(3, ge=1, description="Warn when a tag has fewer seed examples than this.")
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity above which two seeds are near-duplicates.")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity at or above which two seeds are near-duplicates.")
     length_outlier_factor: float = Field(3.0, gt=1, description="Warn about seeds longer than factor x median or shorter than median / factor.")
 
 

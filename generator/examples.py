@@ -10,7 +10,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Role = Literal["system", "user", "assistant"]
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 # ShareGPT speaker names, in both directions. "human"/"gpt" are the common spelling; some
 # datasets write the OpenAI role names instead, which we accept on input.
@@ -114,14 +113,23 @@ class Example(Conversation):
 
     @property
     def category(self) -> str | None:
-        """The first tag that is not an edge-case marker."""
-        return next((t for t in self.tags if not t.startswith("edge:")), None)
+        return category_of(self.tags)
+
+
+def category_of(tags: list[str]) -> str | None:
+    """The category of a tag list: its first tag that is not an edge-case marker."""
+    return next((t for t in tags if not t.startswith("edge:")), None)
 
 
 def messages_hash(messages: list[Message] | list[dict[str, Any]]) -> str:
     """sha256 of the conversation's canonical JSON: identical content, identical hash."""
     plain = [m.model_dump() if isinstance(m, Message) else {"role": m["role"], "content": m["content"]} for m in messages]
-    return hashlib.sha256(canonical_json(plain).encode()).hexdigest()
+    return canonical_hash(plain)
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 of a value's canonical JSON: every content hash in synthgate is one of these."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 def canonical_json(value: Any) -> str:
@@ -184,9 +192,7 @@ def _messages_from_sharegpt(record: dict[str, Any]) -> list[dict[str, Any]]:
     turns = record["conversations"]
     if not isinstance(turns, list):
         raise FormatError("'conversations' must be a list of {\"from\": ..., \"value\": ...} objects")
-    messages: list[dict[str, Any]] = []
-    if isinstance(record.get("system"), str) and record["system"].strip():
-        messages.append({"role": "system", "content": record["system"]})
+    messages = _system_turn(record)
     for index, turn in enumerate(turns, start=1):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
             raise FormatError(f"conversations[{index}] must be an object with 'from' and 'value'")
@@ -207,11 +213,13 @@ def _messages_from_alpaca(record: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(extra_input, str):
         raise FormatError("Alpaca 'input' must be a string")
     user = record["instruction"] if not extra_input.strip() else f"{record['instruction']}\n\n{extra_input}"
-    messages: list[dict[str, Any]] = []
-    if isinstance(record.get("system"), str) and record["system"].strip():
-        messages.append({"role": "system", "content": record["system"]})
-    messages += [{"role": "user", "content": user}, {"role": "assistant", "content": record["output"]}]
-    return messages
+    return [*_system_turn(record), {"role": "user", "content": user}, {"role": "assistant", "content": record["output"]}]
+
+
+def _system_turn(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """ShareGPT and Alpaca carry the system prompt in a top-level 'system' key."""
+    system = record.get("system")
+    return [{"role": "system", "content": system}] if isinstance(system, str) and system.strip() else []
 
 
 def describe_validation_error(exc: ValidationError) -> str:

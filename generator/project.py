@@ -15,6 +15,11 @@ DB_ENV = "SYNTHGATE_DB"
 STATE_DIR = ".synthgate"
 
 
+def display_path(path: Path, root: Path | None) -> str:
+    """A path as users see it in messages and records: relative to the project when inside it."""
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
+
 def find_project_root(start: Path) -> Path:
     """The nearest folder at or above `start` that holds synthgate.toml."""
     start = start.resolve()

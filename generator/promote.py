@@ -15,7 +15,7 @@ from generator.examples import Example, describe_validation_error
 from generator.export.selection import Refusal, iter_accepted
 from generator.export.writer import AtomicFile
 from generator.project import Project
-from generator.seeds import load_seeds
+from generator.seeds import load_project_seeds
 from generator.similarity import normalized_key
 
 
@@ -37,10 +37,8 @@ def promote_accepted(session: Session, *, project: Project, target: Path, tags: 
     The file is rewritten atomically: it holds all of the new lines or none.
     """
     report = PromoteReport(target=target, outside_seed_paths=not _in_seed_paths(project, target))
-    files = sorted({*project.seed_files(), *([target] if target.is_file() else [])})
-    pool = load_seeds(files, default_verified_by=project.config.seeds.verified_by)
-    # Appending to a broken seed file would hide its error behind new lines: fix it first.
-    pool.raise_on_errors(project.root)
+    # Appending to a broken seed file would hide its error behind new lines: loading stops on one.
+    pool = load_project_seeds(project, also=[target] if target.is_file() else [])
     known = {normalized_key(seed.example.messages) for seed in pool.seeds}
     known_ids = {seed.id for seed in pool.seeds}
     output = AtomicFile(target)

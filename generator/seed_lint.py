@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from generator.config import SeedsSection
 from generator.seeds import LineProblem, Seed, SeedSet
-from generator.checks.flags import answer_chars
 from generator.similarity import NearDuplicateIndex, normalized_key, similarity_text
-from generator.style import StyleProfile, has_trailing_whitespace
+from generator.style import StyleProfile, answer_chars, has_trailing_whitespace
+
+
+_MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
 
 
 @dataclass(frozen=True)
@@ -128,20 +130,16 @@ def _length_outliers(seeds: list[Seed], factor: float) -> list[LineProblem]:
     """
     if len(seeds) < _MIN_GROUP:
         return []
-    kinds: dict[frozenset[str], list[Seed]] = defaultdict(list)
+    kinds: dict[frozenset[str], list[tuple[Seed, int]]] = defaultdict(list)
     for seed in seeds:
-        kinds[frozenset(t for t in seed.example.tags if t.startswith("edge:"))].append(seed)
-    overall = statistics.median(answer_length(s) for s in seeds)
+        kinds[frozenset(t for t in seed.example.tags if t.startswith("edge:"))].append((seed, answer_length(seed)))
+    overall = statistics.median(length for members in kinds.values() for _, length in members)
     problems = []
     for members in kinds.values():
-        median = statistics.median(answer_length(s) for s in members) if len(members) >= _MIN_GROUP else overall
-        for seed in members:
-            length = answer_length(seed)
+        median = statistics.median(length for _, length in members) if len(members) >= _MIN_GROUP else overall
+        for seed, length in members:
             if length > factor * median:
                 problems.append(LineProblem(seed.file, seed.line, f"answer is unusually long ({length} chars; comparable seeds' median {median:.0f})", "warning"))
             elif length < median / factor:
                 problems.append(LineProblem(seed.file, seed.line, f"answer is unusually short ({length} chars; comparable seeds' median {median:.0f})", "warning"))
     return problems
-
-
-_MIN_GROUP = 5

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from generator.errors import UserError
 from generator.examples import Example, FormatError, example_from_record
+from generator.project import Project, display_path
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class Seed:
     line: int
     verified_by: str
 
-    @property
+    @cached_property  # read for every request of a run (seed ids, the run's identity): hash once
     def content_hash(self) -> str:
         return self.example.content_hash()
 
@@ -38,7 +41,7 @@ class LineProblem:
     severity: str = "error"  # or "warning"
 
     def render(self, root: Path | None = None) -> str:
-        return f"{_show(self.file, root)}:{self.line}: {self.message}"
+        return f"{display_path(self.file, root)}:{self.line}: {self.message}"
 
 
 @dataclass
@@ -60,7 +63,7 @@ class SeedSet:
             return
         first = self.errors[0]
         more = f" ({len(self.errors) - 1} more broken line(s); run `synthgate seeds check`)" if len(self.errors) > 1 else ""
-        raise UserError(first.message + more, file=_show(first.file, root), line=first.line, fix=SEED_FIX)
+        raise UserError(first.message + more, file=display_path(first.file, root), line=first.line, fix=SEED_FIX)
 
 
 SEED_FIX = (
@@ -111,6 +114,14 @@ def load_seed_file(path: Path, *, default_verified_by: str = "") -> SeedSet:
     return result
 
 
+def load_project_seeds(project: Project, *, also: Iterable[Path] = ()) -> SeedSet:
+    """The project's seed files (and `also`), with its default verifier; a broken line stops here (exit 2)."""
+    files = sorted({*project.seed_files(), *also})
+    seed_set = load_seeds(files, default_verified_by=project.config.seeds.verified_by)
+    seed_set.raise_on_errors(project.root)
+    return seed_set
+
+
 def load_seeds(files: list[Path], *, default_verified_by: str = "") -> SeedSet:
     """Load every file; duplicate explicit ids across the set are errors (provenance must be unambiguous)."""
     combined = SeedSet()
@@ -126,12 +137,3 @@ def load_seeds(files: list[Path], *, default_verified_by: str = "") -> SeedSet:
                 LineProblem(seed.file, seed.line, f"id {seed.id!r} is already used at {other.file.name}:{other.line}")
             )
     return combined
-
-
-def _show(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return str(path.relative_to(root))
-        except ValueError:
-            pass
-    return str(path)

@@ -316,7 +316,6 @@ class NearDuplicateIndex:
         self._tables: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
         self._keys: list[str] = []
         self._shingles: list[np.ndarray] = []
-        self._positions: dict[str, int] = {}
 
     def signatures(self, texts: Iterable[str]) -> list[Signature]:
         """Signatures for many texts at once (shingled, hashed and signed in bulk)."""
@@ -333,10 +332,7 @@ class NearDuplicateIndex:
         return [Signature(sets[i], band_keys) for i, band_keys in enumerate(keys.tolist())]
 
     def add(self, key: str, signature: Signature) -> None:
-        if key in self._positions:
-            return
         position = len(self._keys)
-        self._positions[key] = position
         self._keys.append(key)
         self._shingles.append(signature.shingles)
         for table, band_key in zip(self._tables, signature.band_keys, strict=True):
@@ -366,9 +362,6 @@ class NearDuplicateIndex:
         found = [(self._keys[p], jaccard_of_sorted(signature.shingles, self._shingles[p])) for p in proposed]
         found = [(key, score) for key, score in found if score >= self.threshold]
         return sorted(found, key=lambda item: (-item[1], item[0]))
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._positions
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -11,7 +11,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import Session, col, select
 
 from generator.checks.report import filtered_by_reason, flags_by_kind
-from generator.export.selection import live
+from generator.store.audit import live
 from generator.store.models import Candidate, Decision, LLMCall, Run, SeedRecord
 from generator.store.queue import queue_counts
 
@@ -50,27 +50,20 @@ def _rates(counts: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
 
 def acceptance(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
     """Acceptance rate by generation run, template, model and tag (filtered candidates left out: no human saw them)."""
-    reviewed = Candidate.status != "filtered"
     templates = {h: name for h, name in session.execute(select(Run.template_hash, Run.template).distinct())}
-
-    def grouped(column: Any, label: Any = lambda value: value or "(none)") -> dict[str, dict[str, Any]]:
-        counts: dict[str, Counter[str]] = defaultdict(Counter)
-        for value, status, count in session.execute(select(column, Candidate.status, func.count()).where(reviewed).group_by(column, Candidate.status)):
-            counts[label(value)][status] += count
-        return _rates(counts)
-
-    by_tag: dict[str, Counter[str]] = defaultdict(Counter)
-    # Grouped by the tag list's text in SQL, so only the distinct tag combinations reach Python.
-    tag_lists = cast(Candidate.tags, String)
-    for tags_text, status, count in session.execute(select(tag_lists, Candidate.status, func.count()).where(reviewed).group_by(tag_lists, Candidate.status)):
+    tables: dict[str, dict[str, Counter[str]]] = {key: defaultdict(Counter) for key in ("by_run", "by_template", "by_model", "by_tag")}
+    by_run, by_template, by_model, by_tag = tables.values()
+    # One scan of the candidates, grouped in SQL (the tag list by its text), so only the distinct
+    # combinations of run, template, model and tags reach Python.
+    groups = (Candidate.run_id, Candidate.template_hash, Candidate.model, cast(Candidate.tags, String), Candidate.status)
+    rows = session.execute(select(*groups, func.count()).where(Candidate.status != "filtered").group_by(*groups))
+    for run_id, template_hash, model, tags_text, status, count in rows:
+        by_run[run_id or "(none)"][status] += count
+        by_template[f"{templates.get(template_hash, '?')} ({template_hash[:12]})" if template_hash else "(none)"][status] += count
+        by_model[model or "(none)"][status] += count
         for tag in json.loads(tags_text) or ["(untagged)"]:
             by_tag[tag][status] += count
-    return {
-        "by_run": grouped(Candidate.run_id),
-        "by_template": grouped(Candidate.template_hash, lambda h: f"{templates.get(h, '?')} ({h[:12]})" if h else "(none)"),
-        "by_model": grouped(Candidate.model),
-        "by_tag": _rates(by_tag),
-    }
+    return {key: _rates(counts) for key, counts in tables.items()}
 
 
 def reject_reasons(session: Session) -> dict[str, int]:

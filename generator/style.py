@@ -53,6 +53,11 @@ def system_prompt(messages: Sequence[Message]) -> str | None:
     return messages[0].content if messages and messages[0].role == "system" else None
 
 
+def answer_chars(messages: Sequence[Message]) -> int:
+    """Characters the assistant wrote: the answer length seed lints and length flags measure."""
+    return sum(len(m.content) for m in messages if m.role == "assistant")
+
+
 def conversation_features(messages: Sequence[Message]) -> frozenset[str]:
     """Formatting features used by any assistant answer of the conversation."""
     return frozenset().union(*(answer_features(m.content) for m in messages if m.role == "assistant"))

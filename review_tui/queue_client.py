@@ -6,12 +6,11 @@ so the gate's rules (named reviewer, pending only, leases, the decision chain) h
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
-from generator.examples import Example
 from generator.store import queue
 from generator.store.db import read_session, write_session
 from generator.store.queue import CandidateView, DecisionView, QueueFilter
@@ -31,28 +30,11 @@ class QueueClient:
                 session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, filters=self.filters
             )
 
-    def decide(
-        self,
-        *,
-        candidate_id: int,
-        action: str,
-        seconds: float,
-        reasons: Sequence[str] = (),
-        note: str | None = None,
-        edited: Example | None = None,
-    ) -> DecisionView:
-        """Record and commit one decision; when this returns, the decision survives a kill -9."""
+    def decide(self, **decision: Any) -> DecisionView:
+        """Record and commit one decision (`queue.record_decision`'s arguments, less the reviewer);
+        when this returns, the decision survives a kill -9."""
         with write_session(self.engine) as session:
-            return queue.record_decision(
-                session,
-                candidate_id=candidate_id,
-                reviewer=self.reviewer,
-                action=action,
-                reasons=reasons,
-                note=note,
-                edited=edited,
-                seconds=seconds,
-            )
+            return queue.record_decision(session, reviewer=self.reviewer, **decision)
 
     def undo(self) -> tuple[DecisionView, CandidateView] | None:
         """Undo this reviewer's latest live decision; returns the undo and the candidate to show again."""
@@ -78,6 +60,7 @@ class QueueClient:
             )
 
     def counts(self, filters: QueueFilter) -> dict[str, int]:
-        """Candidates per status for `filters` (a full count: a tenth of a second per million rows)."""
+        """Candidates per status for `filters`: a full count, about 0.1 s per million rows unfiltered and
+        0.6 s with a tag or flagged filter (measured on 1,000,000 rows, load average 5 on 2 CPUs)."""
         with read_session(self.engine) as session:
             return queue.queue_counts(session, filters=filters)

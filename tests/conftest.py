@@ -16,6 +16,10 @@ from generator.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The review tests' `store` fixture (a store holding the fixture candidates) lives beside the
+# snapshot app that uses the same data.
+pytest_plugins = ("tests.review_snapshot_app",)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,12 +123,10 @@ def build_review_store(engine: Engine, candidates: list[NewCandidate] | None = N
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Engine]:
+def store(engine: Engine) -> Engine:
     """A store holding the fixture candidates (the review tests' common starting point)."""
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
     build_review_store(engine)
-    yield engine
-    engine.dispose()
+    return engine
 
 
 class FakeClock:

@@ -229,7 +229,7 @@ def test_the_generation_contract_filters_within_a_run_and_names_stored_ids(proje
     with read_session(store) as session:
         checker = CandidateChecker.from_store(session, project=project)
     batch = {"run:1:0": first, "run:1:1": shout(first), "run:1:2": change_one_word(other, rng)}
-    results = {key: checker.check(messages, key=key) for key, messages in batch.items()}
+    results = dict(zip(batch, checker.check_new(list(batch.items())), strict=True))
     assert results["run:1:0"].status == "pending" and results["run:1:0"].nearest_seed_id
     assert (results["run:1:1"].filter_reason, results["run:1:1"].filter_match) == ("exact duplicate", "source:run:1:0")
     assert (results["run:1:2"].filter_reason, results["run:1:2"].filter_match) == (
@@ -239,7 +239,7 @@ def test_the_generation_contract_filters_within_a_run_and_names_stored_ids(proje
     with write_session(store) as session:
         new_ids = add_candidates(
             session,
-            [NewCandidate(source_key=key, messages=as_dicts(batch[key]), **result.provenance_fields()) for key, result in results.items()],
+            [NewCandidate(source_key=key, messages=as_dicts(batch[key]), **result.model_dump()) for key, result in results.items()],
         )
         assert link_source_matches(session) == 1
     assert rows(store)[new_ids[1]].filter_match == f"candidate:{new_ids[0]}"

@@ -205,7 +205,9 @@ def build_corpus(seed: int = 7) -> Corpus:
 
 
 def run_corpus(corpus: Corpus, checker: CandidateChecker, rng: random.Random) -> dict[str, tuple[Planted, object]]:
-    return {item.key: (item, checker.check(item.messages, key=item.key)) for item in corpus.shuffled(rng)}
+    items = corpus.shuffled(rng)
+    results = checker.check_new([(item.key, item.messages) for item in items])
+    return {item.key: (item, result) for item, result in zip(items, results, strict=True)}
 
 
 def make_checker(**config: object) -> CandidateChecker:

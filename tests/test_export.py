@@ -195,7 +195,17 @@ def test_nothing_accepted_is_a_work_failure_and_writes_nothing(engine: Engine, t
 # --- output: order, determinism, atomicity ------------------------------------------------------------------
 
 
-def test_the_same_store_gives_byte_identical_files_in_one_process_or_several(engine: Engine, tmp_path: Path) -> None:
+def test_the_same_store_gives_byte_identical_files_in_one_process_or_several(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    pools: list[int] = []
+
+    class RecordingPool(ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr("generator.export.render.ProcessPoolExecutor", RecordingPool)
     ids = add(engine, *(chat(i) for i in range(40)))
     for index, candidate in enumerate(ids):
         if index % 5 == 0:
@@ -206,6 +216,7 @@ def test_the_same_store_gives_byte_identical_files_in_one_process_or_several(eng
     export(engine, first)
     export(engine, again)
     export(engine, parallel, workers=3)
+    assert pools == [3]  # only the last export ran in worker processes
     assert first.read_bytes() == again.read_bytes() == parallel.read_bytes()
     strip = lambda text: [e | {"file": None} for e in text]  # noqa: E731
     assert strip(entries(first)) == strip(entries(parallel))

@@ -134,6 +134,15 @@ def test_format_rules_refuse_what_the_trainer_refuses(fmt: str, record: object, 
     assert any(problem in p for p in problems), problems
 
 
+def test_the_config_accepts_exactly_the_export_formats() -> None:
+    from typing import get_args
+
+    from generator.config import ExportSection
+    from generator.export.formats import FORMATS
+
+    assert get_args(ExportSection.model_fields["format"].annotation) == tuple(FORMATS)
+
+
 @pytest.mark.parametrize("fmt", ["openai", "sharegpt", "alpaca", "trl"])
 def test_every_chat_format_reads_its_own_lines_back(fmt: str) -> None:
     messages = chat(3)

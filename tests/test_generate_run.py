@@ -439,6 +439,26 @@ def test_a_failing_store_stops_the_run_without_losing_or_half_writing_anything(s
     assert rows(project_dir, Candidate) == []
 
 
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_writer_that_cannot_start_stops_the_run_and_keeps_the_journal(server, generate, project_dir: Path, monkeypatch, how: str) -> None:
+    import os
+
+    from generator.checks import CandidateChecker
+
+    def broken(cls, session, *, project, **_: Any):  # noqa: ANN001, ANN202 - runs in the forked writer only
+        if how == "dies":
+            os._exit(3)  # the writer process is gone before it says it is ready
+        raise RuntimeError("no checker today")
+
+    monkeypatch.setattr(CandidateChecker, "from_store", classmethod(broken))
+    fake = server()
+    result = generate(*openai_args(fake, "-n", "4", "--per-request", "2"))
+    assert result.code == 1 and "storing answers failed" in result.err
+    assert ("no checker today" if how == "raises" else "the journal writer process ended") in result.err
+    assert {c.status for c in rows(project_dir, LLMCall)} == {"pending"}  # nothing half-stored; a rerun sends them
+    assert rows(project_dir, Candidate) == [] and rows(project_dir, Run)[0].status == "stopped"
+
+
 def test_a_second_process_on_the_same_run_is_refused(server, generate, project_dir: Path, monkeypatch) -> None:
     import fcntl
 

@@ -40,7 +40,7 @@ def test_init_keeps_an_existing_gitignore(tmp_path: Path) -> None:
     assert (target / ".gitignore").read_text().splitlines() == ["node_modules/", ".synthgate/"]
 
 
-def test_empty_seed_file_is_an_error_to_check_not_a_crash(tmp_path: Path) -> None:
+def test_an_empty_seed_file_checks_clean_as_empty(tmp_path: Path) -> None:
     target = tmp_path / "p"
     run_cli("init", str(target), cwd=tmp_path)
     result = run_cli("seeds", "check", cwd=target)

@@ -8,14 +8,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlmodel import select
 from textual.widgets import TextArea
 
 from generator.config import ReviewSection
 from generator.store.audit import verify_chain
 from generator.store.db import open_store, read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
-from generator.store.models import utcnow
-from generator.store.queue import QueueFilter, decisions_for, get_candidate, record_decision
+from generator.store.models import Decision, utcnow
+from generator.store.queue import QueueFilter, get_candidate, record_decision
 from review_tui.messages import CandidateShown, QueueCounted
 from review_tui.screens.confirm import ConfirmScreen
 from review_tui.screens.edit import EditScreen
@@ -29,7 +30,6 @@ from tests.review_snapshot_app import (
     review_screen,
     screen_text,
     settle,
-    store,  # noqa: F401  (a fixture)
 )
 
 SIZE = (140, 40)
@@ -44,6 +44,11 @@ def decisions(engine: Engine) -> list[tuple]:
         ).fetchall()
     finally:
         connection.close()
+
+
+def decision_rows(engine: Engine, candidate_id: int) -> list[Decision]:
+    with read_session(engine) as session:
+        return list(session.exec(select(Decision).where(Decision.candidate_id == candidate_id).order_by(Decision.id)))
 
 
 def status_of(engine: Engine, candidate_id: int) -> tuple:
@@ -140,12 +145,12 @@ async def test_a_valid_edit_is_recorded_as_an_edit_keeping_both_versions(store: 
         assert shown(app) == 2
     (row,) = decisions(store)
     assert row[:3] == (1, "ann", "edit") and row[5] == 1
+    (edit,) = decision_rows(store, 1)
     with read_session(store) as session:
-        (edit,) = decisions_for(session, candidate_id=1)
         original = get_candidate(session, candidate_id=1)
-    assert edit.edited_messages[-1].content.endswith("billing cycle. Both of you can.")
+    assert edit.edited_messages[-1]["content"].endswith("billing cycle. Both of you can.")
     assert original.messages[-1].content.endswith("billing cycle.")  # the model's version is kept too
-    assert [m.role for m in edit.edited_messages] == ["system", "user", "assistant"]
+    assert [m["role"] for m in edit.edited_messages] == ["system", "user", "assistant"]
 
 
 async def test_an_invalid_edit_shows_the_error_inline_and_saves_nothing(store: Engine) -> None:
@@ -300,12 +305,13 @@ async def test_keys_do_nothing_while_a_queue_call_is_in_flight(store: Engine) ->
         await settle(pilot)
         review_screen(app).busy = True  # as between a keypress and the next candidate appearing
         await pilot.press("a", "s", "r", "u")
+        await app.workers.wait_for_complete()  # a call a key wrongly started has finished by now
         assert decisions(store) == []
+        assert status_of(store, 1) == ("pending", "ann")  # neither decided nor skipped away
         assert app.screen is review_screen(app) and not rejecting(app)
 
 
-async def test_untrusted_text_is_shown_literally_and_never_reaches_the_terminal_raw(tmp_path: Path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+async def test_untrusted_text_is_shown_literally_and_never_reaches_the_terminal_raw(engine: Engine) -> None:
     hostile = NewCandidate(source_key="hostile", messages=conversation("[b]q[/b]", UNTRUSTED), tags=["x"], model="[red]m[/red]")
     build_review_store(engine, [hostile])
     app = make_fixture_app(engine)
@@ -323,7 +329,6 @@ async def test_untrusted_text_is_shown_literally_and_never_reaches_the_terminal_
         await pilot.press("escape")
         await settle(pilot)
         assert app.is_running
-    engine.dispose()
 
 
 async def test_two_apps_on_one_database_never_hold_the_same_candidate(tmp_path: Path) -> None:
@@ -348,8 +353,7 @@ async def test_two_apps_on_one_database_never_hold_the_same_candidate(tmp_path: 
     assert len(decided) == 4 and len({cid for cid, _ in decided}) == 4
 
 
-async def test_an_empty_queue_says_what_to_do_and_picks_up_new_candidates(tmp_path: Path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+async def test_an_empty_queue_says_what_to_do_and_picks_up_new_candidates(engine: Engine) -> None:
     build_review_store(engine, [])
     app = make_fixture_app(engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -363,7 +367,6 @@ async def test_an_empty_queue_says_what_to_do_and_picks_up_new_candidates(tmp_pa
         await settle(pilot)
         assert shown(app) == 1
     assert decisions(engine) == []
-    engine.dispose()
 
 
 async def test_filters_from_the_command_line_and_changed_inside_the_app(store: Engine) -> None:
@@ -421,8 +424,7 @@ async def test_help_lists_the_keys_as_mapped(store: Engine) -> None:
         assert app.screen is review_screen(app)
 
 
-async def test_editing_keeps_untouched_turns_exactly_and_saves_changed_turns_as_shown(tmp_path: Path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+async def test_editing_keeps_untouched_turns_exactly_and_saves_changed_turns_as_shown(engine: Engine) -> None:
     build_review_store(engine, [NewCandidate(source_key="c", messages=conversation("q\x1b[2J?", "bad \x1b[31manswer"))])
     app = make_fixture_app(engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -433,11 +435,9 @@ async def test_editing_keeps_untouched_turns_exactly_and_saves_changed_turns_as_
         answer.move_cursor(answer.document.end)
         await pilot.press("!", "ctrl+s")
         await settle(pilot)
-    with read_session(engine) as session:
-        (edit,) = decisions_for(session, candidate_id=1)
-    assert edit.edited_messages[1].content == "q\x1b[2J?"  # untouched: byte for byte
-    assert edit.edited_messages[2].content == "bad ␛[31manswer!"  # changed: what the reviewer saw and saved
-    engine.dispose()
+    (edit,) = decision_rows(engine, 1)
+    assert edit.edited_messages[1]["content"] == "q\x1b[2J?"  # untouched: byte for byte
+    assert edit.edited_messages[2]["content"] == "bad ␛[31manswer!"  # changed: what the reviewer saw and saved
 
 
 async def test_a_count_made_for_earlier_filters_never_reaches_the_header(store: Engine) -> None:

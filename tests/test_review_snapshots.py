@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Engine
 
-from generator.store.db import open_store
-from tests.review_snapshot_app import build_review_store, make_fixture_app, settle, store  # noqa: F401  (a fixture)
+from tests.review_snapshot_app import build_review_store, make_fixture_app, settle
 
 SIZE = (120, 36)
 
@@ -42,8 +39,6 @@ def test_snapshot_help_screen(snap_compare, store: Engine) -> None:  # type: ign
     assert snap_compare(make_fixture_app(store), terminal_size=SIZE, run_before=press_after_settling("question_mark"))
 
 
-def test_snapshot_empty_queue(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+def test_snapshot_empty_queue(snap_compare, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     build_review_store(engine, [])
     assert snap_compare(make_fixture_app(engine), terminal_size=SIZE, run_before=press_after_settling())
-    engine.dispose()

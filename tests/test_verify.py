@@ -134,6 +134,18 @@ def test_split_exports_verify_both_files(engine: Engine, tmp_path: Path) -> None
     assert problems(verify(engine, out)) == [("d.val.jsonl", 1, "edited after export: it differs from the line exported here")]
 
 
+def test_a_missing_training_file_is_reported_and_the_validation_file_still_verifies(engine: Engine, tmp_path: Path) -> None:
+    ids = add(engine, *(chat(i) for i in range(10)))
+    for candidate in ids:
+        decide(engine, candidate, "accept")
+    out = tmp_path / "d.jsonl"
+    export(engine, out, val_fraction=0.3)
+    out.unlink()
+    report = verify(engine, out)
+    assert problems(report) == [("d.jsonl", None, "the file is missing")]
+    assert report.lines_checked == 3  # the validation lines, still matched to their own entries
+
+
 def test_seed_lines_are_proved_against_the_seed_table(engine: Engine, tmp_path: Path, project_dir: Path) -> None:
     seeds = _sync_project_seeds(engine, project_dir)
     (candidate,) = add(engine, chat(0))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from generator.examples import Message
 from generator.store.models import Flag
-from generator.style import StyleProfile
+from generator.style import StyleProfile, answer_chars
 
 FLAG_KINDS: tuple[str, ...] = ("refusal", "truncation", "placeholder", "length", "format drift", "pii")
 
@@ -117,11 +117,6 @@ def _personal_data(text: str) -> Iterator[str]:
             token = match.group(0)
             # Never repeat a secret in full: the flag is shown in the UI and counted in stats.
             yield f"key-like token {token[:4]}… ({len(token)} characters)"
-
-
-def answer_chars(messages: Sequence[Message]) -> int:
-    """Characters the assistant wrote: the length the seeds' range is measured in."""
-    return sum(len(m.content) for m in messages if m.role == "assistant")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from generator.config import locate_key
 from generator.errors import UserError
 from generator.examples import Message
-from generator.project import Project
+from generator.project import Project, display_path
 from generator.seeds import load_seed_file
 from generator.store.models import Candidate, SeedRecord
 
@@ -58,7 +58,7 @@ def load_holdout(project: Project) -> list[Labelled]:
             )
         loaded = load_seed_file(path)
         loaded.raise_on_errors(project.root)
-        shown = str(path.relative_to(project.root)) if path.is_relative_to(project.root) else str(path)
+        shown = display_path(path, project.root)
         references += [(f"{shown}:{example.line}", list(example.example.messages)) for example in loaded.seeds]
     return references
 

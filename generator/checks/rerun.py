@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Engine, String, bindparam, cast, exists, func, literal, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from generator.batching import batched
 from generator.checks.reference import as_messages
 from generator.checks.result import FILTER_REASONS, RESTORED, SOURCE_MATCH_PREFIX, CheckResult, overruled_reasons, restored_flag
 from generator.checks.runner import CandidateChecker
@@ -62,7 +61,7 @@ def recheck_pending(engine: Engine, *, project: Project) -> RecheckSummary:
             .order_by(Candidate.id),
             execution_options={"yield_per": _CHUNK},
         )
-        for chunk in _chunks(rows, _CHUNK):
+        for chunk in batched(rows, _CHUNK):
             restored = {f"candidate:{row.id}": [Flag(**f) for f in row.flags if f["kind"] == RESTORED] for row in chunk}
             results = checker.check_many(
                 [(f"candidate:{row.id}", as_messages(row.messages)) for row in chunk],
@@ -182,9 +181,3 @@ def link_source_matches(session: Session) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
-
-
-def _chunks(rows: Any, size: int) -> Iterator[Sequence[Any]]:
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
-        yield chunk

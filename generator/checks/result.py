@@ -25,17 +25,16 @@ RESTORED = "restored"
 # A match that names a candidate by its source key, given before the candidate had an id.
 SOURCE_MATCH_PREFIX = "source:"
 
+
 class CheckResult(BaseModel):
+    """What the checks conclude about one candidate: exactly the check fields of a NewCandidate."""
+
     status: Literal["pending", "filtered"] = "pending"
     filter_reason: str | None = None  # e.g. "exact duplicate", "near-duplicate of seed", "holdout leak"
     filter_match: str | None = None  # the proving record, e.g. "seed:billing-001", "candidate:42"
     flags: list[Flag] = Field(default_factory=list)
     nearest_seed_id: str | None = None
     nearest_seed_similarity: float | None = None
-
-    def provenance_fields(self) -> dict[str, object]:
-        """The fields a NewCandidate takes from this result."""
-        return self.model_dump()
 
 
 def restored_flag(reason: str, match: str | None) -> Flag:

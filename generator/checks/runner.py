@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from sqlmodel import Session
 
 from generator.checks.flags import FlagRules
-from generator.checks.reference import load_holdout, stored_candidates, stored_seeds
+from generator.checks.reference import Labelled, load_holdout, stored_candidates, stored_seeds
 from generator.checks.result import SOURCE_MATCH_PREFIX, CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
@@ -21,10 +21,10 @@ EARLIER_STATUSES = ("pending", "accepted", "rejected")
 
 
 class CandidateChecker:
-    """Build once per job (it indexes the reference sets), then call `check` for each new candidate.
+    """Build once per job (it indexes the reference sets), then call `check_new` for each batch of new candidates.
 
-    `check` also remembers the candidate, so a later identical or near-identical candidate is a
-    duplicate of it (the first is kept). Give it only candidates that are not stored yet.
+    Checking also remembers each kept candidate, so a later identical or near-identical candidate is a
+    duplicate of it (the first is kept). Give `check_new` only candidates that are not stored yet.
 
     Similarity is the exact Jaccard index of word shingles of the user and assistant turns.
     Seeds and holdout are compared with every candidate (nearest seed for all, no misses);
@@ -70,15 +70,23 @@ class CandidateChecker:
         self._candidates.add_many(zip(names, self._candidates.sign(sets), strict=True))
 
     @classmethod
-    def from_store(cls, session: Session, *, project: Project, earlier_statuses: tuple[str, ...] = EARLIER_STATUSES) -> CandidateChecker:
+    def from_store(
+        cls,
+        session: Session,
+        *,
+        project: Project,
+        holdout: Sequence[Labelled] | None = None,
+        earlier_statuses: tuple[str, ...] = EARLIER_STATUSES,
+    ) -> CandidateChecker:
         """A checker over the project's synced seeds, its holdout set and the stored candidates.
 
-        Raises UserError (exit 2) when a holdout file is missing or has a broken line.
+        `holdout` is the project's holdout set when the caller has already loaded it; otherwise it is
+        loaded here, raising UserError (exit 2) when a holdout file is missing or has a broken line.
         """
         return cls(
             config=project.config.checks,
             seeds=stored_seeds(session),
-            holdout=load_holdout(project),
+            holdout=load_holdout(project) if holdout is None else holdout,
             earlier=stored_candidates(session, statuses=earlier_statuses),
         )
 
@@ -87,12 +95,11 @@ class CandidateChecker:
         """How many seeds, holdout examples and earlier candidates each candidate is compared with."""
         return {"seeds": len(self._seed_ids), "holdout": len(self._holdout_names), "candidates": len(self._candidates)}
 
-    def check(self, messages: list[Message], *, key: str) -> CheckResult:
-        """Check one new candidate; `key` is its source_key (later matches name it "source:<key>")."""
-        return self.check_new([(key, messages)])[0]
-
     def check_new(self, items: Sequence[tuple[str, list[Message]]]) -> list[CheckResult]:
-        """Check new candidates given as (source_key, messages), in order: one batch costs far less than one call each."""
+        """Check new candidates given as (source_key, messages), in order (later matches name one "source:<key>").
+
+        One batch costs far less than one call per candidate.
+        """
         return self.check_many([(f"{SOURCE_MATCH_PREFIX}{key}", messages) for key, messages in items])
 
     def check_many(
@@ -114,26 +121,26 @@ class CandidateChecker:
         results = []
         for position, (name, messages) in enumerate(items):
             digest = _digest(messages)
+            seed = (int(nearest_seed[position]), float(seed_similarity[position]))
             proof = self._first_proof(
                 messages,
                 digest,
                 signatures[position],
                 holdout=(int(nearest_holdout[position]), float(holdout_similarity[position])),
-                seed=(int(nearest_seed[position]), float(seed_similarity[position])),
+                seed=seed,
                 overruled=(overruled or {}).get(name, ()),
             )
             if proof is None:
                 self._exact.setdefault(digest, name)
                 self._candidates.add(name, signatures[position])
-            seed = int(nearest_seed[position])
             results.append(
                 CheckResult(
                     status="pending" if proof is None else "filtered",
                     filter_reason=proof[0] if proof else None,
                     filter_match=proof[1] if proof else None,
                     flags=self._flag_rules.flags(messages),
-                    nearest_seed_id=self._seed_ids[seed] if seed >= 0 else None,
-                    nearest_seed_similarity=round(float(seed_similarity[position]), 4) if seed >= 0 else None,
+                    nearest_seed_id=self._seed_ids[seed[0]] if seed[0] >= 0 else None,
+                    nearest_seed_similarity=round(seed[1], 4) if seed[0] >= 0 else None,
                 )
             )
         return results

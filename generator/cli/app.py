@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from generator import __version__
-from generator.errors import SynthgateError
+from generator.errors import SynthgateError, UserError
 from generator.project import DB_ENV, Project
 
 app = typer.Typer(
@@ -56,6 +56,16 @@ def state(ctx: typer.Context) -> CliState:
     return ctx.find_root().obj
 
 
+def check_tags(tags: list[str] | None) -> tuple[str, ...]:
+    """The --tag values of a command, each checked to be a tag (a typo would silently select nothing)."""
+    from generator.examples import TAG_PATTERN
+
+    for tag in tags or ():
+        if not TAG_PATTERN.match(tag):
+            raise UserError(f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)")
+    return tuple(tags or ())
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"synthgate {__version__}")
@@ -89,12 +99,12 @@ from generator.cli import stats_cmd  # noqa: E402,F401
 
 
 def main() -> None:
-    """Console-script entry point: user errors become a message and an exit code, never a traceback."""
+    """Console-script entry point: user errors become a message and an exit code, never a traceback.
+
+    (Ctrl-C needs nothing here: typer turns it into exit code 130 itself.)
+    """
     try:
         app(prog_name="synthgate")
     except SynthgateError as error:
         err_console.print(error.render())
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)

@@ -46,12 +46,11 @@ def check_command(
         return
 
     from generator.checks.rerun import recheck_pending
-    from generator.seeds import load_seeds
+    from generator.seeds import load_project_seeds
     from generator.store.db import write_session
     from generator.store.intake import sync_seeds
 
-    seed_set = load_seeds(project.seed_files(), default_verified_by=project.config.seeds.verified_by)
-    seed_set.raise_on_errors(project.root)
+    seed_set = load_project_seeds(project)
     with write_session(cli.engine) as session:
         sync_seeds(session, seed_set.seeds, root=project.root)
     summary = recheck_pending(cli.engine, project=project)

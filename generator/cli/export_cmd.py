@@ -7,20 +7,11 @@ from typing import Annotated
 
 import typer
 
-from generator.cli.app import app, console, err_console, state
+from generator.cli.app import app, check_tags, console, err_console, state
 from generator.errors import UserError
 from generator.export.formats import FORMATS
 
 FORMAT_HELP = "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values()) + ". Default: \\[export] format, else openai."
-
-
-def _check_tags(tags: list[str] | None) -> tuple[str, ...]:
-    from generator.examples import TAG_PATTERN
-
-    for tag in tags or ():
-        if not TAG_PATTERN.match(tag):
-            raise UserError(f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)")
-    return tuple(tags or ())
 
 
 @app.command("export")
@@ -59,7 +50,7 @@ def export_command(
         output=output,
         format=chosen,
         include_seeds=config.include_seeds if include_seeds is None else include_seeds,
-        tags=_check_tags(tag),
+        tags=check_tags(tag),
         val_fraction=config.val_fraction if val_fraction is None else val_fraction,
         split_seed=config.split_seed if split_seed is None else split_seed,
         val_output=val_output,
@@ -130,7 +121,7 @@ def promote_command(
     project = cli.project
     target = project.path(to if to is not None else project.config.export.promote_to)
     with read_session(cli.engine) as session:
-        report = promote_accepted(session, project=project, target=target, tags=_check_tags(tag))
+        report = promote_accepted(session, project=project, target=target, tags=check_tags(tag))
     console.print(f"Promoted {report.added} accepted example(s) to {target} ({report.already_seeds} already in the seed pool).")
     for candidate, problem in sorted(report.invalid.items()):
         err_console.print(f"skipped {candidate}: not a valid seed: {problem}")

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from generator.cli.app import app, console, err_console, state
 from generator.config import GenerateSection
 from generator.errors import UserError, WorkFailed
+
+if TYPE_CHECKING:
+    from generator.generation.report import RunStats
 
 # When --provider switches away from the configured provider without --model, this model is used
 # (a config written for OpenAI names an OpenAI model).
@@ -114,11 +118,7 @@ def resolve_settings(configured: GenerateSection, flags: dict[str, Any]) -> Gene
     values.update(flags)
     try:
         return GenerateSection.model_validate(values)
-    except Exception as exc:  # pydantic.ValidationError
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
+    except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""
         where = f"--{field.replace('_', '-')}" if field in flags else f"[generate] {field} in synthgate.toml"
@@ -130,7 +130,7 @@ def _describe(field: str) -> str:
     return (info.description if info and info.description else "see `synthgate generate --help`")
 
 
-def _outcome_message(stats: Any, settings: GenerateSection) -> str:
+def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
     next_seed = f"--seed {settings.seed + 1}"
     if stats.already_complete:
         return (
@@ -146,7 +146,7 @@ def _outcome_message(stats: Any, settings: GenerateSection) -> str:
     return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}."
 
 
-def _resume_fix(stats: Any) -> str:
+def _resume_fix(stats: RunStats) -> str:
     if stats.stop_reason and "max-cost" in stats.stop_reason:
         return "raise --max-cost and run the same command again: the run resumes where it stopped"
     return "run the same command again to retry the requests without an answer (answers already stored are kept)"

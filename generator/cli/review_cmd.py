@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from generator.cli.app import app, state
+from generator.cli.app import app, check_tags, state
 from generator.errors import UserError
 
 
@@ -31,7 +31,6 @@ def review_command(
     next candidate appears. Several reviewers can work on one store at once: each candidate is
     leased to one of them while it is on their screen. Keys can be remapped in \\[review] keys.
     """
-    from generator.examples import TAG_PATTERN
     from generator.store.db import read_session
     from generator.store.models import Run
     from generator.store.queue import QueueFilter
@@ -40,8 +39,7 @@ def review_command(
     project = cli.project
     config = project.config.review
     name = resolve_reviewer(reviewer, configured=config.reviewer, project_root=project.root)
-    if tag is not None and not TAG_PATTERN.match(tag):
-        raise UserError(f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)")
+    check_tags([tag] if tag is not None else None)
     if run is not None:
         with read_session(cli.engine) as session:
             if session.get(Run, run) is None:

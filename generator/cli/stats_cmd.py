@@ -33,8 +33,6 @@ def stats_command(
     table.add_row("generation runs", str(stats["runs"]))
     for status, count in stats["candidates"].items():
         table.add_row(f"candidates {status}", str(count))
-    for reason, count in stats["filtered_by_reason"].items():
-        table.add_row(f"  filtered: {reason}", str(count))
     for kind, count in stats["flags_by_kind"].items():
         table.add_row(f"  flagged: {kind}", str(count))
     table.add_row("decisions", str(stats["decisions"]))
@@ -67,7 +65,7 @@ def print_dashboard(stats: dict) -> None:  # type: ignore[type-arg]
     if stats["reject_reasons"]:
         console.print(_count_table("Top reject reasons", stats["reject_reasons"]))
     if stats["filtered_by_reason"]:
-        console.print(_count_table("Top filter reasons", dict(list(stats["filtered_by_reason"].items())[:10])))
+        console.print(_count_table("Top filter reasons", stats["filtered_by_reason"]))  # a handful of fixed reasons
     reviewers = stats["reviewers"]
     if reviewers["by_reviewer"]:
         table = Table(title=f"Reviewer throughput (median {reviewers['median_seconds_per_decision']} s per decision)", title_justify="left")

@@ -6,7 +6,7 @@ import hashlib
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from generator import __version__
 from generator.errors import UserError, WorkFailed
-from generator.examples import canonical_json
+from generator.examples import canonical_hash
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import manifest_path, write_manifest
 from generator.export.render import Part, PartJob, SkipLog, render_all_candidates, render_seeds, spooled_content_hashes
@@ -71,7 +71,7 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         )
         parts = [render_seeds(session, job)] if options.include_seeds else []
         seed_hashes = frozenset(e for p in parts for e in spooled_content_hashes(p))
-        parts += render_all_candidates(session, job, seed_hashes=seed_hashes, workers=workers)
+        parts += render_all_candidates(session, replace(job, seed_hashes=seed_hashes), workers=workers)
         skipped = SkipLog()
         for part in parts:
             skipped.merge(part.skipped)
@@ -156,7 +156,7 @@ def _runs_summary(session: Session, run_ids: set[str]) -> list[dict[str, Any]]:
             "model": run.model,
             "template": run.template,
             "template_hash": run.template_hash,
-            "config_sha256": hashlib.sha256(canonical_json(run.config).encode()).hexdigest(),
+            "config_sha256": canonical_hash(run.config),
         }
         for run in runs
     ]

@@ -186,10 +186,11 @@ def _alpaca_problems(record: Any) -> list[str]:
 def _dpo_render(final: Messages, original: Messages | None) -> dict[str, Any]:
     if original is None or _plain(original) == _plain(final):
         raise Unrepresentable("accepted as written (a preference pair needs a reviewer's correction)")
-    if _plain(final[:-1]) != _plain(original[:-1]):
+    prompt = _plain(final[:-1])
+    if prompt != _plain(original[:-1]):
         raise Unrepresentable("the correction changed the prompt, not only the final answer (no shared input to prefer on)")
     return {
-        "input": {"messages": _plain(final[:-1])},
+        "input": {"messages": prompt},
         "preferred_output": _plain(final[-1:]),
         "non_preferred_output": _plain(original[-1:]),
     }
@@ -252,4 +253,3 @@ FORMATS: dict[str, ExportFormat] = {
         ),
     )
 }
-FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)

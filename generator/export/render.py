@@ -22,6 +22,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from generator.errors import UserError
+from generator.examples import category_of
 from generator.export.formats import FORMATS, ExportFormat, Unrepresentable
 from generator.export.selection import AcceptedCandidate, GateTally, Refusal, count_accepted_statuses, iter_accepted
 from generator.export.writer import PartSpool, split_rank
@@ -88,11 +89,6 @@ class Part:
     template_hashes: set[str] = field(default_factory=set)
 
 
-def _category(tags: list[str]) -> str:
-    # The stratum of the train/validation split: the category tag (as Example.category), or none.
-    return next((t for t in tags if not t.startswith("edge:")), "(untagged)")
-
-
 class _Renderer:
     """Renders items through a format and its rules into a part's spool."""
 
@@ -121,7 +117,7 @@ class _Renderer:
             return
         entry["sha256"] = hashlib.sha256(line).hexdigest()
         if self.splitting:
-            self.part.spool.add(line, orjson.dumps(entry), stratum=_category(tags), rank=split_rank(self.split_seed, ident))
+            self.part.spool.add(line, orjson.dumps(entry), stratum=category_of(tags) or "(untagged)", rank=split_rank(self.split_seed, ident))
         else:
             self.part.spool.add(line, orjson.dumps(entry))
         self.part.kinds[kind] += 1
@@ -205,10 +201,10 @@ def spooled_content_hashes(part: Part) -> Iterator[str]:
         yield entry["content_hash"]
 
 
-def render_all_candidates(session: Session, job: PartJob, *, seed_hashes: frozenset[str], workers: int | None) -> list[Part]:
+def render_all_candidates(session: Session, job: PartJob, *, workers: int | None) -> list[Part]:
     """Render candidates in one process, or in several over consecutive ranges of candidate ids."""
     low, high = session.execute(select(func.min(Candidate.id), func.max(Candidate.id))).one()
-    base = replace(job, seed_hashes=seed_hashes, name="candidates")
+    base = replace(job, name="candidates")
     count = _worker_count(session, workers, 0 if low is None else high - low + 1)
     if low is None or count == 1:
         return [_render_candidates(session, base)]

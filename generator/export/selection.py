@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, Text, cast, exists, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, Text, cast, func, select
 from sqlmodel import Session
 
 from generator.examples import messages_hash
-from generator.store.audit import HASHED_FIELDS, decision_hash
+from generator.store.audit import HASHED_FIELDS, decision_hash, latest_live_decision_id
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
 
 _candidate = Candidate.__table__
@@ -69,22 +68,6 @@ class Refusal:
     reason: str
 
 
-def live(decision: Any) -> ColumnElement[bool]:
-    """True for a decision no undo points at."""
-    undo = aliased(_decision)
-    return ~exists().where(undo.c.undoes_id == decision.c.id)
-
-
-def latest_live_decision_id(candidate_id: Any) -> Any:
-    """Scalar subquery: the id of the candidate's latest live non-undo decision (NULL: undecided)."""
-    decision = aliased(_decision)
-    return (
-        select(func.max(decision.c.id))
-        .where(decision.c.candidate_id == candidate_id, decision.c.action != "undo", live(decision))
-        .scalar_subquery()
-    )
-
-
 def _json_text(column: Any, name: str) -> Any:
     # JSON columns are fetched as text and decoded with orjson: several times faster than the
     # driver's json.loads, which matters at a million rows.
@@ -117,9 +100,9 @@ def _accepted_rows() -> Select[Any]:
     )
 
 
-def hashed_fields(row: Any, **decoded: Any) -> dict[str, Any]:
-    """A decision row's hashed fields (JSON fields passed in already decoded where the row holds text)."""
-    return {name: decoded[name] if name in decoded else getattr(row, name) for name in HASHED_FIELDS}
+def hashed_fields(row: Any) -> dict[str, Any]:
+    """A decision row's hashed fields, as gate_problem takes them."""
+    return {name: getattr(row, name) for name in HASHED_FIELDS}
 
 
 def gate_problem(fields: dict[str, Any], *, stored_hash: str, final_messages: list[dict[str, Any]]) -> str | None:

@@ -19,10 +19,12 @@ from typing import Any
 import orjson
 from sqlmodel import Session, col, select
 
+from generator.batching import batched
 from generator.examples import FormatError, messages_hash
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import iter_manifest_entries, manifest_path, read_manifest_header
-from generator.export.selection import gate_problem, hashed_fields, latest_live_decision_id
+from generator.export.selection import gate_problem, hashed_fields
+from generator.store.audit import latest_live_decision_id
 from generator.store.audit import verify_chain
 from generator.store.models import Candidate, Decision, SeedRecord
 
@@ -84,12 +86,10 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
         target = path.parent / name
         if not target.is_file():
             report.fail(name, None, "the file is missing")
-            for _ in file_entries:
-                pass
-            continue
-        for batch in _batched(_pairs(report, name, target, described, file_entries), BATCH):
-            _check_batch(session, report, fmt, name, batch)
-        for _ in file_entries:  # entries beyond the file's end: keep the next file's entries aligned
+        else:
+            for batch in batched(_pairs(report, name, target, described, file_entries), BATCH):
+                _check_batch(session, report, fmt, name, batch)
+        for _ in file_entries:  # a missing file read none of its entries: keep the next file's aligned
             pass
     _check_chain(session, report, path.name, header.get("decision_chain") or {})
     return report
@@ -141,11 +141,6 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _batched(items: Iterator[_Pair], size: int) -> Iterator[list[_Pair]]:
-    while batch := list(islice(items, size)):
-        yield batch
 
 
 def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:

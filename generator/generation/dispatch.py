@@ -18,6 +18,7 @@ from generator.generation.parsing import ANSWER_SCHEMA
 from generator.generation.pricing import estimate_tokens
 from generator.generation.providers.base import Provider, ProviderRequest
 from generator.generation.report import RunStats
+from generator.generation.secrets import KEY_ENV
 from generator.generation.writer import CallOutcome, JournalWriter
 from generator.store.db import read_session
 
@@ -180,7 +181,7 @@ class Dispatcher:
 def _provider_refused(fatal: FatalProviderError, settings: GenerateSection) -> UserError:
     error = fatal.error
     fixes = {
-        "auth": f"check {'ANTHROPIC_API_KEY' if settings.provider == 'anthropic' else 'OPENAI_API_KEY'} (read from the environment only)",
+        "auth": f"check {KEY_ENV.get(settings.provider, KEY_ENV['openai'])} (read from the environment only)",
         "not_found": f"check --model ({settings.model!r}) and --base-url ({settings.base_url or 'the provider default'})",
     }
     return UserError(

@@ -7,11 +7,11 @@ import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
 from generator.config import GenerateSection
+from generator.batching import batched
 from generator.checks.reference import load_holdout
 from generator.errors import UserError
 from generator.generation import journal
@@ -26,7 +26,7 @@ from generator.generation.secrets import api_key
 from generator.generation.templates import PromptTemplate
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
-from generator.seeds import Seed, load_seeds
+from generator.seeds import Seed, load_project_seeds
 from generator.store.db import read_session, write_session
 from generator.store.intake import sync_seeds
 from generator.store.models import Run
@@ -44,7 +44,7 @@ class Generation:
         self.template = PromptTemplate.load(project.path(settings.template))
         self.context = [self._context_file(name) for name in settings.context_files]
         self.seeds = self._load_seeds()
-        load_holdout(project)  # a missing or broken holdout file stops us here, before anything is written
+        self.holdout = load_holdout(project)  # a missing or broken holdout file stops us here, before anything is written
         self.prices = PriceTable(project.config.pricing)
         self.replay_file = self._replay_file()
         self.priced = settings.provider != "replay"
@@ -74,8 +74,7 @@ class Generation:
             ) from None
 
     def _load_seeds(self) -> list[Seed]:
-        seed_set = load_seeds(self.project.seed_files(), default_verified_by=self.project.config.seeds.verified_by)
-        seed_set.raise_on_errors(self.project.root)
+        seed_set = load_project_seeds(self.project)
         if not seed_set.seeds and self.settings.few_shot > 0:
             raise UserError(
                 "no verified seeds to show the model",
@@ -128,7 +127,8 @@ class Generation:
             # Started first: the writer builds its checker while this process journals the run and
             # starts sending (answers wait in the pipe until the writer is ready).
             writer = JournalWriter(
-                db_url=engine.url.render_as_string(hide_password=False), project=self.project, provenance=provenance, prices=self.prices
+                db_url=engine.url.render_as_string(hide_password=False), project=self.project, holdout=self.holdout,
+                provenance=provenance, prices=self.prices,
             )
             stats: RunStats | None = None
             try:
@@ -175,13 +175,9 @@ class Generation:
             planner = self.planner([tuple(pair) for pair in run.config.get("rejection_reasons", reasons)])
             present = journal.planned_indices(session, run_id=run.id)
             if len(present) < planner.total:
-                rows: list[dict[str, Any]] = []
-                for row in planner.journal_rows(run_id=run.id, skip=present):
-                    rows.append(row)
-                    if len(rows) == CHUNK:
-                        journal.journal_calls(session, rows=rows)
-                        rows = []
-                journal.journal_calls(session, rows=rows)
+                rows = planner.journal_rows(run_id=run.id, skip=present)
+                for chunk in batched(rows, CHUNK):
+                    journal.journal_calls(session, rows=chunk)
             totals = journal.run_totals(session, run_id=run.id)
             stats = RunStats(run_id=run.id, total_requests=planner.total, answered_before=totals.answered, resumed=resumed,
                              run_cost_usd=totals.cost_usd)

@@ -6,6 +6,7 @@ from collections import Counter
 
 from sqlmodel import Session, col, select
 
+from generator.store.audit import live
 from generator.store.models import Candidate, Decision
 
 RECENT_DECISIONS = 200
@@ -14,11 +15,10 @@ TOP_REASONS = 5
 
 def rejection_reasons(session: Session, *, template_hash: str) -> list[tuple[str, int]]:
     """(reason, times) for live (not undone) rejections of candidates made with this template, most common first."""
-    undone = select(Decision.undoes_id).where(col(Decision.undoes_id).is_not(None))
     rows = session.exec(
         select(Decision.reasons)
         .join(Candidate, col(Candidate.id) == Decision.candidate_id)
-        .where(Decision.action == "reject", Candidate.template_hash == template_hash, col(Decision.id).not_in(undone))
+        .where(Decision.action == "reject", Candidate.template_hash == template_hash, live(Decision.__table__))
         .order_by(col(Decision.id).desc())
         .limit(RECENT_DECISIONS)
     ).all()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,25 +19,21 @@ from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from generator.errors import WorkFailed
-from generator.examples import canonical_json
-from generator.store.models import Candidate, LLMCall, Run, utcnow
+from generator.examples import canonical_hash
+from generator.store.models import LLMCall, Run, utcnow
 
 ANSWERED = ("ok", "invalid", "truncated", "refused")
 OPEN = ("pending", "failed")
 
 
-def content_hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
 def prompt_key(messages_hash: str, occurrence: int) -> str:
     """Identity of a prompt regardless of provider: its messages' hash and how many identical prompts came before."""
-    return content_hash({"messages": messages_hash, "occurrence": occurrence})
+    return canonical_hash({"messages": messages_hash, "occurrence": occurrence})
 
 
 def request_hash(*, identity: dict[str, Any], params: dict[str, Any], prompt: str) -> str:
     """Identity of a request: provider, model, server, parameters, answer schema and prompt (with its occurrence)."""
-    return content_hash({"identity": identity, "params": params, "prompt": prompt})
+    return canonical_hash({"identity": identity, "params": params, "prompt": prompt})
 
 
 @dataclass(frozen=True)
@@ -105,7 +100,6 @@ def cached_bodies(session: Session, *, hashes: Sequence[str], run_id: str) -> di
 class RunTotals:
     calls: dict[str, int]
     cost_usd: float
-    candidates: int
 
     @property
     def answered(self) -> int:
@@ -119,8 +113,7 @@ class RunTotals:
 def run_totals(session: Session, *, run_id: str) -> RunTotals:
     calls = dict(session.exec(select(LLMCall.status, func.count()).where(LLMCall.run_id == run_id).group_by(LLMCall.status)).all())
     cost = session.exec(select(func.coalesce(func.sum(LLMCall.cost_usd), 0.0)).where(LLMCall.run_id == run_id)).one()
-    candidates = session.exec(select(func.count()).select_from(Candidate).where(Candidate.run_id == run_id)).one()
-    return RunTotals(calls=calls, cost_usd=float(cost), candidates=candidates)
+    return RunTotals(calls=calls, cost_usd=float(cost))
 
 
 def finish_run(session: Session, *, run_id: str, status: str, stop_reason: str | None) -> None:

@@ -92,9 +92,6 @@ class Throttle:
         self.requests = AsyncLimiter(max(1.0, rpm / 60), max(1.0, rpm / 60) * 60 / rpm) if rpm else None
         self.tokens = AsyncLimiter(tpm, 60) if tpm else None
 
-    def fits(self, tokens: int) -> bool:
-        return self.tokens is None or tokens <= self.tokens.max_rate
-
     async def acquire(self, tokens: int) -> None:
         if self.requests is not None:
             await self.requests.acquire()

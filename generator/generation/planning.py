@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from generator.config import GenerateSection
-from generator.generation.journal import content_hash, prompt_key, request_hash
+from generator.examples import canonical_hash
+from generator.generation.journal import prompt_key, request_hash
 from generator.generation.parsing import ANSWER_SCHEMA
 from generator.generation.sampling import FewShotSampler
 from generator.generation.templates import PromptTemplate
@@ -37,7 +38,7 @@ class PlannedCall:
 
 
 def seed_set_hash(seeds: list[Seed]) -> str:
-    return content_hash(sorted([seed.id, seed.content_hash, list(seed.example.tags)] for seed in seeds))
+    return canonical_hash(sorted([seed.id, seed.content_hash, list(seed.example.tags)] for seed in seeds))
 
 
 def provider_identity(settings: GenerateSection) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def provider_identity(settings: GenerateSection) -> dict[str, Any]:
         "model": settings.model,
         "base_url": settings.base_url,
         "structured_output": settings.structured_output,
-        "schema": content_hash(ANSWER_SCHEMA),
+        "schema": canonical_hash(ANSWER_SCHEMA),
     }
 
 
@@ -63,7 +64,7 @@ def run_identity(
         **model_params(settings),
         "template_hash": template_hash,
         "seeds_hash": seeds_hash,
-        "context_hash": content_hash([[c.name, c.text] for c in context]),
+        "context_hash": canonical_hash([[c.name, c.text] for c in context]),
         "replay_hash": replay_hash,
         "few_shot": settings.few_shot,
         "per_request": settings.per_request,
@@ -74,7 +75,7 @@ def run_identity(
 
 
 def run_id_for(identity: dict[str, Any]) -> str:
-    return content_hash(identity)[:16]
+    return canonical_hash(identity)[:16]
 
 
 class RequestPlanner:
@@ -118,7 +119,7 @@ class RequestPlanner:
         occurrences: Counter[str] = Counter()
         for index in range(self.total):
             call = self.build(index)
-            same_prompt = content_hash(call.messages)
+            same_prompt = canonical_hash(call.messages)
             occurrence = occurrences[same_prompt]
             occurrences[same_prompt] += 1
             if index in skip:

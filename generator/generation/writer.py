@@ -16,16 +16,16 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, or_, update
 from sqlmodel import col, select
 
 from generator.checks import CandidateChecker
-from generator.errors import SynthgateError, UserError, WorkFailed
+from generator.checks.reference import Labelled
 from generator.checks.rerun import link_source_matches
 from generator.checks.result import SOURCE_MATCH_PREFIX
+from generator.errors import SynthgateError
 from generator.examples import Conversation
 from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
@@ -47,7 +47,6 @@ class CallOutcome:
     output_tokens: int = 0
     cost_usd: float = 0.0
     from_cache: bool = False
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,11 +81,13 @@ class JournalWriter:
     was handed, then exits.
     """
 
-    def __init__(self, *, db_url: str, project: Project, provenance: Provenance, prices: PriceTable) -> None:
+    def __init__(
+        self, *, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance, prices: PriceTable
+    ) -> None:
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(child, self._conn, db_url, project.root, project.db_override, provenance, prices), name="synthgate-writer"
+            target=_serve, args=(child, self._conn, db_url, project, holdout, provenance, prices), name="synthgate-writer"
         )
         self._process.start()
         child.close()
@@ -123,8 +124,11 @@ class JournalWriter:
         return future
 
     def _forward(self) -> None:
-        kind, detail = self._conn.recv()  # "ready", or why the writer could not start
-        failure = None if kind == "ready" else detail[1]
+        try:
+            kind, detail = self._conn.recv()  # "ready", or why the writer could not start
+        except (EOFError, OSError) as exc:
+            kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
+        failure = None if kind == "ready" else detail
         while True:
             item = self._queue.get()
             if item is None:
@@ -155,20 +159,24 @@ class JournalWriter:
 
 
 def _serve(
-    conn: Connection, parent_end: Connection, db_url: str, root: Path, db_override: str | None, provenance: Provenance, prices: PriceTable
+    conn: Connection, parent_end: Connection, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance,
+    prices: PriceTable,
 ) -> None:
-    """The writer process: build the checker, then store batches until told to stop or the parent is gone."""
+    """The writer process: build the checker, then store batches until told to stop or the parent is gone.
+
+    Forked: its arguments are the parent's own objects (the config and the holdout set already read), not copies.
+    """
     parent_end.close()  # else our own copy of it would keep the pipe open after the parent dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; the writer finishes what it was handed
     try:
         engine = create_store_engine(db_url)
         with read_session(engine) as session:
-            checker = CandidateChecker.from_store(session, project=Project(root=root, db_override=db_override))
+            checker = CandidateChecker.from_store(session, project=project, holdout=holdout)
     except SynthgateError as error:
-        conn.send(("error", (type(error).__name__, error.message, error.file, error.line, error.fix)))
+        conn.send(("error", error.message))
         return
     except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
-        conn.send(("error", ("WorkFailed", f"the journal writer could not start:\n{traceback.format_exc()}", None, None, None)))
+        conn.send(("error", f"the journal writer could not start:\n{traceback.format_exc()}"))
         return
     store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
     conn.send(("ready", None))
@@ -220,7 +228,7 @@ class _Store:
             new = [
                 NewCandidate.from_example(
                     example, source_key=key, run_id=self.provenance.run_id, call_id=item.call_id, seed_ids=item.seed_ids,
-                    template_hash=self.provenance.template_hash, model=self.provenance.model, **result.provenance_fields(),
+                    template_hash=self.provenance.template_hash, model=self.provenance.model, **result.model_dump(),
                 )
                 for (item, key, example), result in zip(parsed, results, strict=True)
             ]
@@ -232,8 +240,8 @@ class _Store:
                 # A duplicate of a candidate stored in this same run names it by id, not source key.
                 link_source_matches(session)
         filtered = Counter(c.call_id for c in new if c.status == "filtered")
-        return [replace(outcome, filtered=filtered[item.call_id]) if item.call_id not in answered else outcome
-                for item, outcome in zip(batch, outcomes, strict=True)]
+        # A duplicate has no new candidates, so its count stays 0.
+        return [replace(outcome, filtered=filtered[item.call_id]) for item, outcome in zip(batch, outcomes, strict=True)]
 
     def _answer(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
         assert item.body is not None
@@ -257,12 +265,11 @@ class _Store:
             output_tokens=parsed.output_tokens,
             cost_usd=cost,
             from_cache=item.from_cache,
-            error=parsed.error,
         )
         return values, outcome, parsed.examples
 
     def _failure(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
-        return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed", error=item.error), []
+        return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed"), []
 
 
 _CALLS = LLMCall.__table__

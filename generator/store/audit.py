@@ -1,17 +1,18 @@
-"""The decision hash chain: how a decision's hash is computed, and how the chain is re-proved."""
+"""The decision history: which decisions are live, how a decision's hash is computed, how the chain is re-proved."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, exists, func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from generator.examples import canonical_json
+from generator.examples import canonical_hash
 from generator.store.models import Decision, DecisionChain
 
 GENESIS = ""
@@ -48,7 +49,7 @@ def decision_hash(
         "created_at": created_at.isoformat(timespec="microseconds"),
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    return canonical_hash(body)
 
 
 # The fields a decision's hash covers, named as decision_hash takes them.
@@ -57,6 +58,25 @@ HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_hash).paramete
 
 def hash_of_row(decision: Decision) -> str:
     return decision_hash(**{name: getattr(decision, name) for name in HASHED_FIELDS})
+
+
+_decision = Decision.__table__
+
+
+def live(decision: Any) -> ColumnElement[bool]:
+    """True for a decision no undo points at (a NOT EXISTS that probes the undoes_id index)."""
+    undo = aliased(_decision)
+    return ~exists().where(undo.c.undoes_id == decision.c.id)
+
+
+def latest_live_decision_id(candidate_id: Any) -> Any:
+    """Scalar subquery: the id of the candidate's latest live non-undo decision (NULL: undecided)."""
+    decision = aliased(_decision)
+    return (
+        select(func.max(decision.c.id))
+        .where(decision.c.candidate_id == candidate_id, decision.c.action != "undo", live(decision))
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from generator.examples import Conversation, messages_hash
+from generator.project import display_path
 from generator.seeds import Seed
 from generator.store.models import Candidate, Flag, SeedRecord, utcnow
 
@@ -21,10 +22,6 @@ def sync_seeds(session: Session, seeds: Sequence[Seed], *, root: Path) -> int:
     rows: dict[str, dict[str, Any]] = {}
     now = utcnow()
     for seed in seeds:
-        try:
-            source = str(seed.file.relative_to(root))
-        except ValueError:
-            source = str(seed.file)
         rows.setdefault(
             seed.id,
             {
@@ -32,7 +29,7 @@ def sync_seeds(session: Session, seeds: Sequence[Seed], *, root: Path) -> int:
                 "content_hash": seed.content_hash,
                 "messages": seed.example.messages_as_dicts(),
                 "tags": list(seed.example.tags),
-                "source": source,
+                "source": display_path(seed.file, root),
                 "line": seed.line,
                 "verified_by": seed.verified_by,
                 "synced_at": now,

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-CandidateStatus = Literal["pending", "accepted", "rejected", "filtered"]
 CANDIDATE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected", "filtered")
-DecisionAction = Literal["accept", "reject", "edit", "undo"]
 ACCEPTING_ACTIONS: tuple[str, ...] = ("accept", "edit")
-CallStatus = Literal["pending", "ok", "failed", "invalid", "truncated", "refused"]
 
 
 def utcnow() -> datetime:

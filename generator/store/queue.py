@@ -11,11 +11,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import String, cast, func, or_, update
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from generator.examples import Example, Message, messages_hash
-from generator.store.audit import hash_of_row
+from generator.store.audit import hash_of_row, live
 from generator.store.models import (
     CANDIDATE_STATUSES,
     Candidate,
@@ -121,9 +120,10 @@ def claim_next_candidate(
     reviewer = _require_reviewer(reviewer)
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_seconds)
+    matching = _filter_clauses(filters)
     held = session.exec(
         select(Candidate.id)
-        .where(Candidate.status == "pending", Candidate.lease_owner == reviewer, Candidate.lease_expires_at > now, *_filter_clauses(filters))
+        .where(Candidate.status == "pending", Candidate.lease_owner == reviewer, Candidate.lease_expires_at > now, *matching)
         .order_by(Candidate.review_order, Candidate.id)
         .limit(1)
     ).first()
@@ -134,7 +134,7 @@ def claim_next_candidate(
     free = or_(col(Candidate.lease_expires_at).is_(None), Candidate.lease_expires_at <= now)
     next_id = (
         select(Candidate.id)
-        .where(Candidate.status == "pending", free, *_filter_clauses(filters))
+        .where(Candidate.status == "pending", free, *matching)
         .order_by(Candidate.review_order, Candidate.id)
         .limit(1)
         .scalar_subquery()
@@ -164,16 +164,6 @@ def renew_lease(
     )
     session.commit()
     return renewed.rowcount == 1
-
-
-def release_candidate(session: Session, *, candidate_id: int, reviewer: str) -> None:
-    """Give a held candidate back to the pool (on quit), without deciding it."""
-    session.execute(
-        update(Candidate)
-        .where(Candidate.id == candidate_id, Candidate.lease_owner == reviewer)
-        .values(lease_owner=None, lease_expires_at=None)
-    )
-    session.commit()
 
 
 def release_leases(session: Session, *, reviewer: str) -> int:
@@ -270,13 +260,11 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
     Returns the undo decision, or None when there is nothing left to undo.
     """
     reviewer = _require_reviewer(reviewer)
-    # NOT EXISTS walks the reviewer's decisions newest first and stops at the first live one,
-    # probing the undoes_id index; NOT IN would collect every undo in the database first.
-    undo = aliased(Decision)
-    already_undone = select(undo.id).where(undo.undoes_id == Decision.id).exists()
+    # live() is a NOT EXISTS: it walks the reviewer's decisions newest first and stops at the first
+    # live one, probing the undoes_id index; NOT IN would collect every undo in the database first.
     target = session.exec(
         select(Decision)
-        .where(Decision.reviewer == reviewer, Decision.action != "undo", ~already_undone)
+        .where(Decision.reviewer == reviewer, Decision.action != "undo", live(Decision.__table__))
         .order_by(col(Decision.id).desc())
         .limit(1)
     ).first()
@@ -377,11 +365,6 @@ def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
         content_hash=row.content_hash,
         created_at=row.created_at,
     )
-
-
-def decisions_for(session: Session, *, candidate_id: int) -> list[DecisionView]:
-    rows = session.exec(select(Decision).where(Decision.candidate_id == candidate_id).order_by(Decision.id)).all()
-    return [_decision_view(r) for r in rows]
 
 
 def queue_counts(session: Session, *, filters: QueueFilter | None = None) -> dict[str, int]:

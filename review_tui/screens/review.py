@@ -106,7 +106,7 @@ class ReviewScreen(Screen[None]):
         self.query_one("#transcript").border_title = "Candidate"
         self._refresh_header()
         # The first candidate first; counting a million rows for the header can wait until it shows.
-        self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+        self._claim_next()
         self.set_interval(max(self.client.lease_seconds / 3, 5), self.renew_lease)
         self.set_interval(RECOUNT_SECONDS, self.count_queue)
         self.set_interval(POLL_SECONDS, self.poll_empty_queue)
@@ -125,6 +125,11 @@ class ReviewScreen(Screen[None]):
         except Exception as exc:  # e.g. the database is locked or gone: keep the candidate, let them retry
             message = QueueFailed(f"{type(exc).__name__}: {exc}")
         self.post_message(message)
+
+    def _claim_next(self) -> None:
+        """Show the next candidate for the current filters (decision keys wait until it is shown)."""
+        self.busy = True
+        self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
 
     def count_queue(self) -> None:
         self.counting = True
@@ -163,8 +168,7 @@ class ReviewScreen(Screen[None]):
 
     def poll_empty_queue(self) -> None:
         if self.candidate is None and not self.busy:
-            self.busy = True
-            self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+            self._claim_next()
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -331,10 +335,9 @@ class ReviewScreen(Screen[None]):
     @on(QueueFailed)
     def _queue_failed(self, message: QueueFailed) -> None:
         self.notify(message.error, title="Not saved", severity="error", markup=False)
-        if message.candidate_id is not None and self.candidate is not None and message.candidate_id == self.candidate.id:
+        if self.candidate is not None and message.candidate_id == self.candidate.id:
             # The candidate on screen is gone (someone else decided it, or the lease ran out).
-            self.busy = True
-            self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+            self._claim_next()
             return
         self.busy = False
         self._after_call()
@@ -345,8 +348,7 @@ class ReviewScreen(Screen[None]):
         if self.busy or self.candidate is None or self.candidate.id != message.candidate_id:
             return
         self.notify(f"Candidate #{message.candidate_id} is no longer reserved for you; moving on.", markup=False)
-        self.busy = True
-        self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
+        self._claim_next()
 
     @on(QueueCounted)
     def _queue_counted(self, message: QueueCounted) -> None:

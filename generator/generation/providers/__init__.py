@@ -24,7 +24,7 @@ def import_provider(name: str) -> None:
 def make_provider(
     name: str, *, model: str, base_url: str | None, structured_output: str, timeout: float, concurrency: int, replay_file: Path | None = None
 ) -> Provider:
-    """The provider for `name`. SDKs are imported here, lazily: anthropic alone takes ~1.7 s to import."""
+    """The provider for `name`. SDKs are imported lazily (see import_provider): anthropic alone takes seconds to import."""
     if name == "openai":
         from generator.generation.providers.openai_provider import OpenAIProvider
 

@@ -7,8 +7,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from generator.generation.providers.base import ProviderRequest, error_from_sdk, http_clients
-from generator.generation.secrets import api_key
+from generator.generation.providers.base import ProviderRequest, error_from_sdk, sdk_clients
 
 TOOL_NAME = "submit_examples"
 
@@ -21,12 +20,9 @@ class AnthropicProvider:
         # A forced tool works on every Claude model; "json" asks for plain JSON text instead.
         self.use_tool = structured_output != "json"
         self.notes: list[str] = []
-        key = api_key("anthropic", base_url=base_url)
-        # max_retries=0: the SDK would sleep whatever Retry-After says (200 s seen); our retries cap it.
-        self.clients = [
-            anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client)
-            for http_client in http_clients(anthropic, concurrency=concurrency)
-        ]
+        self.clients = sdk_clients(
+            anthropic, anthropic.AsyncAnthropic, provider=self.name, base_url=base_url, timeout=timeout, concurrency=concurrency
+        )
 
     async def send(self, request: ProviderRequest) -> str:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")

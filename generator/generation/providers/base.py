@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from generator.generation.secrets import scrub_secrets
+from generator.generation.secrets import api_key, scrub_secrets
 
 ErrorKind = Literal["rate_limit", "server", "timeout", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
 # Workers per SDK client: each client has its own connection pool, and httpcore scans every pooled
@@ -71,9 +71,17 @@ def client_count(concurrency: int) -> int:
     return max(1, -(-concurrency // WORKERS_PER_CLIENT))
 
 
-def http_clients(sdk: Any, *, concurrency: int) -> list[Any]:
-    """The SDK's own default HTTP clients, one per WORKERS_PER_CLIENT requests, sharing one TLS context."""
-    return [sdk.DefaultAsyncHttpxClient(verify=tls_context()) for _ in range(client_count(concurrency))]
+def sdk_clients(sdk: Any, client_class: Any, *, provider: str, base_url: str | None, timeout: float, concurrency: int) -> list[Any]:
+    """SDK clients, one per WORKERS_PER_CLIENT requests, each on the SDK's own default HTTP client, sharing one TLS context.
+
+    max_retries=0: retries are ours (limits.py). They honour Retry-After with a cap and a per-call
+    deadline, where the SDK would sleep whatever Retry-After says (200 s seen).
+    """
+    key = api_key(provider, base_url=base_url)
+    return [
+        client_class(api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=sdk.DefaultAsyncHttpxClient(verify=tls_context()))
+        for _ in range(client_count(concurrency))
+    ]
 
 
 @functools.cache

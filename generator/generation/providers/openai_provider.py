@@ -7,8 +7,7 @@ from typing import Any
 import httpx2
 import openai
 
-from generator.generation.providers.base import ProviderError, ProviderRequest, error_from_sdk, http_clients
-from generator.generation.secrets import api_key
+from generator.generation.providers.base import ProviderError, ProviderRequest, error_from_sdk, sdk_clients
 
 SCHEMA_NAME = "generated_examples"
 # Words in a 400/422 that mean "this server does not do JSON schema", not "your request is wrong".
@@ -23,12 +22,7 @@ class OpenAIProvider:
         self.base_url = base_url
         self.mode = structured_output  # auto | json_schema | json
         self.notes: list[str] = []
-        key = api_key("openai", base_url=base_url)
-        # Retries are ours (limits.py): they honour Retry-After with a cap and a per-call deadline.
-        self.clients = [
-            openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=http_client)
-            for http_client in http_clients(openai, concurrency=concurrency)
-        ]
+        self.clients = sdk_clients(openai, openai.AsyncOpenAI, provider=self.name, base_url=base_url, timeout=timeout, concurrency=concurrency)
 
     async def send(self, request: ProviderRequest) -> str:
         try:
