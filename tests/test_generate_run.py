@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, select
 
 from generator.cli import main
@@ -294,6 +294,31 @@ def test_budget_stop_then_resume_with_a_higher_budget(server, generate, project_
     assert resumed.json["resumed"] is True and resumed.json["run_id"] == rows(project_dir, Run)[0].id
     assert len(rows(project_dir, Run)) == 1
     assert len(rows(project_dir, Candidate)) == 16 and fake.requests == 8
+
+
+def test_a_run_stopped_before_all_its_calls_were_journaled_is_completed_by_the_same_command(
+    server, generate, project_dir: Path
+) -> None:
+    fake = server()
+    # Concurrency 1: this process journals a head start of 2 calls; the writer journals the rest.
+    args = openai_args(fake, "-n", "20", "--per-request", "2", "--concurrency", "1", "--max-tokens", "1200")
+    stopped = generate(*args, "--max-cost", "0.001")
+    assert stopped.code == 1, stopped.err
+    # As if the run had stopped before the writer journaled them: only answered calls remain.
+    engine = store(project_dir)
+    with engine.begin() as connection:
+        connection.execute(delete(LLMCall).where(LLMCall.status != "ok"))
+    engine.dispose()
+    kept = rows(project_dir, LLMCall)
+    assert 0 < len(kept) < 10
+
+    resumed = generate(*args, "--json")
+    assert resumed.code == 0, resumed.err
+    assert resumed.json["requests_answered_before"] == len(kept) and resumed.json["requests_sent"] == 10 - len(kept)
+    calls = rows(project_dir, LLMCall)
+    assert sorted(c.request_index for c in calls) == list(range(10)) and all(c.status == "ok" for c in calls)
+    assert {c.request_hash for c in kept} <= {c.request_hash for c in calls}  # the same requests as planned
+    assert fake.requests == 10 and len(rows(project_dir, Candidate)) == 20
 
 
 def test_max_cost_needs_a_price_for_the_model(generate, project_dir: Path) -> None:

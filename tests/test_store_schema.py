@@ -96,3 +96,20 @@ def test_a_decision_without_a_reviewer_is_refused_by_the_database(engine: Engine
                     " VALUES (99, 1, '  ', 'accept', '[]', 'x', '2026-01-01', '', 'h')"
                 )
             )
+
+
+def test_intake_is_idempotent_and_names_a_same_run_original_by_id(engine: Engine) -> None:
+    def candidate(key: str, match: str | None = None) -> NewCandidate:
+        messages = [{"role": "user", "content": f"q {key}"}, {"role": "assistant", "content": "a"}]
+        return NewCandidate(source_key=key, messages=messages, status="filtered" if match else "pending",
+                            filter_reason="exact duplicate" if match else None, filter_match=match)
+
+    with write_session(engine) as session:
+        first = add_candidates(session, [candidate("c:0"), candidate("c:1", "source:c:0")])  # the original in the same batch
+    with write_session(engine) as session:
+        # A later batch: a match to an earlier batch's candidate, and a stored key given again.
+        later = add_candidates(session, [candidate("c:2", "source:c:1"), candidate("c:0")])
+    assert later[1] == first[0]
+    with engine.connect() as connection:
+        matches = dict(connection.execute(text("SELECT source_key, filter_match FROM candidate")).all())
+    assert matches == {"c:0": None, "c:1": f"candidate:{first[0]}", "c:2": f"candidate:{first[1]}"}

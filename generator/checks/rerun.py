@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, String, bindparam, cast, exists, func, literal, or_, select, update
-from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlalchemy import Engine, bindparam, or_, select, update
 
 from generator.batching import batched
 from generator.checks.reference import as_messages
-from generator.checks.result import FILTER_REASONS, RESTORED, SOURCE_MATCH_PREFIX, CheckResult, overruled_reasons, restored_flag
+from generator.checks.result import FILTER_REASONS, RESTORED, CheckResult, overruled_reasons, restored_flag
 from generator.checks.runner import CandidateChecker
 from generator.errors import UserError
 from generator.project import Project
@@ -47,8 +45,6 @@ def recheck_pending(engine: Engine, *, project: Project) -> RecheckSummary:
     and the pending ones before it. Candidates a reviewer holds right now are not filtered under
     their hands; they are counted as left alone.
     """
-    with write_session(engine) as session:
-        link_source_matches(session)
     summary = RecheckSummary()
     filtering: list[dict[str, Any]] = []
     refreshing: list[dict[str, Any]] = []
@@ -167,17 +163,3 @@ def restore_filtered(engine: Engine, *, reason: str) -> int:
             session.execute(statement, changes)
     return len(changes)
 
-
-def link_source_matches(session: Session) -> int:
-    """Rewrite filter matches that name a candidate by its source key ("source:<key>", given before it was
-    stored) to its id ("candidate:42"). The generation engine may call this after storing a batch."""
-    original = aliased(Candidate)
-    key = func.substr(Candidate.filter_match, len(SOURCE_MATCH_PREFIX) + 1)
-    stored_id = select(literal("candidate:") + cast(original.id, String)).where(original.source_key == key).scalar_subquery()
-    result = session.execute(
-        update(Candidate)
-        .where(Candidate.filter_match.like(f"{SOURCE_MATCH_PREFIX}%"), exists().where(original.source_key == key))
-        .values(filter_match=stored_id)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount

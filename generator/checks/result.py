@@ -22,10 +22,6 @@ FILTER_REASONS: tuple[str, ...] = (
 RESTORED = "restored"
 
 
-# A match that names a candidate by its source key, given before the candidate had an id.
-SOURCE_MATCH_PREFIX = "source:"
-
-
 class CheckResult(BaseModel):
     """What the checks conclude about one candidate: exactly the check fields of a NewCandidate."""
 

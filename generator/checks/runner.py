@@ -9,10 +9,11 @@ from sqlmodel import Session
 
 from generator.checks.flags import FlagRules
 from generator.checks.reference import Labelled, load_holdout, stored_candidates, stored_seeds
-from generator.checks.result import SOURCE_MATCH_PREFIX, CheckResult
+from generator.checks.result import CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
 from generator.project import Project
+from generator.store.intake import SOURCE_MATCH_PREFIX
 from generator.similarity import AllPairsJaccard, NearDuplicateIndex, ShingleSets, Signature, normalized_key, similarity_text
 
 # Statuses of the stored candidates a new one is compared with. Filtered ones are left out: whatever

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from generator.generation.engine import Generation
 
 CHUNK = 500  # journaled calls loaded per query
+JOURNAL_POLL = 0.01  # seconds between looks for calls the writer has not journaled yet
 UNREACHABLE_AFTER = 5  # consecutive calls failing every retry: the provider is down, stop paying for timeouts
 
 
@@ -68,8 +69,8 @@ class Dispatcher:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._produce(work))
-                for _ in range(settings.concurrency):
-                    tasks.create_task(self._work(work))
+                for lane in range(settings.concurrency):
+                    tasks.create_task(self._work(work, lane))
             await asyncio.gather(*self.storing, return_exceptions=True)
         finally:
             await self.provider.close()
@@ -88,9 +89,13 @@ class Dispatcher:
     async def _produce(self, work: asyncio.Queue[journal.OpenCall | None]) -> None:
         after = -1
         while self.stopping is None:
+            journaled = self.writer.journaled()  # before the load: if set, the load sees every call there will be
             calls = await asyncio.to_thread(self._load, after)
             if not calls:
-                break
+                if journaled:
+                    break
+                await asyncio.sleep(JOURNAL_POLL)  # the writer is still journaling the calls that come next
+                continue
             after = calls[-1].index
             cached = {} if self.generation.no_cache else await asyncio.to_thread(self._cached, [c.request_hash for c in calls])
             for call in calls:
@@ -114,12 +119,12 @@ class Dispatcher:
         with read_session(self.engine) as session:
             return journal.cached_bodies(session, hashes=hashes, run_id=self.stats.run_id)
 
-    async def _work(self, work: asyncio.Queue[journal.OpenCall | None]) -> None:
+    async def _work(self, work: asyncio.Queue[journal.OpenCall | None], lane: int) -> None:
         while (call := await work.get()) is not None:
             if self.stopping is None:
-                await self._call(call)
+                await self._call(call, lane)
 
-    async def _call(self, call: journal.OpenCall) -> None:
+    async def _call(self, call: journal.OpenCall, lane: int) -> None:
         settings = self.settings
         prompt_tokens = estimate_tokens("".join(m["content"] for m in call.request["messages"]))
         worst_case = self.generation.prices.cost(settings.model, prompt_tokens, settings.max_tokens) if self.generation.priced else 0.0
@@ -132,7 +137,7 @@ class Dispatcher:
             return
         request = ProviderRequest(
             messages=call.request["messages"], temperature=settings.temperature, max_tokens=settings.max_tokens,
-            schema=ANSWER_SCHEMA, request_index=call.index, prompt_key=call.request["prompt_key"],
+            schema=ANSWER_SCHEMA, request_index=call.index, lane=lane, prompt_key=call.request["prompt_key"],
         )
         started = time.perf_counter()
         try:

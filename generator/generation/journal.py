@@ -1,8 +1,9 @@
 """The request journal: request hashing, run records, calls written before they are sent, the response cache.
 
-A run's calls are all journaled (status `pending`) before the first request goes out. A call is
-finished when its answer is stored (`ok`, `invalid`, `truncated`, `refused`); `pending` and
-`failed` calls are what a rerun of the same command sends.
+Every call is journaled (status `pending`) before its request goes out: the first few by the
+sending process, the rest by the writer process, ahead of the sender. A call is finished when
+its answer is stored (`ok`, `invalid`, `truncated`, `refused`); `pending` and `failed` calls,
+and calls not journaled yet, are what a rerun of the same command sends.
 """
 
 from __future__ import annotations
@@ -104,10 +105,6 @@ class RunTotals:
     @property
     def answered(self) -> int:
         return sum(self.calls.get(s, 0) for s in ANSWERED)
-
-    @property
-    def open(self) -> int:
-        return sum(self.calls.get(s, 0) for s in OPEN)
 
 
 def run_totals(session: Session, *, run_id: str) -> RunTotals:

@@ -117,7 +117,8 @@ class RequestPlanner:
         """LLMCall rows for every request not in `skip`; identical prompts are told apart by their occurrence."""
         identity, params = provider_identity(self.settings), model_params(self.settings)
         occurrences: Counter[str] = Counter()
-        for index in range(self.total):
+        last = max((index for index in range(self.total) if index not in skip), default=-1)
+        for index in range(last + 1):  # a resumed run renders no prompt past its last missing one
             call = self.build(index)
             same_prompt = canonical_hash(call.messages)
             occurrence = occurrences[same_prompt]

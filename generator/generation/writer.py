@@ -1,4 +1,4 @@
-"""Store-on-arrival: a writer process commits each answer (call row + its candidates) the moment it arrives.
+"""Store-on-arrival: a writer process journals the run ahead of the sender, then commits each answer the moment it arrives.
 
 Answers that arrive together are committed together (group commit): one transaction and one
 fsync for many calls. A call's answer and its candidates commit atomically. The writer is a
@@ -14,19 +14,19 @@ import signal
 import threading
 import traceback
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, or_, update
-from sqlmodel import col, select
+from sqlalchemy import Engine, bindparam, or_, select, update
 
+from generator.batching import batched
 from generator.checks import CandidateChecker
 from generator.checks.reference import Labelled
-from generator.checks.rerun import link_source_matches
-from generator.checks.result import SOURCE_MATCH_PREFIX
 from generator.errors import SynthgateError
 from generator.examples import Conversation
+from generator.generation import journal
 from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
@@ -36,6 +36,7 @@ from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, utcnow
 
 _BATCH = 256
+_JOURNAL_CHUNK = 256  # calls journaled per transaction: the dispatcher sees them as each commits
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,23 @@ class Arrival:
 class JournalWriter:
     """Hands arrivals to the writer process in batches (group commit) and resolves each caller's future.
 
-    The writer is a forked process, so parsing, checks and SQLite run on another core than the
-    event loop and the SDK calls. If this process is killed, the writer still commits what it
-    was handed, then exits.
+    The writer is a forked process, so journaling, parsing, checks and SQLite run on another core
+    than the event loop and the SDK calls. It first journals `backlog` (the run's calls not yet
+    journaled: forked, it continues the parent's iterator), then stores answers. If this process
+    is killed, the writer still commits what it was handed, then exits.
     """
 
     def __init__(
-        self, *, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance, prices: PriceTable
+        self, *, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance, prices: PriceTable,
+        backlog: Iterator[dict[str, Any]],
     ) -> None:
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
+        self._journaled = context.Event()  # set once the backlog is committed (or the writer gave up on it)
+        self._halt = context.Event()  # set when the run ends early: journaling the rest is the next run's work
         self._process = context.Process(
-            target=_serve, args=(child, self._conn, db_url, project, holdout, provenance, prices), name="synthgate-writer"
+            target=_serve, args=(child, self._conn, db_url, project, holdout, provenance, prices, backlog, self._journaled, self._halt),
+            name="synthgate-writer",
         )
         self._process.start()
         child.close()
@@ -104,8 +110,13 @@ class JournalWriter:
     def store_failure(self, call: OpenCall, *, error: str, attempts: int) -> asyncio.Future[CallOutcome]:
         return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, error=error, attempts=attempts))
 
+    def journaled(self) -> bool:
+        """Whether the writer has journaled every call it will (read it before loading calls, then that load sees them all)."""
+        return self._journaled.is_set() or not self._process.is_alive()
+
     def close(self) -> None:
         """Finish every submitted write, then stop. Called even after Ctrl-C: nothing received is dropped."""
+        self._halt.set()
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -151,25 +162,31 @@ class JournalWriter:
                     kind, detail = self._conn.recv()
                 except (EOFError, OSError) as exc:
                     kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
-            for position, (_, future) in enumerate(batch):
-                if kind == "ok":
-                    _resolve(future, result=detail[position])
-                else:
-                    _resolve(future, exception=RuntimeError(f"storing answers failed: {detail}"))
+            futures = [future for _, future in batch]
+            _resolve(futures, detail if kind == "ok" else [RuntimeError(f"storing answers failed: {detail}")] * len(batch))
 
 
 def _serve(
     conn: Connection, parent_end: Connection, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance,
-    prices: PriceTable,
+    prices: PriceTable, backlog: Iterator[dict[str, Any]], journaled: Any, halt: Any,
 ) -> None:
-    """The writer process: build the checker, then store batches until told to stop or the parent is gone.
+    """The writer process: journal the backlog, build the checker, then store batches until told to stop or the parent is gone.
 
-    Forked: its arguments are the parent's own objects (the config and the holdout set already read), not copies.
+    Forked: its arguments are the parent's own objects (the config, the holdout set already read,
+    the planner behind `backlog`), not copies.
     """
     parent_end.close()  # else our own copy of it would keep the pipe open after the parent dies
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; the writer finishes what it was handed
     try:
         engine = create_store_engine(db_url)
+        try:
+            for chunk in batched(backlog, _JOURNAL_CHUNK):
+                if halt.is_set():
+                    break
+                with write_session(engine) as session:
+                    journal.journal_calls(session, rows=chunk)
+        finally:
+            journaled.set()
         with read_session(engine) as session:
             checker = CandidateChecker.from_store(session, project=project, holdout=holdout)
     except SynthgateError as error:
@@ -213,7 +230,9 @@ class _Store:
         parsed: list[tuple[Arrival, str, Conversation]] = []  # (call, source key, conversation)
         with write_session(self.engine) as session:
             answered = set(
-                session.exec(select(LLMCall.id).where(col(LLMCall.id).in_([item.call_id for item in batch]), col(LLMCall.status).in_(ANSWERED)))
+                session.connection().execute(
+                    select(_CALLS.c.id).where(_CALLS.c.id.in_([item.call_id for item in batch]), _CALLS.c.status.in_(ANSWERED))
+                ).scalars()
             )
             for item in batch:
                 if item.call_id in answered:  # stored before, so are its candidates
@@ -235,10 +254,7 @@ class _Store:
             if updates:
                 # One executemany for the batch (the ORM's per-row UPDATE costs milliseconds each).
                 session.connection().execute(_COMPLETE_CALL, updates)
-            add_candidates(session, new)
-            if any((c.filter_match or "").startswith(SOURCE_MATCH_PREFIX) for c in new):
-                # A duplicate of a candidate stored in this same run names it by id, not source key.
-                link_source_matches(session)
+            add_candidates(session, new)  # a duplicate of a candidate of this run comes to name it by id
         filtered = Counter(c.call_id for c in new if c.status == "filtered")
         # A duplicate has no new candidates, so its count stays 0.
         return [replace(outcome, filtered=filtered[item.call_id]) for item, outcome in zip(batch, outcomes, strict=True)]
@@ -311,16 +327,19 @@ def _call_values(item: Arrival, *, status: str, error: str | None, response_text
     }
 
 
-def _resolve(future: asyncio.Future[CallOutcome], *, result: CallOutcome | None = None, exception: BaseException | None = None) -> None:
+def _resolve(futures: list[asyncio.Future[CallOutcome]], results: list[CallOutcome] | list[RuntimeError]) -> None:
+    """Settle a batch's futures with one wake-up of their event loop (not one per future)."""
+
     def settle() -> None:
-        if future.done():
-            return
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
+        for future, result in zip(futures, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
     try:
-        future.get_loop().call_soon_threadsafe(settle)
+        futures[0].get_loop().call_soon_threadsafe(settle)
     except RuntimeError:
-        pass  # the event loop is gone (Ctrl-C); the write itself is committed, which is what matters
+        pass  # the event loop is gone (Ctrl-C); the writes themselves are committed, which is what matters

@@ -7,7 +7,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from generator.generation.providers.base import ProviderRequest, error_from_sdk, sdk_clients
+from generator.generation.providers.base import ProviderRequest, client_for, error_from_sdk, sdk_clients
 
 TOOL_NAME = "submit_examples"
 
@@ -37,7 +37,7 @@ class AnthropicProvider:
         if self.use_tool:
             body["tools"] = [{"name": TOOL_NAME, "description": "Submit the conversations you wrote.", "input_schema": request.schema}]
             body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
-        client = self.clients[request.request_index % len(self.clients)]
+        client = client_for(self.clients, request)
         try:
             # The client's raw POST: plain JSON in, the raw answer kept (see the OpenAI provider).
             response = await client.post("/v1/messages", cast_to=httpx2.Response, body=body)

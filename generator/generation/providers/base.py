@@ -34,6 +34,7 @@ class ProviderRequest:
     max_tokens: int
     schema: dict[str, Any]  # JSON schema of the answer
     request_index: int
+    lane: int  # which of the run's workers sends it: a worker always uses the same SDK client (see client_for)
     prompt_key: str  # provider-independent identity of the prompt (matches replay recordings)
 
 
@@ -69,6 +70,12 @@ class Provider(Protocol):
 
 def client_count(concurrency: int) -> int:
     return max(1, -(-concurrency // WORKERS_PER_CLIENT))
+
+
+def client_for(clients: list[Any], request: ProviderRequest) -> Any:
+    """The client of the request's worker. Fixed per worker, so no pool ever holds more than
+    WORKERS_PER_CLIENT connections (spreading by request would grow every pool towards `concurrency`)."""
+    return clients[request.lane % len(clients)]
 
 
 def sdk_clients(sdk: Any, client_class: Any, *, provider: str, base_url: str | None, timeout: float, concurrency: int) -> list[Any]:

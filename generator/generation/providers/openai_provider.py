@@ -7,7 +7,7 @@ from typing import Any
 import httpx2
 import openai
 
-from generator.generation.providers.base import ProviderError, ProviderRequest, error_from_sdk, sdk_clients
+from generator.generation.providers.base import ProviderError, ProviderRequest, client_for, error_from_sdk, sdk_clients
 
 SCHEMA_NAME = "generated_examples"
 # Words in a 400/422 that mean "this server does not do JSON schema", not "your request is wrong".
@@ -43,7 +43,7 @@ class OpenAIProvider:
         schema_mode = self.mode in ("auto", "json_schema")
         if schema_mode:
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "schema": request.schema, "strict": True}}
-        client = self.clients[request.request_index % len(self.clients)]
+        client = client_for(self.clients, request)
         try:
             # The client's raw POST: the body is already plain JSON and we keep the raw answer, so
             # the typed create() would only add ~0.5 ms of CPU per call re-validating both.
