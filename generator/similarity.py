@@ -180,9 +180,7 @@ class ShingleSets:
         Bit for bit what datasketch's MinHash (scheme affine32, the given seed) computes when fed the
         top 32 bits of each shingle hash: its permutations, applied to every text at once.
         """
-        from datasketch import MinHash
-
-        multipliers, increments = MinHash(num_perm=num_perm, seed=seed).permutations
+        multipliers, increments = affine32_permutations(num_perm, seed)
         signatures = np.full((len(self), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
         hashed = _mix32((self.values >> _U64(32)).astype(np.uint32))
         sizes = self.sizes
@@ -287,12 +285,41 @@ class Signature:
     band_keys: list[int]
 
 
+# datasketch's MinHash scheme and LSH parameter search, written out here because importing
+# datasketch imports scipy.integrate (~0.5 s per process) for them; tests check both against
+# datasketch itself.
+
+
+@functools.cache
+def affine32_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutations h -> a * h + b (mod 2^32), a odd: (multipliers, increments)."""
+    generator = np.random.RandomState(seed)
+    multipliers = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    increments = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return multipliers, increments
+
+
 @functools.cache
 def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows per band) that best separate pairs above and below the threshold, recall-weighted."""
-    from datasketch.lsh import _optimal_param  # the parameter search every datasketch index uses
+    """(bands, rows per band) that best separate pairs above and below the threshold, recall-weighted.
 
-    return _optimal_param(threshold, num_perm, *LSH_WEIGHTS)
+    datasketch's search: minimise the weighted areas under the false-positive curve below the
+    threshold and the false-negative curve above it. Each curve is a polynomial of degree
+    bands x rows <= num_perm, so Gauss-Legendre quadrature with num_perm / 2 + 1 nodes is exact.
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+    below, below_weights = threshold * (nodes + 1) / 2, weights * threshold / 2
+    above, above_weights = threshold + (1 - threshold) * (nodes + 1) / 2, weights * (1 - threshold) / 2
+    false_positive_weight, false_negative_weight = LSH_WEIGHTS
+    best, choice = float("inf"), (0, 0)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive = below_weights @ (1 - (1 - below**rows) ** bands)
+            false_negative = above_weights @ ((1 - above**rows) ** bands)
+            error = false_positive * false_positive_weight + false_negative * false_negative_weight
+            if error < best:
+                best, choice = error, (bands, rows)
+    return choice
 
 
 class NearDuplicateIndex:

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 from datasketch import MinHash
+from datasketch.lsh import _optimal_param
 
 from generator.examples import Message
 from generator.similarity import (
@@ -14,7 +15,9 @@ from generator.similarity import (
     NearDuplicateIndex,
     ShingleSets,
     jaccard,
+    LSH_WEIGHTS,
     jaccard_of_sorted,
+    lsh_bands,
     shingles,
     similarity_text,
 )
@@ -60,6 +63,12 @@ def test_minhash_rows_are_datasketch_minhashes_of_the_shingle_hashes() -> None:
         reference = MinHash(num_perm=64, seed=1, hashfunc=int)
         reference.update_batch([int(value) >> 32 for value in sets[index]])
         assert np.array_equal(reference.hashvalues, rows[index]), index
+
+
+@pytest.mark.parametrize("num_perm", [16, 64, 128, 256])
+def test_lsh_bands_are_datasketchs_choice(num_perm: int) -> None:
+    for threshold in [x / 100 for x in range(30, 100, 5)]:
+        assert lsh_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, *LSH_WEIGHTS), threshold
 
 
 def test_all_pairs_nearest_is_the_brute_force_maximum() -> None:
