@@ -7,6 +7,7 @@ import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
@@ -41,7 +42,9 @@ def create_store_engine(url: str) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
-        engine = create_engine(parsed)
+        # orjson reads the JSON columns (prompts, conversations) 2-3x faster than json, and the
+        # generation sender reads every prompt of a run.
+        engine = create_engine(parsed, json_deserializer=orjson.loads)
     except Exception as exc:  # e.g. the driver package is not installed
         raise UserError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc}",
                         fix="install the database driver, or use the default SQLite store") from None
