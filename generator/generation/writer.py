@@ -36,7 +36,7 @@ from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, utcnow
 
 _BATCH = 256
-_JOURNAL_CHUNK = 256  # calls journaled per transaction: the dispatcher sees them as each commits
+_JOURNAL_CHUNK = 128  # calls journaled per transaction (~20 ms): the sender sees them as each commits
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ class JournalWriter:
     """Hands arrivals to the writer process in batches (group commit) and resolves each caller's future.
 
     The writer is a forked process, so journaling, parsing, checks and SQLite run on another core
-    than the event loop and the SDK calls. It first journals `backlog` (the run's calls not yet
-    journaled: forked, it continues the parent's iterator), then stores answers. If this process
-    is killed, the writer still commits what it was handed, then exits.
+    than the event loop and the SDK calls. Between stored batches it journals `backlog` (the run's
+    calls not journaled yet: forked, it continues the parent's iterator), ahead of the sender. If
+    this process is killed, the writer still commits what it was handed, then exits.
     """
 
     def __init__(
@@ -170,7 +170,8 @@ def _serve(
     conn: Connection, parent_end: Connection, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance,
     prices: PriceTable, backlog: Iterator[dict[str, Any]], journaled: Any, halt: Any,
 ) -> None:
-    """The writer process: journal the backlog, build the checker, then store batches until told to stop or the parent is gone.
+    """The writer process: build the checker, then store batches, journaling the backlog in between,
+    until told to stop or the parent is gone.
 
     Forked: its arguments are the parent's own objects (the config, the holdout set already read,
     the planner behind `backlog`), not copies.
@@ -179,25 +180,26 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; the writer finishes what it was handed
     try:
         engine = create_store_engine(db_url)
-        try:
-            for chunk in batched(backlog, _JOURNAL_CHUNK):
-                if halt.is_set():
-                    break
-                with write_session(engine) as session:
-                    journal.journal_calls(session, rows=chunk)
-        finally:
-            journaled.set()
+        calls = _Backlog(engine, backlog, journaled=journaled, halt=halt)
+        calls.journal_chunk()  # more work for the sender than its head start, while the checker is built
         with read_session(engine) as session:
             checker = CandidateChecker.from_store(session, project=project, holdout=holdout)
     except SynthgateError as error:
+        journaled.set()
         conn.send(("error", error.message))
         return
     except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
+        journaled.set()
         conn.send(("error", f"the journal writer could not start:\n{traceback.format_exc()}"))
         return
     store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
     conn.send(("ready", None))
     while True:
+        # Answers first: a stored answer is one a kill cannot lose. The journal only has to stay
+        # ahead of the sender, and a chunk of it takes a few milliseconds.
+        if not calls.done and not conn.poll():
+            calls.journal_chunk()
+            continue
         try:
             batch = conn.recv()
         except EOFError:
@@ -205,7 +207,7 @@ def _serve(
         if batch is None:
             break
         try:
-            reply: tuple[str, Any] = ("ok", store.store(batch))
+            reply: tuple[str, Any] = ("ok", store.store(batch)) if calls.error is None else ("failed", calls.error)
         except Exception:  # noqa: BLE001 - the batch was rolled back; the parent stops the run
             reply = ("failed", traceback.format_exc())
         try:
@@ -213,6 +215,31 @@ def _serve(
         except OSError:
             break
     engine.dispose()
+
+
+class _Backlog:
+    """The run's calls not journaled yet, journaled a chunk (one transaction) at a time."""
+
+    def __init__(self, engine: Engine, rows: Iterator[dict[str, Any]], *, journaled: Any, halt: Any) -> None:
+        self.engine = engine
+        self.chunks = batched(rows, _JOURNAL_CHUNK)
+        self.journaled = journaled  # set when done: the sender then knows every call there will be
+        self.halt = halt  # set by the parent when the run ends early: the rest is the next run's work
+        self.done = False
+        self.error: str | None = None  # why journaling failed; the next batch's reply carries it to the parent
+
+    def journal_chunk(self) -> None:
+        chunk = None if self.halt.is_set() else next(self.chunks, None)
+        try:
+            if chunk is not None:
+                with write_session(self.engine) as session:
+                    journal.journal_calls(session, rows=chunk)
+        except Exception:  # noqa: BLE001 - the parent stops the run with it
+            self.error = f"journaling the run's requests failed:\n{traceback.format_exc()}"
+            chunk = None
+        if chunk is None:
+            self.done = True
+            self.journaled.set()
 
 
 class _Store:
