@@ -131,8 +131,8 @@ class Generation:
             # the collector's sight, no full collection stalls the event loop (~0.1 s per pass at
             # this heap size) and the forked writer's collections leave the pages it shares alone.
             gc.freeze()
-            # The writer journals the backlog ahead of the dispatcher, on the other core, while this
-            # process sends the head start; then it builds its checker and stores answers.
+            # The writer, on the other core, journals the backlog ahead of the sender (which starts on
+            # the head start) in between storing the answers.
             writer = JournalWriter(
                 db_url=engine.url.render_as_string(hide_password=False), project=self.project, holdout=self.holdout,
                 provenance=provenance, prices=self.prices, backlog=backlog,

@@ -1,7 +1,8 @@
-"""Store-on-arrival: a writer process journals the run ahead of the sender, then commits each answer the moment it arrives.
+"""Store-on-arrival: a writer process commits each answer as it arrives, and journals the run ahead of the sender.
 
-Answers that arrive together are committed together (group commit): one transaction and one
-fsync for many calls. A call's answer and its candidates commit atomically. The writer is a
+Answers that arrive within GROUP_WINDOW of each other are committed together (group commit): one
+transaction, one fsync and one checker pass for many calls. A call's answer and its candidates
+commit atomically. The writer is a
 separate process so that parsing, checks and SQLite do not compete with the SDK calls for the GIL.
 """
 
@@ -12,8 +13,9 @@ import multiprocessing
 import queue
 import signal
 import threading
+import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
@@ -36,6 +38,7 @@ from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, utcnow
 
 _BATCH = 256
+GROUP_WINDOW = 0.02  # seconds a commit waits for more answers after the first
 _JOURNAL_CHUNK = 128  # calls journaled per transaction (~20 ms): the sender sees them as each commits
 
 
@@ -75,12 +78,14 @@ class Arrival:
 
 
 class JournalWriter:
-    """Hands arrivals to the writer process in batches (group commit) and resolves each caller's future.
+    """Hands arrivals to the writer process and resolves each caller's future once they are committed.
 
     The writer is a forked process, so journaling, parsing, checks and SQLite run on another core
-    than the event loop and the SDK calls. Between stored batches it journals `backlog` (the run's
-    calls not journaled yet: forked, it continues the parent's iterator), ahead of the sender. If
-    this process is killed, the writer still commits what it was handed, then exits.
+    than the event loop and the SDK calls. Arrivals go into the pipe the moment they are submitted
+    (one thread sends, another reads the writer's replies, in order), so once this process is
+    killed the writer still commits every one it was handed, then exits. Between stored batches
+    it journals `backlog` (the run's calls not journaled yet: forked, it continues the parent's
+    iterator), ahead of the sender.
     """
 
     def __init__(
@@ -98,10 +103,14 @@ class JournalWriter:
         self._process.start()
         child.close()
         self._queue: queue.Queue[tuple[Arrival, asyncio.Future[CallOutcome]] | None] = queue.Queue()
-        # Started at once: answers can be handed over while the writer still builds its checker
-        # (the pipe holds them), so the first requests need not wait for it.
-        self._thread = threading.Thread(target=self._forward, name="synthgate-journal", daemon=False)
-        self._thread.start()
+        # Futures of the messages sent and not answered yet, oldest first (the writer replies in order).
+        self._sent: deque[list[asyncio.Future[CallOutcome]]] = deque()
+        self._lock = threading.Lock()
+        self._failure: str | None = None  # why nothing more can be stored
+        self._sender = threading.Thread(target=self._send_arrivals, name="synthgate-journal-send")
+        self._receiver = threading.Thread(target=self._receive_replies, name="synthgate-journal-receive")
+        self._sender.start()
+        self._receiver.start()
 
     def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
         return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, body=body, attempts=attempts,
@@ -117,33 +126,26 @@ class JournalWriter:
     def close(self) -> None:
         """Finish every submitted write, then stop. Called even after Ctrl-C: nothing received is dropped."""
         self._halt.set()
-        if self._thread.is_alive():
+        if self._sender.is_alive():
             self._queue.put(None)
-            self._thread.join()
+            self._sender.join()
         try:
-            self._conn.send(None)
+            self._conn.send(None)  # after every arrival: the writer answers them all, then exits
         except OSError:
             pass  # the writer is already gone
+        self._receiver.join()
         self._process.join()
         self._conn.close()
 
     def _submit(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
-        if not self._thread.is_alive():
+        if not self._sender.is_alive():
             raise RuntimeError("the journal writer has stopped")
         future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
         self._queue.put((arrival, future))
         return future
 
-    def _forward(self) -> None:
-        try:
-            kind, detail = self._conn.recv()  # "ready", or why the writer could not start
-        except (EOFError, OSError) as exc:
-            kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
-        failure = None if kind == "ready" else detail
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
+    def _send_arrivals(self) -> None:
+        while (item := self._queue.get()) is not None:
             batch = [item]
             while len(batch) < _BATCH:
                 try:
@@ -154,16 +156,38 @@ class JournalWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            if failure is not None:
-                kind, detail = "failed", failure
-            else:
-                try:
-                    self._conn.send([arrival for arrival, _ in batch])
-                    kind, detail = self._conn.recv()
-                except (EOFError, OSError) as exc:
-                    kind, detail = "failed", f"the journal writer process ended ({type(exc).__name__})"
             futures = [future for _, future in batch]
-            _resolve(futures, detail if kind == "ok" else [RuntimeError(f"storing answers failed: {detail}")] * len(batch))
+            with self._lock:
+                failure = self._failure
+                if failure is None:
+                    self._sent.append(futures)
+            if failure is not None:
+                _fail(futures, failure)
+                continue
+            try:
+                self._conn.send([arrival for arrival, _ in batch])
+            except OSError:
+                pass  # the writer is gone: the receiver fails everything sent
+
+    def _receive_replies(self) -> None:
+        try:
+            kind, detail = self._conn.recv()  # ("ready", None), or ("error", why the writer could not start)
+            while kind != "error":
+                if kind != "ready":  # "ok" or "failed": the reply to the oldest message sent
+                    with self._lock:
+                        futures = self._sent.popleft()
+                    if kind == "ok":
+                        _resolve(futures, detail)
+                    else:
+                        _fail(futures, detail)
+                kind, detail = self._conn.recv()
+        except (EOFError, OSError) as exc:  # also how a normal close ends, with nothing left unanswered
+            detail = f"the journal writer process ended ({type(exc).__name__})"
+        with self._lock:
+            self._failure = detail
+            unanswered, self._sent = list(self._sent), deque()
+        for futures in unanswered:
+            _fail(futures, detail)
 
 
 def _serve(
@@ -194,27 +218,55 @@ def _serve(
         return
     store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
     conn.send(("ready", None))
-    while True:
-        # Answers first: a stored answer is one a kill cannot lose. The journal only has to stay
-        # ahead of the sender, and a chunk of it takes a few milliseconds.
+    stopping = False
+    while not stopping:
+        # Answers first. The journal only has to stay ahead of the sender, and a chunk of it takes
+        # a few milliseconds.
         if not calls.done and not conn.poll():
             calls.journal_chunk()
             continue
+        messages, stopping = _gather(conn)
+        if not messages:
+            continue
+        arrivals = [arrival for message in messages for arrival in message]
         try:
-            batch = conn.recv()
-        except EOFError:
-            break  # the parent is gone (e.g. kill -9); everything it handed over is committed
-        if batch is None:
-            break
-        try:
-            reply: tuple[str, Any] = ("ok", store.store(batch)) if calls.error is None else ("failed", calls.error)
+            if calls.error is not None:
+                raise RuntimeError(calls.error)
+            outcomes = store.store(arrivals)
         except Exception:  # noqa: BLE001 - the batch was rolled back; the parent stops the run
-            reply = ("failed", traceback.format_exc())
+            replies: list[tuple[str, Any]] = [("failed", traceback.format_exc())] * len(messages)
+        else:
+            replies, start = [], 0
+            for message in messages:
+                replies.append(("ok", outcomes[start : start + len(message)]))
+                start += len(message)
         try:
-            conn.send(reply)
+            for reply in replies:
+                conn.send(reply)
         except OSError:
-            break
+            pass  # the parent is gone (e.g. kill -9): what it handed over is committed all the same
     engine.dispose()
+
+
+def _gather(conn: Connection) -> tuple[list[list[Arrival]], bool]:
+    """The next group commit: the messages that arrive within GROUP_WINDOW of the first (at most
+    _BATCH arrivals), and whether the parent is done (it said so, or it is gone).
+
+    Waiting a little turns a trickle of answers into batches of tens: each commit's fixed cost
+    (a transaction, an fsync, a checker pass) is paid once for all of them.
+    """
+    messages: list[list[Arrival]] = []
+    deadline = time.monotonic() + GROUP_WINDOW
+    try:
+        while True:
+            message = conn.recv()
+            if message is None:
+                return messages, True
+            messages.append(message)
+            if sum(len(m) for m in messages) >= _BATCH or not conn.poll(max(0.0, deadline - time.monotonic())):
+                return messages, False
+    except EOFError:
+        return messages, True  # the parent is gone (e.g. kill -9); store what it handed over, then stop
 
 
 class _Backlog:
@@ -370,3 +422,7 @@ def _resolve(futures: list[asyncio.Future[CallOutcome]], results: list[CallOutco
         futures[0].get_loop().call_soon_threadsafe(settle)
     except RuntimeError:
         pass  # the event loop is gone (Ctrl-C); the writes themselves are committed, which is what matters
+
+
+def _fail(futures: list[asyncio.Future[CallOutcome]], why: str) -> None:
+    _resolve(futures, [RuntimeError(f"storing answers failed: {why}")] * len(futures))
