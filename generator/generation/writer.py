@@ -217,7 +217,10 @@ def _serve(
         conn.send(("error", f"the journal writer could not start:\n{traceback.format_exc()}"))
         return
     store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
-    conn.send(("ready", None))
+    try:
+        conn.send(("ready", None))
+    except OSError:
+        pass  # the parent is gone (e.g. kill -9): what it handed over meanwhile is in the pipe, stored below
     stopping = False
     while not stopping:
         # Answers first. The journal only has to stay ahead of the sender, and a chunk of it takes
