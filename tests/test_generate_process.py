@@ -56,7 +56,7 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
 
         calls, candidates = _calls_and_candidates(project_dir)
         answered_before = sum(call.status == "ok" for call in calls)
-        assert len(calls) == requests  # the writer journals the run ahead of the sender, before it stores an answer
+        assert len(calls) == requests  # all journaled: the writer's first chunk (before any answer is stored) holds the rest
         assert 3 <= answered_before < requests
         # Every stored answer has all its candidates: answers and candidates commit together.
         assert Counter(c.call_id for c in candidates) == {call.id: per_request for call in calls if call.status == "ok"}

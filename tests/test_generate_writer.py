@@ -25,17 +25,16 @@ KEY = {"OPENAI_API_KEY": "sk-test-writer-0123456789"}
 # no reply awaited. The writer (still building its checker when the first arrivals come) must
 # commit them all on its own.
 _SENDER = """
-import asyncio, os, signal, sys
+import asyncio, json, os, signal, sys
+from pathlib import Path
 from generator.generation.engine import Generation
 from generator.generation.journal import OpenCall
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
-from generator.store.db import open_store
 
-project = Project.locate(__import__("pathlib").Path(sys.argv[1]), None)
-engine = open_store(project.db_url)
+project = Project.locate(Path(sys.argv[1]), None)
 generation = Generation(project, project.config.generate)
-answers = {int(call_id): body for call_id, body in __import__("json").loads(sys.argv[2]).items()}
+answers = {int(call_id): body for call_id, body in json.loads(sys.argv[2]).items()}
 
 async def hand_over() -> None:
     writer = JournalWriter(db_url=project.db_url, project=project, holdout=generation.holdout, prices=generation.prices,
@@ -64,8 +63,8 @@ def test_answers_handed_to_the_writer_are_committed_after_the_sender_is_killed(p
         session.execute(update(LLMCall).values(status="pending", response_text=None))
         session.commit()
 
-    sender = subprocess.run([sys.executable, "-c", _SENDER, str(project_dir), json.dumps(answers), run_id], cwd=REPO, timeout=60, env={**os.environ, **KEY},
-                            capture_output=True, text=True)
+    sender = subprocess.run([sys.executable, "-c", _SENDER, str(project_dir), json.dumps(answers), run_id], cwd=REPO, timeout=60,
+                            env={**os.environ, **KEY}, capture_output=True, text=True)
     assert sender.returncode == -9, sender.stderr
 
     deadline = time.monotonic() + 30

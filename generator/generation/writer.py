@@ -2,8 +2,8 @@
 
 Answers that arrive within GROUP_WINDOW of each other are committed together (group commit): one
 transaction, one fsync and one checker pass for many calls. A call's answer and its candidates
-commit atomically. The writer is a
-separate process so that parsing, checks and SQLite do not compete with the SDK calls for the GIL.
+commit atomically. The writer is a separate process so that journaling, parsing, checks and
+SQLite do not compete with the SDK calls for the GIL.
 """
 
 from __future__ import annotations
