@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -41,6 +42,20 @@ def _answered(project_dir: Path) -> int:
         return 0
 
 
+def _wait_for_the_orphaned_writer(project_dir: Path) -> None:
+    (lock,) = (project_dir / ".synthgate").glob("run-*.lock")
+    deadline = time.monotonic() + 30
+    with open(lock) as handle:
+        while True:  # the run's lock: the writer holds it until it has stored everything and exited
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the writer did not finish"
+                time.sleep(0.05)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(project_dir: Path) -> None:
     requests, per_request, concurrency = 12, 2, 2
     with FakeLLMServer(FaultPlan(latency=0.25)) as fake:
@@ -53,6 +68,7 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
+        _wait_for_the_orphaned_writer(project_dir)  # it commits what it was handed, then lets go of the run
 
         calls, candidates = _calls_and_candidates(project_dir)
         answered_before = sum(call.status == "ok" for call in calls)
@@ -68,7 +84,7 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
         assert summary["resumed"] is True and summary["requests_answered_before"] == answered_before
         assert summary["requests_sent"] == requests - answered_before
         assert fake.requests - sent_before == requests - answered_before  # no stored answer was paid for twice
-        assert sent_before - answered_before <= concurrency  # only answers in flight at the kill were lost
+        assert sent_before - answered_before <= concurrency  # only requests in flight at the kill were lost
 
     calls, candidates = _calls_and_candidates(project_dir)
     assert sorted(call.request_index for call in calls) == list(range(requests))

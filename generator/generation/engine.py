@@ -131,6 +131,10 @@ class Generation:
             # the collector's sight, no full collection stalls the event loop (~0.1 s per pass at
             # this heap size) and the forked writer's collections leave the pages it shares alone.
             gc.freeze()
+            # No SQLite connection may be open across the fork: the writer's SQLite would inherit
+            # this process's lock bookkeeping, believe it holds locks only this process holds, and
+            # crash (SIGBUS on the WAL index) once this process is killed and another one checkpoints.
+            engine.dispose()
             # The writer, on the other core, journals the backlog ahead of the sender (which starts on
             # the head start) in between storing the answers.
             writer = JournalWriter(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import queue
 import signal
 import threading
 import time
@@ -81,11 +80,13 @@ class JournalWriter:
     """Hands arrivals to the writer process and resolves each caller's future once they are committed.
 
     The writer is a forked process, so journaling, parsing, checks and SQLite run on another core
-    than the event loop and the SDK calls. Arrivals go into the pipe the moment they are submitted
-    (one thread sends, another reads the writer's replies, in order), so once this process is
-    killed the writer still commits every one it was handed, then exits. Between stored batches
-    it journals `backlog` (the run's calls not journaled yet: forked, it continues the parent's
-    iterator), ahead of the sender.
+    than the event loop and the SDK calls. Each arrival is written into the pipe by the call that
+    submits it, before the worker sends its next request, so a kill of this process at any moment
+    loses no answer it received: the writer commits what is in the pipe, then exits. (A full pipe
+    blocks the event loop until the writer catches up: sending then waits for storing.) A thread
+    reads the writer's replies, in order, and settles the futures. Between stored batches the
+    writer journals `backlog` (the run's calls not journaled yet: forked, it continues the
+    parent's iterator), ahead of the sender.
     """
 
     def __init__(
@@ -102,14 +103,12 @@ class JournalWriter:
         )
         self._process.start()
         child.close()
-        self._queue: queue.Queue[tuple[Arrival, asyncio.Future[CallOutcome]] | None] = queue.Queue()
-        # Futures of the messages sent and not answered yet, oldest first (the writer replies in order).
-        self._sent: deque[list[asyncio.Future[CallOutcome]]] = deque()
+        # Futures of the arrivals sent and not answered yet, oldest first (the writer replies in order).
+        self._sent: deque[asyncio.Future[CallOutcome]] = deque()
         self._lock = threading.Lock()
         self._failure: str | None = None  # why nothing more can be stored
-        self._sender = threading.Thread(target=self._send_arrivals, name="synthgate-journal-send")
+        self._closed = False
         self._receiver = threading.Thread(target=self._receive_replies, name="synthgate-journal-receive")
-        self._sender.start()
         self._receiver.start()
 
     def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
@@ -126,9 +125,7 @@ class JournalWriter:
     def close(self) -> None:
         """Finish every submitted write, then stop. Called even after Ctrl-C: nothing received is dropped."""
         self._halt.set()
-        if self._sender.is_alive():
-            self._queue.put(None)
-            self._sender.join()
+        self._closed = True
         try:
             self._conn.send(None)  # after every arrival: the writer answers them all, then exits
         except OSError:
@@ -138,56 +135,43 @@ class JournalWriter:
         self._conn.close()
 
     def _submit(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
-        if not self._sender.is_alive():
+        if self._closed:
             raise RuntimeError("the journal writer has stopped")
         future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.put((arrival, future))
+        with self._lock:
+            failure = self._failure
+            if failure is None:
+                self._sent.append(future)
+        if failure is not None:
+            _fail([future], failure)
+            return future
+        try:
+            self._conn.send(arrival)
+        except OSError:
+            pass  # the writer is gone: the receiver fails everything sent
         return future
-
-    def _send_arrivals(self) -> None:
-        while (item := self._queue.get()) is not None:
-            batch = [item]
-            while len(batch) < _BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(more)
-            futures = [future for _, future in batch]
-            with self._lock:
-                failure = self._failure
-                if failure is None:
-                    self._sent.append(futures)
-            if failure is not None:
-                _fail(futures, failure)
-                continue
-            try:
-                self._conn.send([arrival for arrival, _ in batch])
-            except OSError:
-                pass  # the writer is gone: the receiver fails everything sent
 
     def _receive_replies(self) -> None:
         try:
             kind, detail = self._conn.recv()  # ("ready", None), or ("error", why the writer could not start)
             while kind != "error":
-                if kind != "ready":  # "ok" or "failed": the reply to the oldest message sent
+                # ("ok", outcomes) or ("failed", (why, count)): the reply for the oldest arrivals sent
+                if kind != "ready":
+                    count = len(detail) if kind == "ok" else detail[1]
                     with self._lock:
-                        futures = self._sent.popleft()
+                        futures = [self._sent.popleft() for _ in range(count)]
                     if kind == "ok":
                         _resolve(futures, detail)
                     else:
-                        _fail(futures, detail)
+                        _fail(futures, detail[0])
                 kind, detail = self._conn.recv()
         except (EOFError, OSError) as exc:  # also how a normal close ends, with nothing left unanswered
             detail = f"the journal writer process ended ({type(exc).__name__})"
         with self._lock:
             self._failure = detail
             unanswered, self._sent = list(self._sent), deque()
-        for futures in unanswered:
-            _fail(futures, detail)
+        if unanswered:
+            _fail(unanswered, detail)
 
 
 def _serve(
@@ -228,48 +212,43 @@ def _serve(
         if not calls.done and not conn.poll():
             calls.journal_chunk()
             continue
-        messages, stopping = _gather(conn)
-        if not messages:
+        arrivals, stopping = _gather(conn)
+        if not arrivals:
             continue
-        arrivals = [arrival for message in messages for arrival in message]
         try:
             if calls.error is not None:
                 raise RuntimeError(calls.error)
-            outcomes = store.store(arrivals)
+            reply: tuple[str, Any] = ("ok", store.store(arrivals))
         except Exception:  # noqa: BLE001 - the batch was rolled back; the parent stops the run
-            replies: list[tuple[str, Any]] = [("failed", traceback.format_exc())] * len(messages)
-        else:
-            replies, start = [], 0
-            for message in messages:
-                replies.append(("ok", outcomes[start : start + len(message)]))
-                start += len(message)
+            reply = ("failed", (traceback.format_exc(), len(arrivals)))
         try:
-            for reply in replies:
-                conn.send(reply)
+            conn.send(reply)
         except OSError:
             pass  # the parent is gone (e.g. kill -9): what it handed over is committed all the same
     engine.dispose()
 
 
-def _gather(conn: Connection) -> tuple[list[list[Arrival]], bool]:
-    """The next group commit: the messages that arrive within GROUP_WINDOW of the first (at most
-    _BATCH arrivals), and whether the parent is done (it said so, or it is gone).
+def _gather(conn: Connection) -> tuple[list[Arrival], bool]:
+    """The next group commit: the arrivals that come within GROUP_WINDOW of the first (at most
+    _BATCH), and whether the parent is done (it said so, or it is gone).
 
     Waiting a little turns a trickle of answers into batches of tens: each commit's fixed cost
     (a transaction, an fsync, a checker pass) is paid once for all of them.
     """
-    messages: list[list[Arrival]] = []
+    arrivals: list[Arrival] = []
     deadline = time.monotonic() + GROUP_WINDOW
     try:
         while True:
-            message = conn.recv()
-            if message is None:
-                return messages, True
-            messages.append(message)
-            if sum(len(m) for m in messages) >= _BATCH or not conn.poll(max(0.0, deadline - time.monotonic())):
-                return messages, False
-    except EOFError:
-        return messages, True  # the parent is gone (e.g. kill -9); store what it handed over, then stop
+            arrival = conn.recv()
+            if arrival is None:
+                return arrivals, True
+            arrivals.append(arrival)
+            if len(arrivals) >= _BATCH or not conn.poll(max(0.0, deadline - time.monotonic())):
+                return arrivals, False
+    except (EOFError, OSError):
+        # The parent is gone (e.g. kill -9): store what it handed over, then stop. (A parent that
+        # dies with our replies unread resets the socket: ConnectionResetError, after its data.)
+        return arrivals, True
 
 
 class _Backlog:
