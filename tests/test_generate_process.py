@@ -113,3 +113,29 @@ def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> N
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_ctrl_c_stores_every_answer_received_and_says_how_to_resume(project_dir: Path) -> None:
+    requests, concurrency = 12, 3
+    with FakeLLMServer(FaultPlan(latency=0.3)) as fake:
+        args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests),
+                "--per-request", "1", "--concurrency", str(concurrency), "--json"]
+        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while _answered(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        assert "run the same command again" in err and "Traceback" not in err
+        # The process waited for its writer: every answer it received is stored by the time it exits.
+        calls, candidates = _calls_and_candidates(project_dir)
+        answered = sum(call.status == "ok" for call in calls)
+        assert 3 <= answered < requests and len(candidates) == answered
+        assert fake.requests - answered <= concurrency  # only requests in flight at Ctrl-C went unanswered
+
+        sent_before = fake.requests
+        rerun = run_cli(*args, cwd=REPO, env=KEY)
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["requests_sent"] == requests - answered == fake.requests - sent_before

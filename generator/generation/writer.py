@@ -145,10 +145,15 @@ class JournalWriter:
         if failure is not None:
             _fail([future], failure)
             return future
+        # Ctrl-C is held off while the message is written: a large one takes two writes, and half a
+        # message in the pipe would make the writer drop everything after it.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self._conn.send(arrival)
         except OSError:
             pass  # the writer is gone: the receiver fails everything sent
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return future
 
     def _receive_replies(self) -> None:
