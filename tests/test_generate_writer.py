@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
+from generator.generation.writer import _ctrl_c_deferred
 from generator.store.db import open_store
 from generator.store.models import Candidate, LLMCall
 from tests.conftest import REPO, run_cli
@@ -77,3 +79,18 @@ def test_answers_handed_to_the_writer_are_committed_after_the_sender_is_killed(p
     engine.dispose()
     assert [call.status for call in calls] == ["ok"] * 8
     assert len(candidates) == 16 and {c.call_id for c in candidates} == {call.id for call in calls}
+
+
+def test_ctrl_c_while_an_arrival_is_written_is_delivered_after_it() -> None:
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    written = False
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _ctrl_c_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(100_000):  # the interpreter runs pending handlers between these
+                    pass
+                written = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert written

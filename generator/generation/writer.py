@@ -9,6 +9,7 @@ SQLite do not compete with the SDK calls for the GIL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import signal
 import threading
@@ -145,15 +146,13 @@ class JournalWriter:
         if failure is not None:
             _fail([future], failure)
             return future
-        # Ctrl-C is held off while the message is written: a large one takes two writes, and half a
-        # message in the pipe would make the writer drop everything after it.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            self._conn.send(arrival)
-        except OSError:
-            pass  # the writer is gone: the receiver fails everything sent
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        # A large message takes two writes; Ctrl-C between them would leave half a message in the
+        # pipe, and the writer would drop everything after it.
+        with _ctrl_c_deferred():
+            try:
+                self._conn.send(arrival)
+            except OSError:
+                pass  # the writer is gone: the receiver fails everything sent
         return future
 
     def _receive_replies(self) -> None:
@@ -177,6 +176,26 @@ class JournalWriter:
             unanswered, self._sent = list(self._sent), deque()
         if unanswered:
             _fail(unanswered, detail)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Ctrl-C during the block is delivered after it, to whatever handler was there (asyncio's, say).
+
+    Swapping the Python-level handler, not masking the signal: Python runs handlers in the main
+    thread whichever thread the signal reached.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread runs signal handlers
+        return
+    caught: list[tuple[Any, ...]] = []
+    previous = signal.signal(signal.SIGINT, lambda *received: caught.append(received))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])
 
 
 def _serve(
