@@ -147,6 +147,7 @@ class Generation:
                 asyncio.run(Dispatcher(self, engine, provider, writer, stats, on_progress).run())
             finally:
                 writer.close()  # even on Ctrl-C: every answer received is committed
+                gc.unfreeze()  # the run is over: a caller that goes on (tests, a notebook) collects as usual
                 self._finish(engine, stats)
                 stats.seconds = time.perf_counter() - started
         return stats
