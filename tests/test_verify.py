@@ -120,12 +120,17 @@ def test_a_line_and_manifest_forged_together_still_fail_against_the_decision(eng
     ]
 
 
-def test_split_exports_verify_both_files(engine: Engine, tmp_path: Path) -> None:
-    ids = add(engine, *(chat(i) for i in range(10)))
-    for candidate in ids:
+def _exported_split(engine: Engine, tmp_path: Path) -> Path:
+    """Ten accepted candidates exported with a validation split; the training file's path."""
+    for candidate in add(engine, *(chat(i) for i in range(10))):
         decide(engine, candidate, "accept")
     out = tmp_path / "d.jsonl"
     export(engine, out, val_fraction=0.3)
+    return out
+
+
+def test_split_exports_verify_both_files(engine: Engine, tmp_path: Path) -> None:
+    out = _exported_split(engine, tmp_path)
     assert verify(engine, out).lines_checked == 10
     validation = tmp_path / "d.val.jsonl"
     text = validation.read_text().splitlines()
@@ -135,11 +140,7 @@ def test_split_exports_verify_both_files(engine: Engine, tmp_path: Path) -> None
 
 
 def test_a_missing_training_file_is_reported_and_the_validation_file_still_verifies(engine: Engine, tmp_path: Path) -> None:
-    ids = add(engine, *(chat(i) for i in range(10)))
-    for candidate in ids:
-        decide(engine, candidate, "accept")
-    out = tmp_path / "d.jsonl"
-    export(engine, out, val_fraction=0.3)
+    out = _exported_split(engine, tmp_path)
     out.unlink()
     report = verify(engine, out)
     assert problems(report) == [("d.jsonl", None, "the file is missing")]

@@ -216,13 +216,10 @@ def _serve(
         calls.journal_chunk()  # more work for the sender than its head start, while the checker is built
         with read_session(engine) as session:
             checker = CandidateChecker.from_store(session, project=project, holdout=holdout)
-    except SynthgateError as error:
-        journaled.set()
-        conn.send(("error", error.message))
-        return
-    except Exception:  # noqa: BLE001 - reported to the parent, which stops the run
-        journaled.set()
-        conn.send(("error", f"the journal writer could not start:\n{traceback.format_exc()}"))
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run
+        journaled.set()  # nothing more will be journaled: the sender must not wait for it
+        why = error.message if isinstance(error, SynthgateError) else f"the journal writer could not start:\n{traceback.format_exc()}"
+        conn.send(("error", why))
         return
     store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
     try:
@@ -283,8 +280,11 @@ class _Backlog:
         self.chunks = batched(rows, _JOURNAL_CHUNK)
         self.journaled = journaled  # set when done: the sender then knows every call there will be
         self.halt = halt  # set by the parent when the run ends early: the rest is the next run's work
-        self.done = False
         self.error: str | None = None  # why journaling failed; the next batch's reply carries it to the parent
+
+    @property
+    def done(self) -> bool:
+        return self.journaled.is_set()
 
     def journal_chunk(self) -> None:
         chunk = None if self.halt.is_set() else next(self.chunks, None)
@@ -296,7 +296,6 @@ class _Backlog:
             self.error = f"journaling the run's requests failed:\n{traceback.format_exc()}"
             chunk = None
         if chunk is None:
-            self.done = True
             self.journaled.set()
 
 

@@ -85,16 +85,18 @@ def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list
         fresh = [row for row in rows if row["source_key"] not in stored]
         if fresh:
             connection.execute(insert(_TABLE), fresh)
-        named = {row["filter_match"].removeprefix(SOURCE_MATCH_PREFIX) for row in fresh if _names_by_source(row["filter_match"])}
-        by_key = dict(connection.execute(select(_TABLE.c.source_key, _TABLE.c.id).where(_TABLE.c.source_key.in_([*keys, *named]))).all())
-        ids += [by_key[key] for key in keys]
-        relinks = [
-            {"row_id": by_key[row["source_key"]], "match": f"candidate:{by_key[row['filter_match'].removeprefix(SOURCE_MATCH_PREFIX)]}"}
+        # source key of a new candidate -> source key of the candidate its filter match names
+        originals = {
+            row["source_key"]: row["filter_match"].removeprefix(SOURCE_MATCH_PREFIX)
             for row in fresh
-            if _names_by_source(row["filter_match"])
-        ]
-        if relinks:
-            connection.execute(_RELINK, relinks)
+            if (row["filter_match"] or "").startswith(SOURCE_MATCH_PREFIX)
+        }
+        by_key = dict(connection.execute(
+            select(_TABLE.c.source_key, _TABLE.c.id).where(_TABLE.c.source_key.in_([*keys, *originals.values()]))
+        ).all())
+        ids += [by_key[key] for key in keys]
+        if originals:
+            connection.execute(_RELINK, [{"row_id": by_key[key], "match": f"candidate:{by_key[original]}"} for key, original in originals.items()])
     return ids
 
 
@@ -105,9 +107,6 @@ _CHUNK = 500  # keeps IN (...) lists well under every database's bound-parameter
 _TABLE = Candidate.__table__
 _RELINK = update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(filter_match=bindparam("match"))
 
-
-def _names_by_source(match: str | None) -> bool:
-    return match is not None and match.startswith(SOURCE_MATCH_PREFIX)
 
 def _row(candidate: NewCandidate, now: datetime) -> dict[str, Any]:
     if candidate.status not in ("pending", "filtered"):
