@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import pytest
 from sqlmodel import Session, select
 
 from generator.store.db import open_store
-from generator.store.models import Candidate, LLMCall
+from generator.store.models import Candidate, LLMCall, RunLease
 from tests.conftest import REPO, run_cli
 from tests.fake_llm_server import FakeLLMServer, FaultPlan
 
@@ -43,17 +42,24 @@ def _answered(project_dir: Path) -> int:
 
 
 def _wait_for_the_orphaned_writer(project_dir: Path) -> None:
-    (lock,) = (project_dir / ".synthgate").glob("run-*.lock")
+    """Until every process named in the run's lease is gone: the writer stores what it was handed, then exits."""
+    engine = open_store(f"sqlite:///{project_dir / '.synthgate' / 'queue.db'}")
+    with Session(engine) as session:
+        (lease,) = session.exec(select(RunLease))
+    engine.dispose()
     deadline = time.monotonic() + 30
-    with open(lock) as handle:
-        while True:  # the run's lock: the writer holds it until it has stored everything and exited
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "the writer did not finish"
-                time.sleep(0.05)
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    for pid in map(int, lease.holder.split()[1:]):
+        while _alive(pid):
+            assert time.monotonic() < deadline, "the writer did not finish"
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(project_dir: Path) -> None:
@@ -82,8 +88,9 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
         assert rerun.returncode == 0, rerun.stderr
         summary = json.loads(rerun.stdout)
         assert summary["resumed"] is True and summary["requests_answered_before"] == answered_before
-        assert summary["requests_sent"] == requests - answered_before
-        assert fake.requests - sent_before == requests - answered_before  # no stored answer was paid for twice
+        # An answer logged but not yet handed to the writer at the kill is stored from the log.
+        assert summary["requests_sent"] + summary["answers_recovered"] == requests - answered_before
+        assert fake.requests - sent_before == summary["requests_sent"]  # no answer received was paid for twice
         assert sent_before - answered_before <= concurrency  # only requests in flight at the kill were lost
 
     calls, candidates = _calls_and_candidates(project_dir)
@@ -92,6 +99,40 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
     assert len(candidates) == requests * per_request
     assert len({c.source_key for c in candidates}) == len(candidates)
     assert Counter(c.call_id for c in candidates) == {call.id: per_request for call in calls}
+
+
+def test_kill_9_of_the_whole_process_group_loses_no_answer_that_arrived(project_dir: Path) -> None:
+    """An OOM kill, a closed SSH session or a container stop kills the writer process too: the answer log keeps what arrived."""
+    requests, concurrency = 16, 4
+    with FakeLLMServer(FaultPlan(latency=0.2)) as fake:
+        args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests),
+                "--per-request", "1", "--concurrency", str(concurrency), "--json"]
+        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        log = project_dir / ".synthgate" / "answers"
+        deadline = time.monotonic() + 60
+        # Kill once a few answers are durable in the log, whether or not the store has them yet.
+        while time.monotonic() < deadline and process.poll() is None and sum(
+            len(path.read_bytes().splitlines()) for path in (log.glob("*.jsonl") if log.exists() else [])
+        ) < 3:
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
+        sent_before = fake.requests
+
+        rerun = run_cli(*args, cwd=REPO, env=KEY)
+        assert rerun.returncode == 0, rerun.stderr
+        summary = json.loads(rerun.stdout)
+        assert summary["status"] == "complete"
+        # Paid twice: at most the requests in flight at the kill (plus one fsync's worth of answers).
+        assert fake.requests - requests <= 2 * concurrency
+        assert summary["requests_answered_before"] + summary["answers_recovered"] >= 3
+        assert summary["requests_sent"] == fake.requests - sent_before
+
+    calls, candidates = _calls_and_candidates(project_dir)
+    assert sorted(call.request_index for call in calls) == list(range(requests)) and all(call.status == "ok" for call in calls)
+    assert len(candidates) == requests and len({c.source_key for c in candidates}) == requests
+    assert not any(log.iterdir())  # every answer stored: the log is removed
 
 
 def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from sqlmodel import Session, select
 from generator.cli import main
 from generator.store.db import open_store
 from generator.store.intake import NewCandidate, add_candidates
-from generator.store.models import Candidate, LLMCall, Run, SeedRecord
+from generator.store.models import Candidate, LLMCall, Run, RunLease, SeedRecord
 from generator.store.queue import record_decision
 from tests.fake_llm_server import FakeLLMServer, FaultPlan
 
@@ -449,52 +452,70 @@ def test_a_broken_holdout_file_stops_generation_before_anything_is_written(serve
 # --- robustness ------------------------------------------------------------------------------
 
 
-def test_a_failing_store_stops_the_run_without_losing_or_half_writing_anything(server, generate, project_dir: Path, monkeypatch) -> None:
-    from generator.checks import CandidateChecker
+def _sql(project_dir: Path, statement: str) -> None:
+    """Change the store as another program would: the plain sqlite3 module, no synthgate code."""
+    connection = sqlite3.connect(project_dir / ".synthgate" / "queue.db")
+    with connection:
+        connection.execute(statement)
+    connection.close()
 
-    def broken(self, items):  # noqa: ANN001, ANN202 - stands in for a bug in a check
-        raise RuntimeError("check exploded")
 
-    monkeypatch.setattr(CandidateChecker, "check_new", broken)  # the forked writer process inherits it
+def test_a_failing_store_stops_the_run_and_the_next_one_stores_its_answers_without_paying_again(server, generate, project_dir: Path) -> None:
     fake = server()
-    result = generate(*openai_args(fake, "-n", "4", "--per-request", "2"))
+    args = openai_args(fake, "-n", "4", "--per-request", "2", "--json")
+    assert generate(*args, "--dry-run").code == 0  # creates the store
+    _sql(project_dir, "CREATE TRIGGER broken BEFORE INSERT ON candidate BEGIN SELECT RAISE(ABORT, 'candidates refused today'); END")
+    result = generate(*args)
     assert result.code == 1
-    assert "storing answers failed" in result.err and "check exploded" in result.err
-    assert {c.status for c in rows(project_dir, LLMCall)} == {"pending"}  # the batch rolled back whole
+    assert "storing answers failed" in result.err and "candidates refused today" in result.err and "Traceback" not in result.err
+    assert {c.status for c in rows(project_dir, LLMCall)} == {"pending"}  # every batch rolled back whole
     assert rows(project_dir, Candidate) == []
+    assert fake.requests == 2  # they were paid for: the answer log keeps them
+
+    _sql(project_dir, "DROP TRIGGER broken")
+    rerun = generate(*args)
+    assert rerun.code == 0, rerun.err
+    assert rerun.json["requests_sent"] == 0 and rerun.json["answers_recovered"] == 2 and fake.requests == 2
+    assert {c.status for c in rows(project_dir, LLMCall)} == {"ok"} and len(rows(project_dir, Candidate)) == 4
+    assert list((project_dir / ".synthgate" / "answers").iterdir()) == []  # all stored: the log is gone
 
 
-@pytest.mark.parametrize("how", ["raises", "dies"])
-def test_a_writer_that_cannot_start_stops_the_run_and_keeps_the_journal(server, generate, project_dir: Path, monkeypatch, how: str) -> None:
-    import os
-
-    from generator.checks import CandidateChecker
-
-    def broken(cls, session, *, project, **_: Any):  # noqa: ANN001, ANN202 - runs in the forked writer only
-        if how == "dies":
-            os._exit(3)  # the writer process is gone before it says it is ready
-        raise RuntimeError("no checker today")
-
-    monkeypatch.setattr(CandidateChecker, "from_store", classmethod(broken))
+def test_a_writer_that_cannot_journal_stops_the_run_and_keeps_the_journal(server, generate, project_dir: Path) -> None:
     fake = server()
-    result = generate(*openai_args(fake, "-n", "4", "--per-request", "2"))
-    assert result.code == 1 and "storing answers failed" in result.err
-    assert ("no checker today" if how == "raises" else "the journal writer process ended") in result.err
-    assert {c.status for c in rows(project_dir, LLMCall)} == {"pending"}  # nothing half-stored; a rerun sends them
-    assert rows(project_dir, Candidate) == [] and rows(project_dir, Run)[0].status == "stopped"
+    # Concurrency 1: this process journals a head start of 2 calls, the writer process the rest.
+    args = openai_args(fake, "-n", "8", "--per-request", "2", "--concurrency", "1")
+    assert generate(*args, "--dry-run").code == 0
+    _sql(project_dir, "CREATE TRIGGER broken BEFORE INSERT ON llm_call WHEN NEW.request_index >= 2 "
+                      "BEGIN SELECT RAISE(ABORT, 'no journal today'); END")
+    result = generate(*args)
+    assert result.code == 1 and "no journal today" in result.err and "Traceback" not in result.err
+    assert sorted(c.request_index for c in rows(project_dir, LLMCall)) == [0, 1]  # nothing half-journaled
+    assert rows(project_dir, Run)[0].status == "stopped"
+
+    _sql(project_dir, "DROP TRIGGER broken")
+    rerun = generate(*args, "--json")
+    assert rerun.code == 0, rerun.err
+    assert rerun.json["requests_sent"] + rerun.json["answers_recovered"] + rerun.json["requests_answered_before"] == 4
+    assert fake.requests == 4  # nothing paid twice
+    assert len(rows(project_dir, Candidate)) == 8
 
 
 def test_a_second_process_on_the_same_run_is_refused(server, generate, project_dir: Path, monkeypatch) -> None:
-    import fcntl
+    from generator.generation import run_lease
 
-    from generator.generation import journal
-
-    monkeypatch.setattr(journal, "LOCK_PATIENCE", 0.2)
+    monkeypatch.setattr(run_lease, "PATIENCE", 0.2)
     fake = server()
     args = openai_args(fake, "-n", "2", "--json")
     run_id = generate(*args, "--dry-run").json["run_id"]
-    with open(project_dir / ".synthgate" / f"run-{run_id}.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        result = generate(*args)
-    assert result.code == 1 and "already being generated by another process" in result.err
+    # Held by a process on another machine sharing the store: only the lease's expiry frees it.
+    expires = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    _sql(project_dir, f"INSERT INTO run_lease (run_id, holder, expires_at) VALUES ('{run_id}', 'elsewhere.example 4242', '{expires}')")
+    result = generate(*args)
+    assert result.code == 1 and "being generated by another process (host elsewhere.example, process 4242" in result.err
     assert fake.requests == 0
+
+    # The same holder on this machine, its process gone (kill -9): taken over at once.
+    _sql(project_dir, f"UPDATE run_lease SET holder = '{socket.gethostname()} {2**22 + 7}'")
+    taken_over = generate(*args)
+    assert taken_over.code == 0, taken_over.err
+    assert fake.requests == 1 and rows(project_dir, RunLease) == []  # released at the end

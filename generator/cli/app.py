@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from generator import __version__
-from generator.errors import SynthgateError, UserError
+from generator.errors import SynthgateError, UserError, WorkFailed
 from generator.project import DB_ENV, Project
 
 app = typer.Typer(
@@ -103,8 +103,16 @@ def main() -> None:
 
     (Ctrl-C needs nothing here: typer turns it into exit code 130 itself.)
     """
+    from sqlalchemy.exc import OperationalError
+
+    from generator.store.db import store_fault
+
     try:
         app(prog_name="synthgate")
     except SynthgateError as error:
         err_console.print(error.render())
         sys.exit(error.exit_code)
+    except OperationalError as error:  # the store failed under a command: locked, read-only, full, gone
+        err_console.print(WorkFailed(f"the review store failed: {store_fault(error)}",
+                                     fix="check the store (--db) and its folder, then run the same command again").render())
+        sys.exit(WorkFailed.exit_code)

@@ -19,6 +19,8 @@ from generator.generation.pricing import estimate_tokens
 from generator.generation.providers.base import Provider, ProviderRequest
 from generator.generation.report import RunStats
 from generator.generation.secrets import KEY_ENV
+from generator.generation.answer_log import Arrival
+from generator.generation.run_lease import RunLeaseHolder
 from generator.generation.writer import CallOutcome, JournalWriter
 from generator.store.db import read_session
 
@@ -39,7 +41,7 @@ class Dispatcher:
 
     def __init__(
         self, generation: Generation, engine: Engine, provider: Provider, writer: JournalWriter, stats: RunStats,
-        on_progress: Callable[[RunStats], None],
+        on_progress: Callable[[RunStats], None], *, lease: RunLeaseHolder,
     ) -> None:
         settings = generation.settings
         self.generation = generation
@@ -49,6 +51,7 @@ class Dispatcher:
         self.writer = writer
         self.stats = stats
         self.on_progress = on_progress
+        self.lease = lease
         self.policy = RetryPolicy(max_retries=settings.max_retries, deadline=settings.timeout)
         self.gate = RateLimitGate()
         self.throttle = Throttle(rpm=settings.rpm, tpm=settings.tpm)
@@ -63,10 +66,15 @@ class Dispatcher:
         # workers down instead of piling answers up in memory.
         self.store_slots = asyncio.Semaphore(4 * settings.concurrency)
 
-    async def run(self) -> None:
+    async def run(self, *, recovered: list[Arrival]) -> None:
+        """Store the answers an interrupted invocation logged (`recovered`), then send every open call."""
         settings = self.settings
         work: asyncio.Queue[journal.OpenCall | None] = asyncio.Queue(maxsize=settings.concurrency)
         try:
+            # Stored before any call is loaded, so none of them is sent (and paid for) again.
+            for arrival in recovered:
+                await self._store(self.writer.store_recovered, arrival)
+            await asyncio.gather(*self.storing, return_exceptions=True)
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._produce(work))
                 for lane in range(settings.concurrency):
@@ -77,8 +85,9 @@ class Dispatcher:
             self.stats.notes += self.provider.notes
             self.stats.stop_reason = self.stopping
         if self.store_error is not None:
+            kept = f"every answer received is kept in {self.writer.log_path}" if self.writer.log_error is None else self.writer.log_error
             raise WorkFailed(f"storing answers failed, so the run stopped: {self.store_error}",
-                             fix="run the same command again: stored answers are kept and the rest are sent again")
+                             fix=f"{kept}; once the store works, run the same command again: it stores them without paying again")
         if self.fatal is not None:
             raise _provider_refused(self.fatal, self.settings)
 
@@ -89,6 +98,9 @@ class Dispatcher:
     async def _produce(self, work: asyncio.Queue[journal.OpenCall | None]) -> None:
         after = -1
         while self.stopping is None:
+            if self.lease.lost:
+                self._stop("another process took this run over (its lease ran out here)")
+                break
             journaled = self.writer.journaled()  # before the load: if set, the load sees every call there will be
             calls = await asyncio.to_thread(self._load, after)
             if not calls:
@@ -162,10 +174,13 @@ class Dispatcher:
         latency_ms = (time.perf_counter() - started) * 1000
         await self._store(self.writer.store_answer, call, reserved=worst_case, body=body, attempts=attempts, latency_ms=latency_ms)
 
-    async def _store(self, submit: Callable[..., asyncio.Future[CallOutcome]], call: journal.OpenCall, *, reserved: float = 0.0, **details: Any) -> None:
+    async def _store(
+        self, submit: Callable[..., asyncio.Future[CallOutcome]], item: journal.OpenCall | Arrival, *, reserved: float = 0.0,
+        **details: Any,
+    ) -> None:
         """Hand a result to the writer; counters and budget settle once it is committed."""
         await self.store_slots.acquire()
-        future = submit(call, **details)
+        future = submit(item, **details)
         self.storing.add(future)
         future.add_done_callback(lambda done: self._stored(done, reserved))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from itertools import islice
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from generator.config import GenerateSection
 from generator.checks.reference import load_holdout
@@ -26,10 +28,12 @@ from generator.generation.providers.base import Provider
 from generator.generation.report import DryRun, RunStats
 from generator.generation.secrets import api_key
 from generator.generation.templates import PromptTemplate
+from generator.generation.answer_log import answer_log_path, read_answer_log
+from generator.generation.run_lease import run_lease
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
 from generator.seeds import Seed, load_project_seeds
-from generator.store.db import read_session, write_session
+from generator.store.db import read_session, store_fault, write_session
 from generator.store.intake import sync_seeds
 from generator.store.models import Run
 
@@ -96,6 +100,10 @@ class Generation:
     def planner(self, reasons: list[tuple[str, int]]) -> RequestPlanner:
         return RequestPlanner(settings=self.settings, template=self.template, seeds=self.seeds, context=self.context, rejection_reasons=reasons)
 
+    def planner_for(self, run: Run) -> RequestPlanner:
+        """The planner of a stored run: a resumed run keeps the feedback it started with, so its remaining prompts are the planned ones."""
+        return self.planner([tuple(pair) for pair in run.config.get("rejection_reasons", [])])
+
     def dry_run(self, engine: Engine) -> DryRun:
         """Render every prompt, estimate tokens and cost for the whole run; send and write nothing."""
         with read_session(engine) as session:
@@ -115,41 +123,47 @@ class Generation:
                       cost(output_tokens), cost(worst), self.settings.model)
 
     def run(self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None) -> RunStats:
-        """Journal the run (or find it), send every request it still lacks, and return what happened."""
-        # The SDK import (~0.7 s for openai) is process start-up, not work on the run: keep it out of
-        # the run's wall time, and out of the fork below, which then shares it with the writer.
-        import_provider(self.settings.provider)
-        started = time.perf_counter()
-        with journal.run_lock(self.project.state_dir, self.run_id):
-            with write_session(engine) as session:
-                sync_seeds(session, self.seeds, root=self.project.root)
-            stats, backlog = self._journal(engine)
-            if stats.status == "complete":
-                return stats
-            provenance = Provenance(run_id=self.run_id, template_hash=self.template.hash, model=self.settings.model, priced=self.priced)
-            # What exists now (modules, config, seeds, planner) lives as long as the run: taken out of
-            # the collector's sight, no full collection stalls the event loop (~0.1 s per pass at
-            # this heap size) and the forked writer's collections leave the pages it shares alone.
-            gc.freeze()
-            # No SQLite connection may be open across the fork: the writer's SQLite would inherit
-            # this process's lock bookkeeping, believe it holds locks only this process holds, and
-            # crash (SIGBUS on the WAL index) once this process is killed and another one checkpoints.
-            engine.dispose()
-            # The writer, on the other core, journals the backlog ahead of the sender (which starts on
-            # the head start) in between storing the answers.
-            writer = JournalWriter(
-                db_url=engine.url.render_as_string(hide_password=False), project=self.project, holdout=self.holdout,
-                provenance=provenance, prices=self.prices, backlog=backlog,
-            )
-            try:
-                provider = self._provider()  # clients, while the writer starts
-                on_progress(stats)
-                asyncio.run(Dispatcher(self, engine, provider, writer, stats, on_progress).run())
-            finally:
-                writer.close()  # even on Ctrl-C: every answer received is committed
-                gc.unfreeze()  # the run is over: a caller that goes on (tests, a notebook) collects as usual
-                self._finish(engine, stats)
-                stats.seconds = time.perf_counter() - started
+        """Lease and journal the run (or find it), store what an interrupted invocation left, send what it still lacks."""
+        provenance = Provenance(run_id=self.run_id, template_hash=self.template.hash, model=self.settings.model, priced=self.priced)
+        db_url = engine.url.render_as_string(hide_password=False)
+        log_path = answer_log_path(self.project.state_dir, db_url=engine.url.render_as_string(hide_password=True), run_id=self.run_id)
+        # Started first: the writer process starts up (~1 s) while this one imports the SDK.
+        writer = JournalWriter(project=self.project, settings=self.settings, db_url=db_url, run_id=self.run_id, provenance=provenance,
+                               log_path=log_path)
+        all_stored = False
+        stats: RunStats | None = None
+        try:
+            # The SDK import (~0.7 s for openai) is process start-up, not work on the run: it stays
+            # out of the run's wall time.
+            import_provider(self.settings.provider)
+            started = time.perf_counter()
+            with run_lease(engine, self.run_id, pids=[os.getpid(), writer.pid]) as lease:
+                with write_session(engine) as session:
+                    sync_seeds(session, self.seeds, root=self.project.root)
+                stats = self._journal(engine)
+                if stats.status == "complete":
+                    all_stored = writer.close()
+                    return stats
+                writer.begin()
+                # What exists now (modules, config, seeds, planner) lives as long as the run: taken out
+                # of the collector's sight, no full collection stalls the event loop (~0.1 s per pass
+                # at this heap size).
+                gc.freeze()
+                try:
+                    provider = self._provider()
+                    on_progress(stats)
+                    dispatcher = Dispatcher(self, engine, provider, writer, stats, on_progress, lease=lease)
+                    asyncio.run(dispatcher.run(recovered=read_answer_log(log_path)))
+                finally:
+                    all_stored = writer.close()  # even on Ctrl-C: every answer received is committed (or stays in the log)
+                    gc.unfreeze()  # the run is over: a caller that goes on (tests, a notebook) collects as usual
+                    self._finish(engine, stats, writer)
+                    stats.seconds = time.perf_counter() - started
+        finally:
+            all_stored = writer.close() and all_stored
+            if all_stored:
+                log_path.unlink(missing_ok=True)  # every answer in it is in the store now
+        assert stats is not None
         return stats
 
     def _provider(self) -> Provider:
@@ -159,8 +173,8 @@ class Generation:
             timeout=settings.timeout, concurrency=settings.concurrency, replay_file=self.replay_file,
         )
 
-    def _journal(self, engine: Engine) -> tuple[RunStats, Iterator[dict[str, Any]]]:
-        """Create (or find) the run and journal its first requests; returns the run's stats and the rows still to journal.
+    def _journal(self, engine: Engine) -> RunStats:
+        """Create (or find) the run and journal its first requests; returns the run's stats.
 
         Only a head start (enough to fill the workers and their queue) is journaled here, so sending
         starts at once; the writer process journals the rest ahead of the dispatcher.
@@ -182,8 +196,7 @@ class Generation:
                     config={**self.identity, "template": template_path, "rejection_reasons": reasons},
                 ),
             )
-            # A resumed run keeps the feedback it started with, so its remaining prompts are the planned ones.
-            planner = self.planner([tuple(pair) for pair in run.config.get("rejection_reasons", reasons)])
+            planner = self.planner_for(run)
             backlog = planner.journal_rows(run_id=run.id, skip=journal.planned_indices(session, run_id=run.id))
             journal.journal_calls(session, rows=list(islice(backlog, 2 * self.settings.concurrency)))
             totals = journal.run_totals(session, run_id=run.id)
@@ -192,14 +205,20 @@ class Generation:
             if totals.answered == planner.total:
                 journal.finish_run(session, run_id=run.id, status="complete", stop_reason=None)
                 stats.status, stats.already_complete = "complete", resumed
-        return stats, backlog
+        return stats
 
-    def _finish(self, engine: Engine, stats: RunStats) -> None:
-        with write_session(engine) as session:
-            totals = journal.run_totals(session, run_id=self.run_id)
-            unanswered = stats.total_requests - totals.answered  # journaled or not: a stopped run may not have journaled them all
-            stats.status = "complete" if unanswered == 0 else "stopped"
-            if stats.status == "stopped" and stats.stop_reason is None:
-                stats.stop_reason = f"{unanswered} request(s) without an answer"
-            journal.finish_run(session, run_id=self.run_id, status=stats.status, stop_reason=stats.stop_reason)
-            stats.run_cost_usd = totals.cost_usd
+    def _finish(self, engine: Engine, stats: RunStats, writer: JournalWriter) -> None:
+        if stats.recovered:
+            stats.notes.append(f"stored {stats.recovered} answer(s) an interrupted run had received (not paid again)")
+        try:
+            with write_session(engine) as session:
+                totals = journal.run_totals(session, run_id=self.run_id)
+                unanswered = stats.total_requests - totals.answered  # journaled or not: a stopped run may not have journaled them all
+                stats.status = "complete" if unanswered == 0 else "stopped"
+                if stats.status == "stopped" and stats.stop_reason is None:
+                    stats.stop_reason = f"{unanswered} request(s) without an answer"
+                journal.finish_run(session, run_id=self.run_id, status=stats.status, stop_reason=stats.stop_reason)
+                stats.run_cost_usd = totals.cost_usd
+        except (DBAPIError, OSError) as error:  # the store failed under the run: the answer log keeps what it could not take
+            stats.status = "stopped"
+            stats.stop_reason = stats.stop_reason or f"the review store failed: {store_fault(error)} (answers kept in {writer.log_path})"

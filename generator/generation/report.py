@@ -18,6 +18,7 @@ class RunStats:
     answered_before: int = 0
     requests_sent: int = 0
     cache_hits: int = 0
+    recovered: int = 0  # answers an interrupted invocation had received, stored now without paying again
     outcomes: Counter[str] = field(default_factory=Counter)  # calls by status: ok, invalid, truncated, refused, failed
     retries: int = 0
     candidates: int = 0
@@ -40,13 +41,15 @@ class RunStats:
 
     @property
     def done(self) -> int:
-        return self.answered_before + self.requests_sent + self.cache_hits - self.outcomes["failed"]
+        return self.answered_before + self.requests_sent + self.cache_hits + self.recovered - self.outcomes["failed"]
 
     def record(self, outcome: CallOutcome) -> None:
         if outcome.status == "duplicate":
             return
         if outcome.from_cache:
             self.cache_hits += 1
+        elif outcome.recovered:
+            self.recovered += 1
         else:
             self.requests_sent += 1
             self.input_tokens += outcome.input_tokens
@@ -66,6 +69,7 @@ class RunStats:
             "requests_answered_before": self.answered_before,
             "requests_sent": self.requests_sent,
             "cache_hits": self.cache_hits,
+            "answers_recovered": self.recovered,
             "failed_calls": self.failed_calls,
             "failures": {status: self.outcomes[status] for status in ("failed", "invalid", "truncated", "refused")},
             "retries": self.retries,

@@ -1,9 +1,21 @@
-"""Store-on-arrival: a writer process commits each answer as it arrives, and journals the run ahead of the sender.
+"""Store-on-arrival: each answer is logged durably at once, then a spawned writer process commits it with its candidates.
 
-Answers that arrive within GROUP_WINDOW of each other are committed together (group commit): one
-transaction, one fsync and one checker pass for many calls. A call's answer and its candidates
-commit atomically. The writer is a separate process so that journaling, parsing, checks and
-SQLite do not compete with the SDK calls for the GIL.
+The path of an answer: the event loop hands it over (a queue put, never blocking) → the log thread
+appends it to the run's answer log and fsyncs, together with whatever else arrived meanwhile, so
+it is durable before anything else happens to it → the pipe → the writer process, which parses,
+checks and commits the answers that arrive within GROUP_WINDOW of each other in one transaction
+(call rows and candidates together), and replies with each call's outcome. Between batches the
+writer journals the run's remaining requests, ahead of the sender.
+
+Why a process: parsing, checks and SQLite then run on the other core instead of competing with the
+SDK calls for the GIL. Why `spawn`, on every OS: the writer receives only plain, picklable inputs
+(the project, the settings, the run id) and rebuilds the rest itself, so nothing depends on what a
+fork would have copied (open connections, iterators, other threads' locks); it behaves the same on
+Linux, macOS and Windows. Its ~1 s start-up runs while this process imports the provider's SDK.
+
+A kill of this process alone: the writer stores what is in the pipe, then exits. A kill of the
+whole process group: the answer log holds every answer received more than one fsync ago, and the
+next run of the same command stores them before it sends anything.
 """
 
 from __future__ import annotations
@@ -11,35 +23,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
+import queue
 import signal
 import threading
 import time
-import traceback
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from generator.batching import batched
 from generator.checks import CandidateChecker
-from generator.checks.reference import Labelled
 from generator.errors import SynthgateError
 from generator.examples import Conversation
 from generator.generation import journal
+from generator.generation.answer_log import AnswerLog, Arrival
 from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
 from generator.project import Project
-from generator.store.db import create_store_engine, read_session, write_session
+from generator.store.db import create_store_engine, read_session, sqlite_path, store_fault, write_session
 from generator.store.intake import NewCandidate, add_candidates
-from generator.store.models import LLMCall, utcnow
+from generator.store.models import LLMCall, Run, utcnow
+
+if TYPE_CHECKING:
+    from generator.config import GenerateSection
 
 _BATCH = 256
 GROUP_WINDOW = 0.02  # seconds a commit waits for more answers after the first
 _JOURNAL_CHUNK = 128  # calls journaled per transaction (~20 ms): the sender sees them as each commits
+LOCKED_PATIENCE = 60.0  # seconds a batch is retried while another process holds the store's write lock
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class CallOutcome:
     output_tokens: int = 0
     cost_usd: float = 0.0
     from_cache: bool = False
+    recovered: bool = False  # an answer an earlier, interrupted invocation received and logged: not paid again
 
 
 @dataclass(frozen=True)
@@ -64,53 +84,59 @@ class Provenance:
 
 
 @dataclass(frozen=True)
-class Arrival:
-    """What the writer needs to store one call's result (small and picklable: no prompt)."""
+class _Pending:
+    arrival: Arrival
+    future: asyncio.Future[CallOutcome]
+    logged: bool  # already in the answer log (recovered from it)
 
-    call_id: int
-    asked: int
-    seed_ids: list[str]
-    body: str | None = None  # None: the call failed
-    error: str | None = None
-    attempts: int = 0
-    latency_ms: float | None = None
-    from_cache: bool = False
+
+_BEGIN = "begin"
 
 
 class JournalWriter:
-    """Hands arrivals to the writer process and resolves each caller's future once they are committed.
+    """Logs arrivals durably, hands them to the writer process and resolves each caller's future once committed.
 
-    The writer is a forked process, so journaling, parsing, checks and SQLite run on another core
-    than the event loop and the SDK calls. Each arrival is written into the pipe by the call that
-    submits it, before the worker sends its next request, so a kill of this process at any moment
-    loses no answer it received: the writer commits what is in the pipe, then exits. (A full pipe
-    blocks the event loop until the writer catches up: sending then waits for storing.) A thread
-    reads the writer's replies, in order, and settles the futures. Between stored batches the
-    writer journals `backlog` (the run's calls not journaled yet: forked, it continues the
-    parent's iterator), ahead of the sender.
+    Two threads: the log thread (append + fsync a group, then send it down the pipe: the only
+    writer of the pipe, so order is kept) and the receiver (reads the writer's replies, in order,
+    and settles the futures). Nothing here blocks the event loop.
     """
 
     def __init__(
-        self, *, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance, prices: PriceTable,
-        backlog: Iterator[dict[str, Any]],
+        self, *, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, log_path: Path,
     ) -> None:
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._journaled = context.Event()  # set once the backlog is committed (or the writer gave up on it)
         self._halt = context.Event()  # set when the run ends early: journaling the rest is the next run's work
         self._process = context.Process(
-            target=_serve, args=(child, self._conn, db_url, project, holdout, provenance, prices, backlog, self._journaled, self._halt),
-            name="synthgate-writer",
+            target=_serve, args=(child, project, settings, db_url, run_id, provenance, self._journaled, self._halt), name="synthgate-writer",
         )
-        self._process.start()
+        with _sigint_blocked():  # inherited: Ctrl-C stops this process; the writer finishes what it was handed
+            self._process.start()
         child.close()
+        self.log_path = log_path
+        self._log = AnswerLog(log_path)
+        self.log_error: str | None = None  # why the answer log could not be written (answers then rely on the store alone)
+        self._inbox: queue.SimpleQueue[_Pending | str | None] = queue.SimpleQueue()
         # Futures of the arrivals sent and not answered yet, oldest first (the writer replies in order).
         self._sent: deque[asyncio.Future[CallOutcome]] = deque()
         self._lock = threading.Lock()
         self._failure: str | None = None  # why nothing more can be stored
+        self.unstored = 0  # arrivals the store did not take (they stay in the answer log)
         self._closed = False
+        self._logger = threading.Thread(target=self._log_and_forward, name="synthgate-answer-log")
         self._receiver = threading.Thread(target=self._receive_replies, name="synthgate-journal-receive")
+        self._logger.start()
         self._receiver.start()
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def begin(self) -> None:
+        """The run is journaled and leased: the writer may journal the rest of it and store answers."""
+        self._inbox.put(_BEGIN)
 
     def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
         return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, body=body, attempts=attempts,
@@ -119,41 +145,79 @@ class JournalWriter:
     def store_failure(self, call: OpenCall, *, error: str, attempts: int) -> asyncio.Future[CallOutcome]:
         return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, error=error, attempts=attempts))
 
+    def store_recovered(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
+        """An answer found in the log of an earlier, interrupted invocation: stored without being logged again."""
+        return self._submit(arrival, logged=True)
+
     def journaled(self) -> bool:
         """Whether the writer has journaled every call it will (read it before loading calls, then that load sees them all)."""
         return self._journaled.is_set() or not self._process.is_alive()
 
-    def close(self) -> None:
-        """Finish every submitted write, then stop. Called even after Ctrl-C: nothing received is dropped."""
-        self._halt.set()
-        self._closed = True
-        try:
-            self._conn.send(None)  # after every arrival: the writer answers them all, then exits
-        except OSError:
-            pass  # the writer is already gone
-        self._receiver.join()
-        self._process.join()
-        self._conn.close()
+    def close(self) -> bool:
+        """Finish every submitted write, then stop; True if the store took every arrival.
 
-    def _submit(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
+        Called even after Ctrl-C: nothing received is dropped.
+        """
+        if not self._closed:
+            self._halt.set()
+            self._closed = True
+            self._inbox.put(None)  # after every arrival: the log thread sends them all, then tells the writer to finish
+            self._logger.join()
+            self._receiver.join()
+            self._process.join()
+            self._conn.close()
+            self._log.close()
+        return self.unstored == 0 and self.log_error is None
+
+    def _submit(self, arrival: Arrival, *, logged: bool = False) -> asyncio.Future[CallOutcome]:
         if self._closed:
             raise RuntimeError("the journal writer has stopped")
         future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
-        with self._lock:
-            failure = self._failure
-            if failure is None:
-                self._sent.append(future)
-        if failure is not None:
-            _fail([future], failure)
-            return future
-        # A large message takes two writes; Ctrl-C between them would leave half a message in the
-        # pipe, and the writer would drop everything after it.
-        with _ctrl_c_deferred():
-            try:
-                self._conn.send(arrival)
-            except OSError:
-                pass  # the writer is gone: the receiver fails everything sent
+        self._inbox.put(_Pending(arrival, future, logged))
         return future
+
+    def _log_and_forward(self) -> None:
+        """The log thread: append each group to the log (one write, one fsync), then send it to the writer."""
+        finished = False
+        while not finished:
+            group: list[_Pending] = []
+            item = self._inbox.get()
+            while True:
+                if item is None:
+                    finished = True
+                    break
+                if isinstance(item, _Pending):
+                    group.append(item)
+                else:
+                    self._send(item)  # _BEGIN: sent in order with the arrivals
+                try:
+                    item = self._inbox.get_nowait()  # whatever arrived meanwhile joins this group (and its fsync)
+                except queue.Empty:
+                    break
+            if group:
+                self._append_to_log([p.arrival for p in group if not p.logged])
+                with self._lock:
+                    failure = self._failure
+                    if failure is None:
+                        self._sent.extend(p.future for p in group)
+                if failure is not None:
+                    self.unstored += len(group)
+                    _fail([p.future for p in group], failure)
+                else:
+                    self._send([p.arrival for p in group])
+        self._send(None)
+
+    def _append_to_log(self, arrivals: list[Arrival]) -> None:
+        try:
+            self._log.append(arrivals)
+        except OSError as exc:  # e.g. the disk is full: the store may still take them (it may live elsewhere)
+            self.log_error = self.log_error or f"cannot write the answer log {self.log_path}: {exc.strerror or exc}"
+
+    def _send(self, message: Any) -> None:
+        try:
+            self._conn.send(message)
+        except OSError:
+            pass  # the writer is gone: the receiver fails everything sent
 
     def _receive_replies(self) -> None:
         try:
@@ -167,6 +231,7 @@ class JournalWriter:
                     if kind == "ok":
                         _resolve(futures, detail)
                     else:
+                        self.unstored += count
                         _fail(futures, detail[0])
                 kind, detail = self._conn.recv()
         except (EOFError, OSError) as exc:  # also how a normal close ends, with nothing left unanswered
@@ -175,57 +240,59 @@ class JournalWriter:
             self._failure = detail
             unanswered, self._sent = list(self._sent), deque()
         if unanswered:
+            self.unstored += len(unanswered)
             _fail(unanswered, detail)
 
 
 @contextlib.contextmanager
-def _ctrl_c_deferred() -> Iterator[None]:
-    """Ctrl-C during the block is delivered after it, to whatever handler was there (asyncio's, say).
-
-    Swapping the Python-level handler, not masking the signal: Python runs handlers in the main
-    thread whichever thread the signal reached.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread runs signal handlers
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block; a process started meanwhile keeps it blocked for good."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: Ctrl-C reaches the console's processes its own way
+        yield
         return
-    caught: list[tuple[Any, ...]] = []
-    previous = signal.signal(signal.SIGINT, lambda *received: caught.append(received))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught and callable(previous):
-            previous(*caught[0])
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _serve(
-    conn: Connection, parent_end: Connection, db_url: str, project: Project, holdout: list[Labelled], provenance: Provenance,
-    prices: PriceTable, backlog: Iterator[dict[str, Any]], journaled: Any, halt: Any,
+    conn: Connection, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, journaled: Any,
+    halt: Any,
 ) -> None:
-    """The writer process: build the checker, then store batches, journaling the backlog in between,
-    until told to stop or the parent is gone.
-
-    Forked: its arguments are the parent's own objects (the config, the holdout set already read,
-    the planner behind `backlog`), not copies.
-    """
-    parent_end.close()  # else our own copy of it would keep the pipe open after the parent dies
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; the writer finishes what it was handed
+    """The writer process: rebuild the run's inputs, wait for the run to begin, then store batches,
+    journaling the backlog in between, until told to stop or the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # where SIGINT could not be blocked before the start (Windows)
     try:
+        from generator.generation.engine import Generation  # the engine imports this module
+
+        # The same inputs as the parent's (a run id is the hash of all of them): the planner renders
+        # the same prompts, the checker compares with the same holdout set.
+        generation = Generation(project, settings, dry_run=True)
+        if generation.run_id != run_id:
+            raise SynthgateError("the seeds, template or settings changed while the run was starting",
+                                 fix="run the same command again")
         engine = create_store_engine(db_url)
+        if conn.recv() != _BEGIN:
+            return  # the run was already complete, or its lease is held elsewhere: nothing to do
+        with read_session(engine) as session:
+            run = session.get(Run, run_id)
+            assert run is not None, "the parent journals the run before it begins"
+            backlog = generation.planner_for(run).journal_rows(run_id=run_id, skip=journal.planned_indices(session, run_id=run_id))
         calls = _Backlog(engine, backlog, journaled=journaled, halt=halt)
         calls.journal_chunk()  # more work for the sender than its head start, while the checker is built
         with read_session(engine) as session:
-            checker = CandidateChecker.from_store(session, project=project, holdout=holdout)
+            checker = CandidateChecker.from_store(session, project=project, holdout=generation.holdout)
     except Exception as error:  # noqa: BLE001 - reported to the parent, which stops the run
         journaled.set()  # nothing more will be journaled: the sender must not wait for it
-        why = error.message if isinstance(error, SynthgateError) else f"the journal writer could not start:\n{traceback.format_exc()}"
-        conn.send(("error", why))
+        why = error.message if isinstance(error, SynthgateError) else f"the journal writer could not start: {store_fault(error)}"
+        with contextlib.suppress(OSError):
+            conn.send(("error", why))
         return
-    store = _Store(engine, checker=checker, provenance=provenance, prices=prices)
-    try:
+    store = _Store(engine, checker=checker, provenance=provenance, prices=generation.prices, database=sqlite_path(engine))
+    with contextlib.suppress(OSError):  # the parent may be gone (kill -9): what it handed over is in the pipe, stored below
         conn.send(("ready", None))
-    except OSError:
-        pass  # the parent is gone (e.g. kill -9): what it handed over meanwhile is in the pipe, stored below
     stopping = False
     while not stopping:
         # Answers first. The journal only has to stay ahead of the sender, and a chunk of it takes
@@ -239,13 +306,11 @@ def _serve(
         try:
             if calls.error is not None:
                 raise RuntimeError(calls.error)
-            reply: tuple[str, Any] = ("ok", store.store(arrivals))
-        except Exception:  # noqa: BLE001 - the batch was rolled back; the parent stops the run
-            reply = ("failed", (traceback.format_exc(), len(arrivals)))
-        try:
+            reply: tuple[str, Any] = ("ok", store.store_patiently(arrivals))
+        except Exception as error:  # noqa: BLE001 - the batch was rolled back; the parent stops the run
+            reply = ("failed", (store_fault(error), len(arrivals)))
+        with contextlib.suppress(OSError):  # the parent is gone (kill -9): what it handed over is committed all the same
             conn.send(reply)
-        except OSError:
-            pass  # the parent is gone (e.g. kill -9): what it handed over is committed all the same
     engine.dispose()
 
 
@@ -260,10 +325,10 @@ def _gather(conn: Connection) -> tuple[list[Arrival], bool]:
     deadline = time.monotonic() + GROUP_WINDOW
     try:
         while True:
-            arrival = conn.recv()
-            if arrival is None:
+            message = conn.recv()
+            if message is None:
                 return arrivals, True
-            arrivals.append(arrival)
+            arrivals.extend(message)
             if len(arrivals) >= _BATCH or not conn.poll(max(0.0, deadline - time.monotonic())):
                 return arrivals, False
     except (EOFError, OSError):
@@ -284,7 +349,7 @@ class _Backlog:
 
     @property
     def done(self) -> bool:
-        return self.journaled.is_set()
+        return bool(self.journaled.is_set())
 
     def journal_chunk(self) -> None:
         chunk = None if self.halt.is_set() else next(self.chunks, None)
@@ -292,8 +357,8 @@ class _Backlog:
             if chunk is not None:
                 with write_session(self.engine) as session:
                     journal.journal_calls(session, rows=chunk)
-        except Exception:  # noqa: BLE001 - the parent stops the run with it
-            self.error = f"journaling the run's requests failed:\n{traceback.format_exc()}"
+        except Exception as error:  # noqa: BLE001 - the parent stops the run with it
+            self.error = f"journaling the run's requests failed: {store_fault(error)}"
             chunk = None
         if chunk is None:
             self.journaled.set()
@@ -302,11 +367,25 @@ class _Backlog:
 class _Store:
     """Parse, check and commit a batch of arrivals: call rows and candidates in one transaction."""
 
-    def __init__(self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable) -> None:
+    def __init__(self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable, database: Path | None) -> None:
         self.engine = engine
         self.checker = checker
         self.provenance = provenance
         self.prices = prices
+        self.database = database  # the SQLite file, watched: a deleted store would swallow commits without a word
+        self.identity = _file_identity(database)
+
+    def store_patiently(self, batch: list[Arrival]) -> list[CallOutcome]:
+        """store(), retried while another process holds the write lock (each try waits the busy timeout first)."""
+        give_up = time.monotonic() + LOCKED_PATIENCE
+        while True:
+            if _file_identity(self.database) != self.identity:
+                raise RuntimeError(f"the review store {self.database} was deleted or replaced during the run")
+            try:
+                return self.store(batch)
+            except OperationalError as error:
+                if "locked" not in str(error.orig).lower() or time.monotonic() > give_up:
+                    raise
 
     def store(self, batch: list[Arrival]) -> list[CallOutcome]:
         outcomes: list[CallOutcome] = []
@@ -366,7 +445,7 @@ class _Store:
             cost_usd=cost,
             from_cache=item.from_cache,
         )
-        return values, outcome, parsed.examples
+        return values, replace(outcome, recovered=item.recovered), parsed.examples
 
     def _failure(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
         return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed"), []
@@ -430,4 +509,14 @@ def _resolve(futures: list[asyncio.Future[CallOutcome]], results: list[CallOutco
 
 
 def _fail(futures: list[asyncio.Future[CallOutcome]], why: str) -> None:
-    _resolve(futures, [RuntimeError(f"storing answers failed: {why}")] * len(futures))
+    _resolve(futures, [RuntimeError(why)] * len(futures))
+
+
+def _file_identity(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0)
+    return (status.st_dev, status.st_ino)

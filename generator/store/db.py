@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlmodel import Session
@@ -17,7 +16,7 @@ from generator.errors import UserError, WorkFailed
 
 # The newest migration in generator/store/migrations/versions. Opening a store compares this with
 # the database's alembic_version and imports Alembic only when they differ (it costs ~0.4 s).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 15_000
 
@@ -105,40 +104,59 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to HEAD_REVISION. Safe when several processes open a blank store at once."""
+    """Bring the schema to HEAD_REVISION. Safe when several processes (or machines) open a blank store at once."""
     try:
         if current_revision(engine) == HEAD_REVISION:
             return
-        with _migration_lock(engine):
-            if current_revision(engine) == HEAD_REVISION:
-                return  # another process migrated while we waited
-            _run_alembic(engine)
+        # The store's own write lock serialises migrations (no lock file: it must hold across
+        # machines sharing PostgreSQL, and on every OS): SQLite's BEGIN IMMEDIATE, or a PostgreSQL
+        # transaction-level advisory lock. Whoever waited finds the work done.
+        with engine.execution_options(write_lock=True).begin() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            if _revision_on(connection) != HEAD_REVISION:
+                _run_alembic(connection)
     except OperationalError as exc:
         raise WorkFailed(f"cannot open the review store: {exc.orig}", fix="check the --db URL and that the folder is writable") from None
 
 
-def _run_alembic(engine: Engine) -> None:
+_MIGRATION_LOCK_KEY = 0x5EED6A7E  # any constant: every synthgate process agrees on it
+
+
+def _revision_on(connection: Connection) -> str | None:
+    try:
+        with connection.begin_nested():  # a failed probe (no table yet) must not abort the transaction on PostgreSQL
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError):
+        return None
+
+
+def _run_alembic(connection: Connection) -> None:
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
-@contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """Serialise migrations of one SQLite file across processes (a lock file beside it)."""
+def sqlite_path(engine: Engine) -> Path | None:
+    """The store's SQLite file, if it is one."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
-        yield
-        return
-    lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+    return Path(database).expanduser()
+
+
+def store_fault(error: BaseException) -> str:
+    """One line saying what went wrong with the store, in the user's words (never a traceback)."""
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return f"the review store stayed locked by another process ({text})"
+    if "disk is full" in lowered or "no space" in lowered:
+        return f"the disk holding the review store is full ({text})"
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"the review store is read-only ({text})"
+    return text

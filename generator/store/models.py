@@ -60,6 +60,20 @@ class Run(SQLModel, table=True):
     stop_reason: str | None = None
 
 
+class RunLease(SQLModel, table=True):
+    """Who is generating a run right now: held while the run lives, renewed, and taken over once it runs out.
+
+    It lives in the store, not in a local lock file, so two machines sharing a store cannot both
+    send (and pay) for one run.
+    """
+
+    __tablename__ = "run_lease"
+
+    run_id: str = Field(primary_key=True)  # no foreign key: the lease is taken before the run is journaled
+    holder: str  # "<host> <pid> [<pid>...]": the processes that must all be gone before the lease is taken over early
+    expires_at: datetime
+
+
 class LLMCall(SQLModel, table=True):
     """The request journal: written before a request is sent, completed the moment its answer arrives."""
 
