@@ -1,9 +1,11 @@
-"""`verify FILE`: re-prove every line of an export against the review store, using the manifest written beside it.
+"""`verify FILE`: re-prove every line of an export, and every manifest field verify relies on, against the review store.
 
-Each line must still map to a live accepting decision by a named reviewer whose hash recomputes
-and whose content is the line's content (seed lines: a verified seed with that content), and the
-whole decision chain must be intact. Lines are matched to manifest entries by their sha256, so
-a line edited, added or removed after export is reported by its own number.
+Each line must still map to a live accepting decision by a named reviewer whose hash recomputes,
+whose proof holds under the store's key (kept outside the store, so raw SQL cannot make one), and
+whose content is the line's content (seed lines: a verified seed with that content); no example
+may be exported twice; what the manifest says of each line and in its summary must agree with the
+store; and the whole decision chain must be intact. Lines are matched to manifest entries by
+their sha256, so a line edited, added or removed after export is reported by its own number.
 """
 
 from __future__ import annotations
@@ -17,19 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from generator.batching import batched
 from generator.examples import FormatError, messages_hash
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import iter_manifest_entries, manifest_path, read_manifest_header
 from generator.export.selection import gate_problem, hashed_fields
-from generator.store.audit import latest_live_decision_id
-from generator.store.audit import verify_chain
-from generator.store.models import Candidate, Decision, SeedRecord
+from generator.export.verify_summary import Tally, chain_anchor, summary_problems
+from generator.store.audit import NO_PROOF, latest_live_decision_id, verify_chain
+from generator.store.models import Candidate, Decision, SeedRecord, StoreMeta
+from generator.store.signing import SigningKey, key_path, load_key, missing_key_error, store_identity
 
 BATCH = 500
-# Failures kept for the report; the count is always complete.
+# Failures (and legacy lines) kept for the report; the counts are always complete.
 MAX_LISTED = 1000
 
 
@@ -50,15 +53,35 @@ class VerifyReport:
     lines_checked: int = 0
     failure_count: int = 0
     failures: list[Failure] = field(default_factory=list)
+    # Lines whose decision was made before decisions were signed (a store older than signing):
+    # proven by the hash chain, not by the key. Not failures, but not as strong a proof.
+    legacy_count: int = 0
+    legacy_lines: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.failure_count == 0
 
+    @property
+    def notes(self) -> list[str]:
+        """What a reader of an OK report must still know."""
+        if not self.legacy_count:
+            return []
+        shown = ", ".join(self.legacy_lines[:5]) + (", ..." if self.legacy_count > 5 else "")
+        return [
+            f"{self.legacy_count} line(s) rest on legacy decisions, made before decisions were signed ({shown}): "
+            "the hash chain proves them, but no key does"
+        ]
+
     def fail(self, file: str, line: int | None, problem: str) -> None:
         self.failure_count += 1
         if len(self.failures) < MAX_LISTED:
             self.failures.append(Failure(file, line, problem))
+
+    def legacy(self, file: str, line: int) -> None:
+        self.legacy_count += 1
+        if len(self.legacy_lines) < MAX_LISTED:
+            self.legacy_lines.append(f"{file}:{line}")
 
 
 @dataclass(frozen=True)
@@ -70,17 +93,46 @@ class _Pair:
     entry: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Proof:
+    """What every candidate line is checked against beyond its own rows."""
+
+    key: SigningKey | None  # None only when no decision in the store needs a proof
+    signed_from: int  # decisions from this id on must carry a proof
+    exported_seq: int | None  # the chain head when the export was made (no exported decision is newer); None: unknown
+
+
 def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
-    """Check every line of the export whose training file is `data_file` (its manifest covers the validation file too)."""
+    """Check every line of the export whose training file is `data_file` (its manifest covers the validation file too).
+
+    Raises UserError when the store's signing key is needed but not on this machine.
+    """
     path = manifest_path(data_file)
     header = read_manifest_header(path)
     fmt = FORMATS.get(header.get("format", ""))
     report = VerifyReport(manifest=path, format=str(header.get("format")))
+    meta = store_identity(session)
+    if "store_id" in header and header["store_id"] != meta.store_id:
+        report.fail(
+            path.name,
+            None,
+            f"this export was made from review store {header['store_id']!r}, not from this one ({meta.store_id}): point --db at the store it came from",
+        )
+        return report
     if fmt is None:
         report.fail(path.name, None, f"unknown format {header.get('format')!r} in the manifest")
         return report
-    entries = iter_manifest_entries(path)
-    for described in header["files"]:
+    key = _store_key(session, report, path.name, meta)
+    anchor, problem = chain_anchor(session, header.get("decision_chain"))
+    if problem:
+        report.fail(path.name, None, problem)
+    # Where signing began: the key file's word when there is one, not the store's (see _store_key).
+    signed_from = key.signed_from_decision if key is not None else meta.signed_from_decision
+    proof = _Proof(key, signed_from, anchor[0] if anchor else None)
+    tally = Tally()
+    entries = tally.counted(iter_manifest_entries(path))
+    names = [described["path"] for described in header["files"]]
+    for index, described in enumerate(header["files"]):
         name = described["path"]
         file_entries = islice(entries, int(described["lines"]))
         target = path.parent / name
@@ -88,11 +140,32 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
             report.fail(name, None, "the file is missing")
         else:
             for batch in batched(_pairs(report, name, target, described, file_entries), BATCH):
-                _check_batch(session, report, fmt, name, batch)
+                _check_batch(session, report, fmt, batch, files=names, index=index, proof=proof, tally=tally)
         for _ in file_entries:  # a missing file read none of its entries: keep the next file's aligned
             pass
-    _check_chain(session, report, path.name, header.get("decision_chain") or {})
+    for problem in summary_problems(session, header, tally):
+        report.fail(path.name, None, problem)
+    _check_chain(session, report, path.name, anchor, key)
     return report
+
+
+def _store_key(session: Session, report: VerifyReport, name: str, meta: StoreMeta) -> SigningKey | None:
+    """The store's key; None when no decision needs one. A key that is needed but missing is a user error (exit 2)."""
+    key = load_key(meta)
+    if key is None:
+        newest = session.exec(select(func.max(Decision.id))).one()
+        if newest is not None and newest >= meta.signed_from_decision:
+            raise missing_key_error(key_path(meta.store_id))
+        return None
+    if key.signed_from_decision != meta.signed_from_decision:
+        # Raising it in the store would pass forged decisions off as legacy ones.
+        report.fail(
+            name,
+            None,
+            f"the store says its decisions are signed from decision {meta.signed_from_decision} on, but its key was made "
+            f"when signing began at decision {key.signed_from_decision} (the store's identity row was changed)",
+        )
+    return key
 
 
 def _digest(text: bytes) -> str:
@@ -110,13 +183,17 @@ def _pairs(report: VerifyReport, name: str, target: Path, described: dict[str, A
                     continue
                 report.lines_checked += 1
                 text = text.rstrip(b"\n")
-                if entry is None or (entry.get("file"), entry.get("line"), entry.get("sha256")) != (name, number, _digest(text)):
+                if not isinstance(entry, dict) or (entry.get("file"), entry.get("line"), entry.get("sha256")) != (
+                    name,
+                    number,
+                    _digest(text),
+                ):
                     report.fail(name, number, "the manifest has no entry for this line (the manifest was altered)")
                     continue
                 yield _Pair(number, text, entry)
         return
     lines = target.read_bytes().splitlines()
-    listed = [e for e in entries if e.get("file") == name]
+    listed = [e for e in entries if isinstance(e, dict) and e.get("file") == name]
     report.lines_checked += len(lines)
     expected = [e.get("sha256") for e in listed]
     actual = [_digest(text) for text in lines]
@@ -132,7 +209,7 @@ def _pairs(report: VerifyReport, name: str, target: Path, described: dict[str, A
         for j in range(j1 + paired, j2):
             report.fail(name, j + 1, "not in the manifest: added after export")
         for i in range(i1 + paired, i2):
-            report.fail(name, None, f"exported line {listed[i].get('line', i + 1)} is missing (removed after export)")
+            report.fail(name, None, f"exported line {listed[i].get('line', i + 1)!r} is missing (removed after export)")
 
 
 def _file_sha256(path: Path) -> str:
@@ -154,38 +231,119 @@ def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], li
     return fmt.read_back(record)
 
 
-def _check_batch(session: Session, report: VerifyReport, fmt: ExportFormat, name: str, batch: list[_Pair]) -> None:
-    candidate_ids = {int(p.entry.get("candidate_id") or 0) for p in batch if p.entry.get("kind") == "candidate"}
-    decision_ids = {int(p.entry.get("decision_id") or 0) for p in batch if p.entry.get("kind") == "candidate"}
-    # Plain rows, not ORM objects: a million-line export is checked 500 lines at a time.
-    decisions = {d.id: d for d in session.execute(select(Decision.__table__).where(col(Decision.id).in_(decision_ids)))}
-    candidates: dict[int, list[dict[str, Any]]] = {}
+def _shown(value: Any) -> str:
+    """A manifest value in a message: as it is when plain text, quoted and escaped otherwise (no control characters reach a terminal)."""
+    return value if isinstance(value, str) and value.isprintable() and value.strip() == value and value else repr(value)
+
+
+def _whole_number(value: Any) -> int | None:
+    """An id from the manifest, or None when it is not one (the manifest is untrusted input)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The store's rows behind one batch of lines, fetched with one query per table."""
+
+    decisions: dict[int, Any]  # plain rows, not ORM objects: a million-line export is checked 500 lines at a time
+    origins: dict[int, Any]  # candidate id -> its run, template hash and latest live decision
+    originals: dict[int, list[dict[str, Any]]]  # candidate id -> the model's text (preference formats only)
+    seeds: dict[str, SeedRecord]
+
+
+def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair]) -> _Rows:
+    candidate_pairs = [p for p in batch if p.entry.get("kind") != "seed"]
+    candidate_ids = {i for p in candidate_pairs if (i := _whole_number(p.entry.get("candidate_id"))) is not None}
+    decision_ids = {i for p in candidate_pairs if (i := _whole_number(p.entry.get("decision_id"))) is not None}
+    seed_ids = {i for p in batch if p.entry.get("kind") == "seed" and isinstance(i := p.entry.get("seed_id"), str)}
+    decision_table = Decision.__table__  # type: ignore[attr-defined]
+    origins = select(Candidate.id, Candidate.run_id, Candidate.template_hash, latest_live_decision_id(Candidate.id).label("latest"))
+    originals: dict[int, list[dict[str, Any]]] = {}
     if fmt.needs_original:
-        candidates = dict(session.execute(select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))).all())
-    latest = dict(
-        session.execute(select(Candidate.id, latest_live_decision_id(Candidate.id)).where(col(Candidate.id).in_(candidate_ids))).all()
+        originals = dict(session.execute(select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))).all())
+    return _Rows(
+        decisions={d.id: d for d in session.execute(select(decision_table).where(col(Decision.id).in_(decision_ids)))},
+        origins={row.id: row for row in session.execute(origins.where(col(Candidate.id).in_(candidate_ids)))},
+        originals=originals,
+        seeds={s.id: s for s in session.exec(select(SeedRecord).where(col(SeedRecord.id).in_(seed_ids)))},
     )
-    seed_hashes = {p.entry.get("content_hash") for p in batch if p.entry.get("kind") == "seed"}
-    seeds = set(session.exec(select(SeedRecord.content_hash).where(col(SeedRecord.content_hash).in_(seed_hashes))))
+
+
+def _check_batch(
+    session: Session,
+    report: VerifyReport,
+    fmt: ExportFormat,
+    batch: list[_Pair],
+    *,
+    files: list[str],
+    index: int,
+    proof: _Proof,
+    tally: Tally,
+) -> None:
+    name = files[index]
+    rows = _load_rows(session, fmt, batch)
     for pair in batch:
-        try:
-            final, original = _read_line(fmt, pair.text)
-        except FormatError as exc:
-            report.fail(name, pair.line_number, str(exc))
-            continue
-        if pair.entry.get("kind") == "seed":
-            problem = _seed_problem(pair.entry, final, seeds)
-        else:
-            problem = _candidate_problem(pair.entry, final, original, decisions, candidates, latest)
+        problem = _duplicate_problem(pair, files, index, tally) or _line_problem(fmt, pair, rows, proof)
         if problem:
             report.fail(name, pair.line_number, problem)
+        elif pair.entry.get("kind") != "seed":
+            _note_origin(tally, rows.origins[pair.entry["candidate_id"]], f"{name}:{pair.line_number}")
+            if pair.entry["decision_id"] < proof.signed_from:
+                report.legacy(name, pair.line_number)
 
 
-def _seed_problem(entry: dict[str, Any], final: list[dict[str, Any]], seeds: set[str]) -> str | None:
+def _line_problem(fmt: ExportFormat, pair: _Pair, rows: _Rows, proof: _Proof) -> str | None:
+    try:
+        final, original = _read_line(fmt, pair.text)
+    except FormatError as exc:
+        return str(exc)
+    if pair.entry.get("kind") == "seed":
+        return _seed_problem(pair.entry, final, rows.seeds)
+    return _candidate_problem(pair.entry, final, original, rows, proof)
+
+
+def _duplicate_problem(pair: _Pair, files: list[str], index: int, tally: Tally) -> str | None:
+    """The same example on two lines: a copied line with a copied manifest entry would otherwise prove itself."""
+    here = index << 32 | pair.line_number
+    if pair.entry.get("kind") == "seed":
+        ident: Any = pair.entry.get("seed_id")
+        if not isinstance(ident, str):
+            return None  # reported as a damaged entry by the seed checks
+        first = tally.first_seed_line.setdefault(ident, here)
+        what = f"seed {_shown(ident)}"
+    else:
+        ident = _whole_number(pair.entry.get("candidate_id"))
+        if ident is None:
+            return None
+        first = tally.first_candidate_line.setdefault(ident, here)
+        what = f"candidate {ident}"
+    if first == here:
+        return None
+    first_file, first_line = files[first >> 32], first & 0xFFFFFFFF
+    lines = (
+        f"lines {first_line} and {pair.line_number}"
+        if first_file == files[index]
+        else f"{first_file}:{first_line} and {files[index]}:{pair.line_number}"
+    )
+    return f"{what} is exported twice ({lines})"
+
+
+def _note_origin(tally: Tally, origin: Any, line: str) -> None:
+    if origin.run_id is not None:
+        tally.run_ids.setdefault(origin.run_id, line)
+    if origin.template_hash is not None:
+        tally.template_hashes.setdefault(origin.template_hash, line)
+
+
+def _seed_problem(entry: dict[str, Any], final: list[dict[str, Any]], seeds: dict[str, SeedRecord]) -> str | None:
+    seed_id = entry.get("seed_id")
     if messages_hash(final) != entry.get("content_hash"):
-        return f"the content differs from seed {entry.get('seed_id')} as exported"
-    if entry.get("content_hash") not in seeds:
-        return f"seed {entry.get('seed_id')} is no longer in the verified seed set (removed or changed in the seed files)"
+        return f"the content differs from seed {_shown(seed_id)} as exported"
+    seed = seeds.get(seed_id) if isinstance(seed_id, str) else None
+    if seed is None or seed.content_hash != entry.get("content_hash"):
+        return f"seed {_shown(seed_id)} is no longer in the verified seed set (removed or changed in the seed files)"
+    if seed.verified_by != entry.get("verified_by"):
+        return f"the manifest says seed {_shown(seed_id)} was verified by {entry.get('verified_by')!r}, but the store says {seed.verified_by!r}"
     return None
 
 
@@ -193,12 +351,13 @@ def _candidate_problem(
     entry: dict[str, Any],
     final: list[dict[str, Any]],
     original: list[dict[str, Any]] | None,
-    decisions: dict[int, Any],
-    candidates: dict[int, list[dict[str, Any]]],
-    latest: dict[int, int | None],
+    rows: _Rows,
+    proof: _Proof,
 ) -> str | None:
-    decision_id, candidate_id = entry.get("decision_id"), entry.get("candidate_id")
-    decision = decisions.get(decision_id)  # type: ignore[arg-type]
+    decision_id, candidate_id = _whole_number(entry.get("decision_id")), _whole_number(entry.get("candidate_id"))
+    if decision_id is None or candidate_id is None:
+        return "the manifest entry for this line names no decision and candidate (the manifest was altered)"
+    decision = rows.decisions.get(decision_id)
     if decision is None:
         return f"decision {decision_id} no longer exists (removed from the database)"
     if decision.candidate_id != candidate_id:
@@ -208,7 +367,14 @@ def _candidate_problem(
         return f"{problem} (decision {decision_id})"
     if decision.hash != entry.get("decision_hash"):
         return f"decision {decision_id} is not the one recorded at export (its hash changed)"
-    newest = latest.get(candidate_id)  # type: ignore[arg-type]
+    if decision_id >= proof.signed_from and (proof.key is None or not proof.key.proves(decision.hash, decision.proof)):
+        return f"decision {decision_id} {NO_PROOF}"
+    problem = _entry_field_problem(entry, decision)
+    if problem:
+        return problem
+    if proof.exported_seq is not None and decision_id > proof.exported_seq:
+        return f"decision {decision_id} was made after this export (the manifest's chain head is decision {proof.exported_seq})"
+    newest = rows.origins[candidate_id].latest if candidate_id in rows.origins else None
     if newest != decision_id:
         return (
             f"decision {decision_id} was undone: candidate {candidate_id} is no longer accepted"
@@ -216,18 +382,32 @@ def _candidate_problem(
             else f"candidate {candidate_id} was decided again after export (decision {newest})"
         )
     if original is not None:
-        model_text = candidates.get(candidate_id)  # type: ignore[arg-type]
+        model_text = rows.originals.get(candidate_id)
         if model_text is None or messages_hash(original) != messages_hash(model_text):
             return f"the non-preferred output is not candidate {candidate_id}'s original text"
     return None
 
 
-def _check_chain(session: Session, report: VerifyReport, name: str, anchor: dict[str, Any]) -> None:
-    for chain_break in verify_chain(session):
+def _entry_field_problem(entry: dict[str, Any], decision: Any) -> str | None:
+    """What the manifest says of the decision (the fields a reader trusts) must be what the store holds."""
+    stored = {"reviewer": decision.reviewer, "action": decision.action, "decided_at": decision.created_at.isoformat()}
+    for name, value in stored.items():
+        if entry.get(name) != value:
+            return f"the manifest's {name} for this line is {entry.get(name)!r}, but decision {decision.id} says {value!r}"
+    return None
+
+
+def _check_chain(session: Session, report: VerifyReport, name: str, anchor: tuple[int, str] | None, key: SigningKey | None) -> None:
+    for chain_break in verify_chain(session, key=key):
         where = f"decision {chain_break.decision_id}: " if chain_break.decision_id else ""
         report.fail(name, None, f"decision history broken: {where}{chain_break.problem}")
-    seq = int(anchor.get("seq") or 0)
-    if seq:
-        row = session.get(Decision, seq)
-        if row is None or row.hash != anchor.get("head_hash"):
-            report.fail(name, None, f"decision history changed since export: decision {seq} no longer has the hash recorded in the manifest")
+    if anchor is None or anchor[0] == 0:
+        return
+    seq, head_hash = anchor
+    row = session.get(Decision, seq)
+    if row is None or row.hash != head_hash:
+        report.fail(
+            name,
+            None,
+            f"manifest field decision_chain.head_hash is not decision {seq}'s hash in the store (the manifest or the decision history was changed)",
+        )

@@ -6,21 +6,24 @@ import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, exists, func
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from generator.examples import canonical_hash
 from generator.store.models import Decision, DecisionChain
+
+if TYPE_CHECKING:
+    from generator.store.signing import SigningKey
 
 GENESIS = ""
 
 
 def decision_hash(
     *,
-    id: int,
+    id: int,  # noqa: A002 (named as the column it hashes: HASHED_FIELDS is read from this signature)
     candidate_id: int,
     reviewer: str,
     action: str,
@@ -60,7 +63,7 @@ def hash_of_row(decision: Decision) -> str:
     return decision_hash(**{name: getattr(decision, name) for name in HASHED_FIELDS})
 
 
-_decision = Decision.__table__
+_decision = Decision.__table__  # type: ignore[attr-defined]
 
 
 def live(decision: Any) -> ColumnElement[bool]:
@@ -85,17 +88,22 @@ class ChainBreak:
     problem: str
 
 
-def verify_chain(session: Session, *, batch: int = 5000) -> Iterator[ChainBreak]:
+NO_PROOF = "carries no valid proof: it was not written by synthgate's review path"
+
+
+def verify_chain(session: Session, *, key: SigningKey | None = None, batch: int = 5000) -> Iterator[ChainBreak]:
     """Walk every decision in order; yield each place where the chain does not hold.
 
     Catches a row altered (its hash no longer matches), removed from the middle (the next row's
-    prev_hash points at nothing) or from the end (the chain head remembers more).
+    prev_hash points at nothing) or from the end (the chain head remembers more). With the store's
+    `key`, also a row added behind synthgate's back: its hash and the chain head can be recomputed
+    by anyone, its proof only with the key.
     """
     previous_hash = GENESIS
     expected_id = 1
     last_id = 0
     while True:
-        rows = session.exec(select(Decision).where(Decision.id > last_id).order_by(Decision.id).limit(batch)).all()
+        rows = session.exec(select(Decision).where(col(Decision.id) > last_id).order_by(col(Decision.id)).limit(batch)).all()
         if not rows:
             break
         for row in rows:
@@ -105,6 +113,8 @@ def verify_chain(session: Session, *, batch: int = 5000) -> Iterator[ChainBreak]
                 yield ChainBreak(row.id, "prev_hash does not match the previous decision (a decision was removed or altered)")
             if hash_of_row(row) != row.hash:
                 yield ChainBreak(row.id, "hash does not match the decision's content (the decision was altered)")
+            elif key is not None and row.id >= key.signed_from_decision and not key.proves(row.hash, row.proof):
+                yield ChainBreak(row.id, NO_PROOF)
             previous_hash, expected_id, last_id = row.hash, row.id + 1, row.id
     head = session.get(DecisionChain, 1)
     if head is None:

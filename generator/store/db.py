@@ -16,7 +16,7 @@ from generator.errors import UserError, WorkFailed
 
 # The newest migration in generator/store/migrations/versions. Opening a store compares this with
 # the database's alembic_version and imports Alembic only when they differ (it costs ~0.4 s).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 15_000
 

@@ -1,4 +1,4 @@
-"""The review store's tables: seeds, runs, LLM calls (the request journal), candidates, decisions."""
+"""The review store's tables: seeds, runs, LLM calls (the request journal), candidates, decisions, the store's identity."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ class Candidate(SQLModel, table=True):
 
 
 class Decision(SQLModel, table=True):
-    """A reviewer's verdict. Append-only (database triggers refuse UPDATE and DELETE), hash-chained."""
+    """A reviewer's verdict. Append-only (database triggers refuse UPDATE, DELETE and REPLACE), hash-chained, signed."""
 
     __tablename__ = "decision"
     __table_args__ = (
@@ -168,6 +168,10 @@ class Decision(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     prev_hash: str
     hash: str = Field(unique=True)
+    # HMAC of `hash` under the store's key, which lives outside the store (generator.store.signing):
+    # what tells a decision made by synthgate's review path from one written with raw SQL.
+    # Not part of `hash` (it is computed from it). NULL only for legacy decisions made before signing.
+    proof: str | None = None
 
 
 class DecisionChain(SQLModel, table=True):
@@ -178,3 +182,15 @@ class DecisionChain(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     head_hash: str = ""
+
+
+class StoreMeta(SQLModel, table=True):
+    """One row, fixed when the store is created: its id (which names its signing key) and where signing began."""
+
+    __tablename__ = "store_meta"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_store_meta_one_row"),)
+
+    id: int = Field(default=1, primary_key=True)
+    store_id: str  # a random UUID
+    # Decisions with a lower id were made before decisions were signed (a store older than signing).
+    signed_from_decision: int

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import String, cast, func, or_, update
 from sqlmodel import Session, col, select
 
+from generator.errors import SynthgateError
 from generator.examples import Example, Message, messages_hash
 from generator.store.audit import hash_of_row, live
 from generator.store.models import (
@@ -25,6 +26,7 @@ from generator.store.models import (
     SeedRecord,
     utcnow,
 )
+from generator.store.signing import key_for_signing
 
 REVIEW_ACTIONS = ("accept", "reject", "edit")
 _EFFECT = {"accept": "accepted", "edit": "accepted", "reject": "rejected"}
@@ -304,6 +306,12 @@ def _append_decision(session: Session, **fields) -> DecisionView:  # type: ignor
         .returning(DecisionChain.seq, DecisionChain.head_hash)
     ).one()
     seq, prev_hash = head
+    # Under the lock taken above, so two machines deciding at once cannot both create a key.
+    try:
+        key = key_for_signing(session)
+    except SynthgateError:
+        session.rollback()  # nothing of this decision may stay behind, not even the candidate's new status
+        raise
     seconds = fields.pop("seconds")
     created_at = utcnow()
     row = Decision(
@@ -315,6 +323,7 @@ def _append_decision(session: Session, **fields) -> DecisionView:  # type: ignor
         **fields,
     )
     row.hash = hash_of_row(row)
+    row.proof = key.proof(row.hash)  # what raw SQL cannot forge: the key is not in the store
     session.add(row)
     session.execute(update(DecisionChain).where(DecisionChain.id == 1).values(head_hash=row.hash))
     session.flush()
