@@ -11,6 +11,7 @@ from generator.store.audit import verify_chain
 from generator.store.db import read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.queue import record_decision, undo_last_decision
+from generator.store.signing import load_key, store_identity
 
 
 def conversation(i: int) -> list[dict[str, str]]:
@@ -27,9 +28,10 @@ def decide_some(engine: Engine) -> None:
         undo_last_decision(session, reviewer="ann")
 
 
-def breaks(engine: Engine) -> list[str]:
+def breaks(engine: Engine, *, with_key: bool = False) -> list[str]:
     with read_session(engine) as session:
-        return [b.problem for b in verify_chain(session)]
+        key = load_key(store_identity(session)) if with_key else None
+        return [b.problem for b in verify_chain(session, key=key)]
 
 
 def tamper(engine: Engine, *statements: str) -> None:
@@ -46,6 +48,19 @@ def tamper(engine: Engine, *statements: str) -> None:
 def test_honest_history_verifies(engine: Engine) -> None:
     decide_some(engine)
     assert breaks(engine) == []
+    assert breaks(engine, with_key=True) == []
+
+
+def test_a_decision_added_with_raw_sql_keeps_the_chain_but_lacks_the_proof(engine: Engine) -> None:
+    """Hash and chain head can be recomputed by anyone who reads the scheme; the proof needs the key."""
+    from tests.test_decision_forgery import write_unsigned_decision
+
+    decide_some(engine)
+    forged = write_unsigned_decision(engine.url.database, candidate_id=4)
+    assert breaks(engine) == []
+    assert breaks(engine, with_key=True) == ["carries no valid proof: it was not written by synthgate's review path"]
+    with read_session(engine) as session:
+        assert [b.decision_id for b in verify_chain(session, key=load_key(store_identity(session)))] == [forged]
 
 
 def test_an_altered_decision_is_detected(engine: Engine) -> None:

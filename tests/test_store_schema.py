@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
@@ -30,9 +31,44 @@ def test_blank_database_is_migrated_to_head_with_every_table(tmp_path: Path) -> 
     engine = open_store(f"sqlite:///{tmp_path / 'q.db'}")
     assert current_revision(engine) == HEAD_REVISION
     tables = set(inspect(engine).get_table_names())
-    assert {"seed", "run", "llm_call", "candidate", "decision", "decision_chain", "alembic_version"} <= tables
+    assert {"seed", "run", "llm_call", "candidate", "decision", "decision_chain", "store_meta", "alembic_version"} <= tables
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        ((store_id, signed_from),) = connection.execute(text("SELECT store_id, signed_from_decision FROM store_meta")).all()
+    assert str(uuid.UUID(store_id)) == store_id and signed_from == 1  # a new store signs every decision
+
+
+def test_a_store_from_before_signing_is_migrated_and_its_decisions_become_legacy(tmp_path: Path) -> None:
+    from tests.test_decision_forgery import store_at_revision, write_unsigned_decision
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = store_at_revision(url, "0001")
+    with write_session(old) as session:
+        ids = add_candidates(
+            session,
+            [
+                NewCandidate(source_key=str(i), messages=[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}])
+                for i in range(3)
+            ],
+        )
+    write_unsigned_decision(tmp_path / "old.db", candidate_id=ids[0])
+    write_unsigned_decision(tmp_path / "old.db", candidate_id=ids[1], action="reject", reasons=["wrong"])
+    old.dispose()
+    engine = open_store(url)
+    assert current_revision(engine) == HEAD_REVISION
+    columns = {c["name"] for c in inspect(engine).get_columns("decision")}
+    assert "proof" in columns
+    assert [c["name"] for c in inspect(engine).get_columns("store_meta")] == ["id", "store_id", "signed_from_decision"]
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT signed_from_decision FROM store_meta")).scalar() == 3
+        assert connection.execute(text("SELECT id, proof FROM decision ORDER BY id")).all() == [(1, None), (2, None)]
+        triggers = set(connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+    assert {"decision_no_update", "decision_no_delete", "decision_no_replace", "store_meta_no_update"} <= triggers
+    with write_session(engine) as session:  # the next decision is the first signed one
+        record_decision(session, candidate_id=ids[2], reviewer="ann", action="accept")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT proof IS NOT NULL FROM decision WHERE id = 3")).scalar() == 1
+    engine.dispose()
 
 
 def test_models_and_migrations_describe_the_same_schema(engine: Engine) -> None:
@@ -70,9 +106,8 @@ def _one_decision(engine: Engine) -> None:
 )
 def test_decisions_are_append_only_in_the_database(engine: Engine, statement: str) -> None:
     _one_decision(engine)
-    with pytest.raises(DBAPIError, match="append-only"):
-        with engine.begin() as connection:
-            connection.execute(text(statement))
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+        connection.execute(text(statement))
     with engine.connect() as connection:
         assert connection.execute(text("SELECT reviewer, action FROM decision")).all() == [("ann", "accept")]
 
@@ -88,21 +123,25 @@ def test_append_only_holds_for_a_raw_sqlite_connection(engine: Engine) -> None:
 
 def test_a_decision_without_a_reviewer_is_refused_by_the_database(engine: Engine) -> None:
     _one_decision(engine)
-    with pytest.raises(DBAPIError):
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO decision (id, candidate_id, reviewer, action, reasons, content_hash, created_at, prev_hash, hash)"
-                    " VALUES (99, 1, '  ', 'accept', '[]', 'x', '2026-01-01', '', 'h')"
-                )
+    with pytest.raises(DBAPIError), engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO decision (id, candidate_id, reviewer, action, reasons, content_hash, created_at, prev_hash, hash)"
+                " VALUES (99, 1, '  ', 'accept', '[]', 'x', '2026-01-01', '', 'h')"
             )
+        )
 
 
 def test_intake_is_idempotent_and_names_a_same_run_original_by_id(engine: Engine) -> None:
     def candidate(key: str, match: str | None = None) -> NewCandidate:
         messages = [{"role": "user", "content": f"q {key}"}, {"role": "assistant", "content": "a"}]
-        return NewCandidate(source_key=key, messages=messages, status="filtered" if match else "pending",
-                            filter_reason="exact duplicate" if match else None, filter_match=match)
+        return NewCandidate(
+            source_key=key,
+            messages=messages,
+            status="filtered" if match else "pending",
+            filter_reason="exact duplicate" if match else None,
+            filter_match=match,
+        )
 
     with write_session(engine) as session:
         first = add_candidates(session, [candidate("c:0"), candidate("c:1", "source:c:0")])  # the original in the same batch
