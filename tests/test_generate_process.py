@@ -32,13 +32,10 @@ def _calls_and_candidates(project_dir: Path) -> tuple[list[LLMCall], list[Candid
     return calls, candidates
 
 
-def _answered(project_dir: Path) -> int:
-    if not (project_dir / ".synthgate" / "queue.db").exists():
-        return 0
-    try:
-        return sum(call.status == "ok" for call in _calls_and_candidates(project_dir)[0])
-    except Exception:  # noqa: BLE001 - the store may still be being created
-        return 0
+def _logged(project_dir: Path) -> int:
+    """Answers durable in the run's answer log (the first place an answer goes), whether or not the store has them yet."""
+    log = project_dir / ".synthgate" / "answers"
+    return sum(len(path.read_bytes().strip(b"\0").splitlines()) for path in log.glob("*.jsonl")) if log.exists() else 0
 
 
 def _wait_for_the_orphaned_writer(project_dir: Path) -> None:
@@ -63,15 +60,15 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(project_dir: Path) -> None:
-    requests, per_request, concurrency = 12, 2, 2
+    requests, per_request, concurrency = 30, 2, 2
     with FakeLLMServer(FaultPlan(latency=0.25)) as fake:
         args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests * per_request),
                 "--per-request", str(per_request), "--concurrency", str(concurrency), "--json"]
         process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while _answered(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
+        while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
         _wait_for_the_orphaned_writer(project_dir)  # it commits what it was handed, then lets go of the run
@@ -79,7 +76,7 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
         calls, candidates = _calls_and_candidates(project_dir)
         answered_before = sum(call.status == "ok" for call in calls)
         assert len(calls) == requests  # all journaled: the writer's first chunk (before any answer is stored) holds the rest
-        assert 3 <= answered_before < requests
+        assert answered_before < requests
         # Every stored answer has all its candidates: answers and candidates commit together.
         assert Counter(c.call_id for c in candidates) == {call.id: per_request for call in calls if call.status == "ok"}
         sent_before = fake.requests
@@ -91,7 +88,8 @@ def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(projec
         # An answer logged but not yet handed to the writer at the kill is stored from the log.
         assert summary["requests_sent"] + summary["answers_recovered"] == requests - answered_before
         assert fake.requests - sent_before == summary["requests_sent"]  # no answer received was paid for twice
-        assert sent_before - answered_before <= concurrency  # only requests in flight at the kill were lost
+        assert answered_before + summary["answers_recovered"] >= 3  # every answer logged before the kill is kept
+        assert sent_before - answered_before - summary["answers_recovered"] <= concurrency  # only requests in flight were lost
 
     calls, candidates = _calls_and_candidates(project_dir)
     assert sorted(call.request_index for call in calls) == list(range(requests))
@@ -111,10 +109,7 @@ def test_kill_9_of_the_whole_process_group_loses_no_answer_that_arrived(project_
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         log = project_dir / ".synthgate" / "answers"
         deadline = time.monotonic() + 60
-        # Kill once a few answers are durable in the log, whether or not the store has them yet.
-        while time.monotonic() < deadline and process.poll() is None and sum(
-            len(path.read_bytes().splitlines()) for path in (log.glob("*.jsonl") if log.exists() else [])
-        ) < 3:
+        while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.01)
         os.killpg(process.pid, signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
@@ -157,15 +152,15 @@ def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> N
 
 
 def test_ctrl_c_stores_every_answer_received_and_says_how_to_resume(project_dir: Path) -> None:
-    requests, concurrency = 12, 3
+    requests, concurrency = 40, 3
     with FakeLLMServer(FaultPlan(latency=0.3)) as fake:
         args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests),
                 "--per-request", "1", "--concurrency", str(concurrency), "--json"]
         process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while _answered(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
+        while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err

@@ -30,7 +30,8 @@ import asyncio, json, os, signal, sys, time
 from pathlib import Path
 from generator.generation.answer_log import answer_log_path, read_answer_log
 from generator.generation.engine import Generation
-from generator.generation.journal import OpenCall
+from generator.generation.journal import open_calls
+from generator.store.db import open_store, read_session
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
 
@@ -44,8 +45,10 @@ async def hand_over() -> None:
                            provenance=Provenance(run_id=generation.run_id, template_hash=generation.template.hash,
                                                  model=generation.settings.model, priced=True), log_path=log)
     writer.begin()
-    for call_id, body in answers.items():
-        writer.store_answer(OpenCall(call_id, 0, "", {"asked": 2}, []), body=body, attempts=1, latency_ms=1.0)
+    with read_session(open_store(project.db_url)) as session:
+        calls = open_calls(session, run_id=generation.run_id, after_index=-1, limit=100)
+    for call in calls:
+        writer.store_answer(call, body=answers[call.id], attempts=1, latency_ms=1.0)
     while len(read_answer_log(log)) < len(answers):
         time.sleep(0.001)
     os.kill(os.getpid(), signal.SIGKILL)

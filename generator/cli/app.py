@@ -51,6 +51,15 @@ class CliState:
             self._engine = open_store(self.project.db_url)
         return self._engine
 
+    @property
+    def reading_engine(self) -> Engine:
+        """The project's store for a command that only reads it: works where this user cannot write, never creates one."""
+        if self._engine is None:
+            from generator.store.db import open_store_for_reading
+
+            self._engine = open_store_for_reading(self.project.db_url)
+        return self._engine
+
 
 def state(ctx: typer.Context) -> CliState:
     return ctx.find_root().obj

@@ -21,7 +21,7 @@ def stats_command(
     from generator.stats import collect_stats
     from generator.store.db import read_session
 
-    with read_session(state(ctx).engine) as session:
+    with read_session(state(ctx).reading_engine) as session:
         stats = collect_stats(session)
     if as_json:
         console.print(json.dumps(stats, indent=2, sort_keys=True, default=str))

@@ -11,6 +11,7 @@ One JSON object per line; a line cut short by a kill is ignored (its answer was 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ class Arrival:
     """One call's result, as the writer needs it to store it (small and picklable: no prompt)."""
 
     call_id: int
+    request_index: int  # with the hash, what the answer belongs to in any store (a call id is one store's)
+    request_hash: str
     asked: int
     seed_ids: list[str]
     body: str | None = None  # None: the call failed
@@ -41,25 +44,55 @@ def answer_log_path(state_dir: Path, *, db_url: str, run_id: str) -> Path:
     return state_dir / "answers" / f"{store}-{run_id}.jsonl"
 
 
+# Bytes kept allocated beyond the log's end: when the disk fills up (the store fails first or
+# with it), the answers still arriving for the requests in flight fit in space already held.
+RESERVE = 8 * 1024 * 1024
+
+
 class AnswerLog:
     """Appends arrivals to the log, each batch made durable (fsync) before `append` returns."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # Unbuffered binary append: one write() per batch, so a kill leaves at most one torn line.
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - held open for the run, closed in close()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+        existing = path.read_bytes().rstrip(b"\0")  # a run that was killed leaves its reserve behind
+        self._end = len(existing)
+        self._reserved_to = os.fstat(self._fd).st_size
+        if existing and not existing.endswith(b"\n"):
+            self._write(b"\n")  # after a line cut short by a kill, so that the next one starts clean
+        self._reserve()
 
     def append(self, arrivals: Iterable[Arrival]) -> None:
         # Only answers paid for here: a failed call paid nothing (the next run asks again), a
         # cached answer is in the store already.
         data = b"".join(orjson.dumps(asdict(a)) + b"\n" for a in arrivals if a.body is not None and not a.from_cache)
         if data:
-            self._file.write(data)
-            os.fsync(self._file.fileno())
+            self._write(data)
+            os.fsync(self._fd)
+            self._reserve()
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._end)  # give the reserve back
+        os.close(self._fd)
+
+    def _write(self, data: bytes) -> None:
+        os.lseek(self._fd, self._end, os.SEEK_SET)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+            self._end += written
+
+    def _reserve(self) -> None:
+        if self._reserved_to - self._end >= RESERVE // 2 or not hasattr(os, "posix_fallocate"):  # Linux only; elsewhere a plain append
+            return
+        try:
+            os.posix_fallocate(self._fd, self._end, RESERVE)
+            self._reserved_to = self._end + RESERVE
+        except OSError:
+            pass  # the disk is full already: what is reserved is what there is
 
 
 def read_answer_log(path: Path) -> list[Arrival]:
@@ -70,6 +103,9 @@ def read_answer_log(path: Path) -> list[Arrival]:
         return []
     by_call: dict[int, Arrival] = {}
     for line in raw.splitlines():
+        line = line.strip(b"\0")  # the unused reserve at the end
+        if not line:
+            continue
         try:
             arrival = Arrival(**orjson.loads(line))
         except (orjson.JSONDecodeError, TypeError):

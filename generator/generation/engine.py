@@ -7,15 +7,16 @@ import gc
 import hashlib
 import os
 import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator
-from itertools import islice
+from itertools import islice, takewhile
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from generator.config import GenerateSection
+from generator.config import GenerateSection, locate_key
 from generator.checks.reference import load_holdout
 from generator.errors import UserError
 from generator.generation import journal
@@ -28,10 +29,11 @@ from generator.generation.providers.base import Provider
 from generator.generation.report import DryRun, RunStats
 from generator.generation.secrets import api_key
 from generator.generation.templates import PromptTemplate
-from generator.generation.answer_log import answer_log_path, read_answer_log
+from generator.generation.answer_log import Arrival, answer_log_path, read_answer_log
 from generator.generation.run_lease import run_lease
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
+from generator.seed_lint import raise_on_seed_errors
 from generator.seeds import Seed, load_project_seeds
 from generator.store.db import read_session, store_fault, write_session
 from generator.store.intake import sync_seeds
@@ -68,17 +70,24 @@ class Generation:
 
     def _context_file(self, name: str) -> ContextFile:
         path = self.project.path(name)
-        try:
-            return ContextFile(name=name, text=path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(
-                f"cannot read context file {name!r}: {getattr(exc, 'strerror', None) or exc}",
-                file=self.project.config_path,
-                fix="correct [generate] context_files, or create the file (UTF-8 text)",
-            ) from None
+        if path.exists() and not path.is_file():  # a folder cannot be read; a named pipe or a device would be waited on forever
+            problem = "not a regular file"
+        else:
+            try:
+                return ContextFile(name=name, text=path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = getattr(exc, "strerror", None) or str(exc)
+        config_text = self.project.config_path.read_text(encoding="utf-8")
+        raise UserError(
+            f"cannot read context file {name!r}: {problem}",
+            file=self.project.config_path,
+            line=locate_key(config_text, ["generate", "context_files"]),
+            fix="correct [generate] context_files, or create the file (UTF-8 text)",
+        )
 
     def _load_seeds(self) -> list[Seed]:
         seed_set = load_project_seeds(self.project)
+        raise_on_seed_errors(seed_set, self.project.root)  # e.g. an exact duplicate: `seeds check` fails, so generate does not run
         if not seed_set.seeds and self.settings.few_shot > 0:
             raise UserError(
                 "no verified seeds to show the model",
@@ -105,11 +114,11 @@ class Generation:
         return self.planner([tuple(pair) for pair in run.config.get("rejection_reasons", [])])
 
     def dry_run(self, engine: Engine) -> DryRun:
-        """Render every prompt, estimate tokens and cost for the whole run; send and write nothing."""
+        """Render the first prompt and a sample of the rest, estimate tokens and cost for the whole run; send and write nothing."""
         with read_session(engine) as session:
             planner = self.planner(rejection_reasons(session, template_hash=self.template.hash))
-        calls = [planner.build(i) for i in range(planner.total)]
-        input_tokens = sum(estimate_tokens("".join(m["content"] for m in call.messages)) for call in calls)
+        first = planner.build(0)
+        input_tokens = planner.estimated_input_tokens()
         # Expect answers about as long as the seeds (plus JSON punctuation); the worst case is max_tokens each.
         per_example = sum(estimate_tokens(s.example.model_dump_json()) for s in self.seeds) / max(1, len(self.seeds)) or 200
         output_tokens = int(self.settings.count * per_example * 1.1)
@@ -119,7 +128,7 @@ class Generation:
         def cost(out: int) -> float | None:
             return None if price is None else (input_tokens * price[0] + out * price[1]) / 1_000_000
 
-        return DryRun(self.run_id, planner.total, self.settings.count, calls[0].messages, input_tokens, output_tokens, worst,
+        return DryRun(self.run_id, planner.total, self.settings.count, first.messages, input_tokens, output_tokens, worst,
                       cost(output_tokens), cost(worst), self.settings.model)
 
     def run(self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None) -> RunStats:
@@ -140,7 +149,8 @@ class Generation:
             with run_lease(engine, self.run_id, pids=[os.getpid(), writer.pid]) as lease:
                 with write_session(engine) as session:
                     sync_seeds(session, self.seeds, root=self.project.root)
-                stats = self._journal(engine)
+                logged = read_answer_log(log_path)
+                stats = self._journal(engine, through_index=max((a.request_index for a in logged), default=-1))
                 if stats.status == "complete":
                     all_stored = writer.close()
                     return stats
@@ -153,7 +163,7 @@ class Generation:
                     provider = self._provider()
                     on_progress(stats)
                     dispatcher = Dispatcher(self, engine, provider, writer, stats, on_progress, lease=lease)
-                    asyncio.run(dispatcher.run(recovered=read_answer_log(log_path)))
+                    asyncio.run(dispatcher.run(recovered=self._recoverable(engine, logged)))
                 finally:
                     all_stored = writer.close()  # even on Ctrl-C: every answer received is committed (or stays in the log)
                     gc.unfreeze()  # the run is over: a caller that goes on (tests, a notebook) collects as usual
@@ -173,8 +183,8 @@ class Generation:
             timeout=settings.timeout, concurrency=settings.concurrency, replay_file=self.replay_file,
         )
 
-    def _journal(self, engine: Engine) -> RunStats:
-        """Create (or find) the run and journal its first requests; returns the run's stats.
+    def _journal(self, engine: Engine, *, through_index: int) -> RunStats:
+        """Create (or find) the run and journal its first requests (and all up to `through_index`); returns the run's stats.
 
         Only a head start (enough to fill the workers and their queue) is journaled here, so sending
         starts at once; the writer process journals the rest ahead of the dispatcher.
@@ -198,7 +208,10 @@ class Generation:
             )
             planner = self.planner_for(run)
             backlog = planner.journal_rows(run_id=run.id, skip=journal.planned_indices(session, run_id=run.id))
-            journal.journal_calls(session, rows=list(islice(backlog, 2 * self.settings.concurrency)))
+            head_start = list(islice(backlog, 2 * self.settings.concurrency))
+            # The calls that logged answers belong to are journaled before those answers are stored.
+            head_start += takewhile(lambda row: row["request_index"] <= through_index, backlog)
+            journal.journal_calls(session, rows=head_start)
             totals = journal.run_totals(session, run_id=run.id)
             stats = RunStats(run_id=run.id, total_requests=planner.total, answered_before=totals.answered, resumed=resumed,
                              run_cost_usd=totals.cost_usd)
@@ -206,6 +219,18 @@ class Generation:
                 journal.finish_run(session, run_id=run.id, status="complete", stop_reason=None)
                 stats.status, stats.already_complete = "complete", resumed
         return stats
+
+    def _recoverable(self, engine: Engine, logged: list[Arrival]) -> list[Arrival]:
+        """The logged answers this store still lacks, each pointed at its call here (the log may come from a store since replaced)."""
+        if not logged:
+            return []
+        with read_session(engine) as session:
+            calls = journal.calls_by_index(session, run_id=self.run_id, indices=[a.request_index for a in logged])
+        return [
+            replace(arrival, call_id=calls[arrival.request_index][0])
+            for arrival in logged
+            if arrival.request_index in calls and calls[arrival.request_index][1] == arrival.request_hash
+        ]
 
     def _finish(self, engine: Engine, stats: RunStats, writer: JournalWriter) -> None:
         if stats.recovered:

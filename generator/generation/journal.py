@@ -81,6 +81,16 @@ def open_calls(session: Session, *, run_id: str, after_index: int, limit: int) -
     return [OpenCall(id=r[0], index=r[1], request_hash=r[2], request=r[3], seed_ids=r[4]) for r in rows]
 
 
+def calls_by_index(session: Session, *, run_id: str, indices: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """The run's still-open calls at these request indices: index -> (call id, request hash)."""
+    rows = session.exec(
+        select(LLMCall.request_index, LLMCall.id, LLMCall.request_hash).where(
+            LLMCall.run_id == run_id, col(LLMCall.request_index).in_(indices), col(LLMCall.status).in_(OPEN)
+        )
+    ).all()
+    return {index: (call_id, request_hash) for index, call_id, request_hash in rows if call_id is not None}
+
+
 def cached_bodies(session: Session, *, hashes: Sequence[str], run_id: str) -> dict[str, str]:
     """Stored response bodies for these request hashes from other runs (a response once paid for is reused)."""
     if not hashes:

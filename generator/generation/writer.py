@@ -48,7 +48,7 @@ from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
 from generator.project import Project
-from generator.store.db import create_store_engine, read_session, sqlite_path, store_fault, write_session
+from generator.store.db import BUSY_TIMEOUT_MS, create_store_engine, read_session, sqlite_path, store_fault, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, Run, utcnow
 
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 _BATCH = 256
 GROUP_WINDOW = 0.02  # seconds a commit waits for more answers after the first
 _JOURNAL_CHUNK = 128  # calls journaled per transaction (~20 ms): the sender sees them as each commits
-LOCKED_PATIENCE = 60.0  # seconds a batch is retried while another process holds the store's write lock
+LOCKED_PATIENCE = 4 * BUSY_TIMEOUT_MS / 1000  # seconds a batch is retried (60 s by default) while another process holds the write lock
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,12 @@ class JournalWriter:
         self._inbox.put(_BEGIN)
 
     def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
-        return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, body=body, attempts=attempts,
-                                    latency_ms=latency_ms, from_cache=from_cache))
+        return self._submit(Arrival(call.id, call.index, call.request_hash, int(call.request["asked"]), call.seed_ids, body=body,
+                                    attempts=attempts, latency_ms=latency_ms, from_cache=from_cache))
 
     def store_failure(self, call: OpenCall, *, error: str, attempts: int) -> asyncio.Future[CallOutcome]:
-        return self._submit(Arrival(call.id, int(call.request["asked"]), call.seed_ids, error=error, attempts=attempts))
+        return self._submit(Arrival(call.id, call.index, call.request_hash, int(call.request["asked"]), call.seed_ids, error=error,
+                                    attempts=attempts))
 
     def store_recovered(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
         """An answer found in the log of an earlier, interrupted invocation: stored without being logged again."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlmodel import Session
@@ -18,7 +19,9 @@ from generator.errors import UserError, WorkFailed
 # the database's alembic_version and imports Alembic only when they differ (it costs ~0.4 s).
 HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-BUSY_TIMEOUT_MS = 15_000
+# How long a statement waits for another process's write lock. SYNTHGATE_BUSY_TIMEOUT (seconds)
+# changes it: longer for a store on a slow network folder, shorter in the fault tests.
+BUSY_TIMEOUT_MS = int(float(os.environ.get("SYNTHGATE_BUSY_TIMEOUT", "15")) * 1000)
 
 
 def open_store(url: str) -> Engine:
@@ -28,7 +31,39 @@ def open_store(url: str) -> Engine:
     return engine
 
 
-def create_store_engine(url: str) -> Engine:
+def open_store_for_reading(url: str) -> Engine:
+    """An engine for commands that only read (stats, export, verify): works on a store this user cannot write.
+
+    It never creates a store. A SQLite store in WAL mode needs its `-shm` file even to be read;
+    where that cannot be created (a folder this user cannot write, as when a trainer running as
+    another user exports), the file is read as immutable: without locks, which is safe as long as
+    nobody writes it meanwhile — and nobody is: the file's owner has no connection open, or the
+    `-shm` file would exist.
+    """
+    engine = create_store_engine(url, create_folder=False)
+    database = sqlite_path(engine)
+    if database is not None and not database.exists():
+        raise WorkFailed(f"no review store at {database}", fix="pass the store with --db (or SYNTHGATE_DB), or create it with `synthgate seeds check`")
+    try:
+        revision = _read_revision(engine)
+    except OperationalError:
+        if database is None:
+            raise
+        engine.dispose()
+        engine = create_engine(f"sqlite:///file:{database}?mode=ro&immutable=1&uri=true", json_deserializer=orjson.loads)
+        revision = _read_revision(engine)
+    if revision != HEAD_REVISION:
+        migrate(engine)  # an older store is upgraded (that one write needs write access, and says so)
+    return engine
+
+
+def _read_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        names = set(inspect(connection).get_table_names())
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar() if "alembic_version" in names else None
+
+
+def create_store_engine(url: str, *, create_folder: bool = True) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -38,7 +73,7 @@ def create_store_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        if create_folder and database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
         # orjson reads the JSON columns (prompts, conversations) 2-3x faster than json, and the
@@ -117,7 +152,11 @@ def migrate(engine: Engine) -> None:
             if _revision_on(connection) != HEAD_REVISION:
                 _run_alembic(connection)
     except OperationalError as exc:
-        raise WorkFailed(f"cannot open the review store: {exc.orig}", fix="check the --db URL and that the folder is writable") from None
+        database = sqlite_path(engine)
+        if database is not None and not os.access(database.parent, os.W_OK):
+            raise WorkFailed(f"the review store {database} is read-only here (its folder cannot be written)",
+                             fix="stats, export and verify work on it as it is; to change it, use a writable copy") from None
+        raise WorkFailed(f"cannot open the review store: {store_fault(exc)}", fix="check the --db URL and that the folder is writable") from None
 
 
 _MIGRATION_LOCK_KEY = 0x5EED6A7E  # any constant: every synthgate process agrees on it
