@@ -78,9 +78,7 @@ class Conversation(BaseModel):
     def _tags_are_slugs(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not TAG_PATTERN.match(tag):
-                raise ValueError(
-                    f"tag {tag!r} must be lower-case letters, digits and - _ . : / (e.g. 'billing', 'edge:ambiguous')"
-                )
+                raise ValueError(f"tag {tag!r} must be lower-case letters, digits and - _ . : / (e.g. 'billing', 'edge:ambiguous')")
         if len(set(tags)) != len(tags):
             raise ValueError("tags repeat")
         return tags
@@ -153,8 +151,7 @@ def detect_format(record: dict[str, Any]) -> str:
     if "instruction" in record or "output" in record:
         return "alpaca"
     raise FormatError(
-        "no conversation found: expected 'messages' (OpenAI chat), 'conversations' (ShareGPT) "
-        "or 'instruction'/'output' (Alpaca)"
+        "no conversation found: expected 'messages' (OpenAI chat), 'conversations' (ShareGPT) or 'instruction'/'output' (Alpaca)"
     )
 
 
@@ -191,16 +188,14 @@ def example_from_record(record: Any) -> tuple[Example, list[str]]:
 def _messages_from_sharegpt(record: dict[str, Any]) -> list[dict[str, Any]]:
     turns = record["conversations"]
     if not isinstance(turns, list):
-        raise FormatError("'conversations' must be a list of {\"from\": ..., \"value\": ...} objects")
+        raise FormatError('\'conversations\' must be a list of {"from": ..., "value": ...} objects')
     messages = _system_turn(record)
     for index, turn in enumerate(turns, start=1):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
             raise FormatError(f"conversations[{index}] must be an object with 'from' and 'value'")
         speaker = turn["from"]
         if speaker not in SHAREGPT_TO_ROLE:
-            raise FormatError(
-                f"conversations[{index}].from is {speaker!r}; use one of 'system', 'human', 'gpt'"
-            )
+            raise FormatError(f"conversations[{index}].from is {speaker!r}; use one of 'system', 'human', 'gpt'")
         messages.append({"role": SHAREGPT_TO_ROLE[speaker], "content": turn["value"]})
     return messages
 

@@ -66,7 +66,7 @@ def render_config(project_name: str) -> str:
             continue
         overrides = {"name": project_name} if name == "project" else {}
         assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        lines += _section_lines(name, annotation, overrides) + [""]
+        lines += [*_section_lines(name, annotation, overrides), ""]
     return "\n".join(lines)  # valid by construction; tests/test_config.py parses it
 
 

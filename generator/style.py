@@ -94,9 +94,7 @@ class StyleProfile:
         found: list[str] = []
         if self.system_prompt_share >= MAJORITY and system_prompt(messages) != self.system_prompt:
             found.append(
-                "no system prompt, unlike the others"
-                if system_prompt(messages) is None
-                else "system prompt differs from the usual one"
+                "no system prompt, unlike the others" if system_prompt(messages) is None else "system prompt differs from the usual one"
             )
         for feature in sorted(conversation_features(messages) & self.unusual_features):
             found.append(f"answer uses {feature}, which the others do not")

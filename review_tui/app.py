@@ -30,9 +30,7 @@ class ReviewApp(App[None]):
     def on_mount(self) -> None:
         self.set_keymap(self.config.keys)
         self.push_screen(
-            ReviewScreen(
-                client=self.client, reasons=self.config.reject_reasons, keys=self.config.keys, clock=self.clock, blink=self.blink
-            )
+            ReviewScreen(client=self.client, reasons=self.config.reject_reasons, keys=self.config.keys, clock=self.clock, blink=self.blink)
         )
 
     async def action_quit(self) -> None:

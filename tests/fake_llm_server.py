@@ -13,6 +13,7 @@ Base URLs for the SDKs: `http://HOST:PORT/v1` (OpenAI) and `http://HOST:PORT` (A
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import random
@@ -43,6 +44,8 @@ class Fact:
 
 
 # Question/answer material taken from seeds/PRODUCT.md, so answers agree with the fact sheet.
+# A table, one fact a row: the formatter would spread each over five lines.
+# fmt: off
 FACTS: tuple[Fact, ...] = (
     Fact("billing", ("how much is the Team plan per year?", "what does Team cost if I pay yearly?"),
          "Team is $372/year (or $39/month) and includes 3 users; each extra user is $84/year or $8/month."),
@@ -117,14 +120,32 @@ FACTS: tuple[Fact, ...] = (
          "I'm sorry for the trouble. Your billing history at Settings → Billing → Billing history lists every charge with its reason. If it's an annual renewal from the last 14 days, email support@ledgerly.app from the Owner's address and it will be fully refunded.",
          edge="edge:frustrated"),
 )
+# fmt: on
 
 OPENERS = (
-    "", "hi, ", "Hello! ", "quick question: ", "hey team, ", "Hi there. ", "Good morning. ", "sorry if this is obvious but ",
-    "I run a small bakery. ", "I'm a freelance photographer. ", "We're a 3-person agency. ", "new to ledgerly here - ",
-    "I do bookkeeping for a dental practice. ", "Asking for my accountant: ", "I'm on the Solo plan. ", "we just moved to Team, ",
+    "",
+    "hi, ",
+    "Hello! ",
+    "quick question: ",
+    "hey team, ",
+    "Hi there. ",
+    "Good morning. ",
+    "sorry if this is obvious but ",
+    "I run a small bakery. ",
+    "I'm a freelance photographer. ",
+    "We're a 3-person agency. ",
+    "new to ledgerly here - ",
+    "I do bookkeeping for a dental practice. ",
+    "Asking for my accountant: ",
+    "I'm on the Solo plan. ",
+    "we just moved to Team, ",
 )
 ASIDES = ("", "", " Thanks!", " Thanks in advance.", " Cheers.", " Appreciate it.", " (on mobile, sorry for typos)", " This is urgent.")
-FOLLOW_UPS = ("ok and does that work on the free plan too?", "got it. where is that setting exactly?", "thanks, last thing: is there a limit?")
+FOLLOW_UPS = (
+    "ok and does that work on the free plan too?",
+    "got it. where is that setting exactly?",
+    "thanks, last thing: is there a limit?",
+)
 FOLLOW_UP_ANSWERS = (
     "Check the plan list: Free has no recurring invoices, automatic reminders, late fees, bank sync or Zapier, so those need Solo or Team.",
     "It's in Settings; the exact path is the one above, and only the Owner or an Admin can change Settings.",
@@ -142,7 +163,11 @@ def conversations_for(prompt: str, *, count: int, rng: random.Random) -> list[di
     for _ in range(count):
         fact = rng.choice(pool)
         question = rng.choice(OPENERS) + rng.choice(fact.questions) + rng.choice(ASIDES)
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}, {"role": "assistant", "content": fact.answer}]
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": fact.answer},
+        ]
         tags = [fact.tag] + ([fact.edge] if fact.edge else [])
         if rng.random() < 0.3:
             follow = rng.randrange(len(FOLLOW_UPS))
@@ -157,10 +182,8 @@ def _examples_in(prompt: str) -> list[dict[str, Any]]:
     for line in prompt.splitlines():
         line = line.strip()
         if line.startswith('{"messages"'):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 found.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
     return found
 
 
@@ -285,13 +308,13 @@ class _Handler(BaseHTTPRequestHandler):
     def fake(self) -> FakeLLMServer:
         return self.server.fake  # type: ignore[attr-defined]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.rstrip("/") == "/_stats":
             self._send(200, self.fake.stats())
         else:
             self._send(404, {"error": {"message": "not found"}})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.endswith("/chat/completions"):
             wire = "openai"
@@ -320,7 +343,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(wire, int(behaviour))
             return
         if wire == "openai" and not plan.json_schema_supported and (request.get("response_format") or {}).get("type") == "json_schema":
-            self._send(400, {"error": {"message": "response_format type json_schema is not supported by this server", "type": "invalid_request_error", "param": "response_format"}})
+            self._send(
+                400,
+                {
+                    "error": {
+                        "message": "response_format type json_schema is not supported by this server",
+                        "type": "invalid_request_error",
+                        "param": "response_format",
+                    }
+                },
+            )
             return
         prompt = "\n".join(_text_of(m.get("content")) for m in request.get("messages", []))
         prompt += "\n" + _text_of(request.get("system"))
@@ -341,11 +373,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, _anthropic_body(request, text, payload, behaviour, prompt))
 
     def _send_error(self, wire: str, status: int) -> None:
-        kinds = {429: ("rate_limit_error", "Rate limit reached, please retry later"), 500: ("api_error", "Internal server error"),
-                 401: ("authentication_error", "Incorrect API key provided: sk-fake...leak")}
+        kinds = {
+            429: ("rate_limit_error", "Rate limit reached, please retry later"),
+            500: ("api_error", "Internal server error"),
+            401: ("authentication_error", "Incorrect API key provided: sk-fake...leak"),
+        }
         kind, message = kinds[status]
         headers = {"Retry-After": _retry_after_value(self.fake.plan.retry_after)} if status == 429 else {}
-        body = {"type": "error", "error": {"type": kind, "message": message}} if wire == "anthropic" else {"error": {"message": message, "type": kind, "code": kind}}
+        body = (
+            {"type": "error", "error": {"type": kind, "message": message}}
+            if wire == "anthropic"
+            else {"error": {"message": message, "type": kind, "code": kind}}
+        )
         self._send(status, body, headers)
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -392,7 +431,11 @@ def _openai_body(request: dict[str, Any], text: str, behaviour: str, prompt: str
         "created": 1_700_000_000,
         "model": request.get("model", "fake"),
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
@@ -430,19 +473,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--script", default="", help="comma-separated behaviours for the first requests, e.g. 429,ok,500")
     parser.add_argument("--no-json-schema", action="store_true", help="answer 400 to response_format json_schema")
-    for name, flag in (("429", "rate-limit"), ("500", "server-error"), ("hang", "hang"), ("malformed", "malformed"),
-                       ("schema", "wrong-schema"), ("truncated", "truncated"), ("refusal", "refusal")):
+    for name, flag in (
+        ("429", "rate-limit"),
+        ("500", "server-error"),
+        ("hang", "hang"),
+        ("malformed", "malformed"),
+        ("schema", "wrong-schema"),
+        ("truncated", "truncated"),
+        ("refusal", "refusal"),
+    ):
         parser.add_argument(f"--{flag}", type=float, default=0.0, dest=f"ratio_{name}", help=f"share of requests answered '{name}'")
     args = parser.parse_args(argv)
     ratios = {key.removeprefix("ratio_"): value for key, value in vars(args).items() if key.startswith("ratio_") and value}
-    plan = FaultPlan(latency=args.latency, ratios=ratios, script=[s for s in args.script.split(",") if s],
-                     retry_after=args.retry_after, json_schema_supported=not args.no_json_schema)
+    plan = FaultPlan(
+        latency=args.latency,
+        ratios=ratios,
+        script=[s for s in args.script.split(",") if s],
+        retry_after=args.retry_after,
+        json_schema_supported=not args.no_json_schema,
+    )
     server = FakeLLMServer(plan, host=args.host, port=args.port, seed=args.seed)
     print(f"listening on {server.url}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.httpd.serve_forever(poll_interval=0.05)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

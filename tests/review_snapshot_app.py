@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-
 from sqlalchemy import Engine
 
 from generator.config import ReviewSection
@@ -151,9 +150,7 @@ def make_fixture_app(
     clock: FakeClock | None = None,
 ) -> ReviewApp:
     """The app as `synthgate review` builds it, with a fake clock and no cursor blink (deterministic screens)."""
-    return make_review_app(
-        engine=engine, reviewer=reviewer, config=config, filters=filters, clock=clock or FakeClock(), blink=False
-    )
+    return make_review_app(engine=engine, reviewer=reviewer, config=config, filters=filters, clock=clock or FakeClock(), blink=False)
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]

@@ -242,6 +242,7 @@ def test_the_generation_contract_filters_within_a_run_and_names_stored_ids(proje
             [NewCandidate(source_key=key, messages=as_dicts(batch[key]), **result.model_dump()) for key, result in results.items()],
         )
     assert rows(store)[new_ids[1]].filter_match == f"candidate:{new_ids[0]}"  # stored, the match names the original by id
+
     # What generation stored is what a re-check concludes (only the unchecked "earlier" row gains results).
     def checked_rows() -> list[tuple]:
         stored = rows(store)
@@ -258,6 +259,6 @@ def test_the_generation_contract_filters_within_a_run_and_names_stored_ids(proje
 
 def test_a_missing_holdout_file_stops_generation_checks_too(project: Project, store: Engine) -> None:
     (project.root / "eval" / "holdout.jsonl").unlink()
-    with read_session(store) as session, pytest.raises(UserError, match="holdout file 'eval/holdout.jsonl' not found") as error:
+    with read_session(store) as session, pytest.raises(UserError, match=r"holdout file 'eval/holdout\.jsonl' not found") as error:
         CandidateChecker.from_store(session, project=project)
     assert error.value.file == str(project.config_path) and error.value.line is not None

@@ -35,13 +35,45 @@ SEEDS = load_examples(REPO / "seeds" / "support.jsonl")
 HOLDOUT = load_examples(REPO / "eval" / "holdout.jsonl")
 SYSTEM = SEEDS[0][2][0].content
 
-_OPENERS = ["Hi,", "Hello!", "Quick question:", "Hey there,", "Good morning,", "Sorry to bother you,", "One more thing:",
-            "Hi team,", "Hello again,", "Question about my account:", "Afternoon!", "Hope you can help:"]
-_ASKS = ["how do I", "is it possible to", "what is the fastest way to", "can you explain how to", "where do I go to",
-         "is there a way to", "what happens when I try to", "could you walk me through how to", "why can't I"]
-_CONTEXTS = [" before the end of the month", " for a client in Germany", " from my phone", " without losing my history",
-             " while I'm still on the trial", " for last quarter", " for my bookkeeper", " after switching plans",
-             " in euros instead of dollars", " for a one-off project", " when a client pays late", " for my two co-founders"]
+_OPENERS = [
+    "Hi,",
+    "Hello!",
+    "Quick question:",
+    "Hey there,",
+    "Good morning,",
+    "Sorry to bother you,",
+    "One more thing:",
+    "Hi team,",
+    "Hello again,",
+    "Question about my account:",
+    "Afternoon!",
+    "Hope you can help:",
+]
+_ASKS = [
+    "how do I",
+    "is it possible to",
+    "what is the fastest way to",
+    "can you explain how to",
+    "where do I go to",
+    "is there a way to",
+    "what happens when I try to",
+    "could you walk me through how to",
+    "why can't I",
+]
+_CONTEXTS = [
+    " before the end of the month",
+    " for a client in Germany",
+    " from my phone",
+    " without losing my history",
+    " while I'm still on the trial",
+    " for last quarter",
+    " for my bookkeeper",
+    " after switching plans",
+    " in euros instead of dollars",
+    " for a one-off project",
+    " when a client pays late",
+    " for my two co-founders",
+]
 # (what the user wants to do, the step that answers it)
 _TASKS = [
     ("export all my invoices to a spreadsheet", "Open Settings → Data → Export data and pick the invoices file"),
@@ -76,28 +108,61 @@ _TASKS = [
     ("see which invoices are overdue", "Filter Invoices by the Overdue status"),
 ]
 _DETAILS = [
-    "The change applies to new invoices from then on", "Your existing records stay exactly as they were",
-    "Only the Owner and Admins can see that page", "It usually takes less than a minute to finish",
-    "Clients never need a login for any of this", "The same option exists in the mobile app",
-    "Anything already imported is kept", "You can undo it later from the same screen",
-    "Reports pick up the change the next day", "Paid plans include this at no extra cost",
-    "Your client receives an email with a secure link", "Nothing is charged until you confirm",
-    "Drafts are not affected because they have no number yet", "The history tab records who made the change",
-    "Free accounts have a monthly limit on this", "Team members with the Member role cannot do this step",
-    "Bank sync refreshes a few times each day", "Currency conversion uses the rate for the invoice date",
-    "A copy lands in your own inbox as well", "The setting can be overridden on a single invoice",
-    "Support can help if the button is greyed out", "The file arrives as a download within a few seconds",
-    "Stripe deducts its own processing fee separately", "Archived clients still appear in past reports",
+    "The change applies to new invoices from then on",
+    "Your existing records stay exactly as they were",
+    "Only the Owner and Admins can see that page",
+    "It usually takes less than a minute to finish",
+    "Clients never need a login for any of this",
+    "The same option exists in the mobile app",
+    "Anything already imported is kept",
+    "You can undo it later from the same screen",
+    "Reports pick up the change the next day",
+    "Paid plans include this at no extra cost",
+    "Your client receives an email with a secure link",
+    "Nothing is charged until you confirm",
+    "Drafts are not affected because they have no number yet",
+    "The history tab records who made the change",
+    "Free accounts have a monthly limit on this",
+    "Team members with the Member role cannot do this step",
+    "Bank sync refreshes a few times each day",
+    "Currency conversion uses the rate for the invoice date",
+    "A copy lands in your own inbox as well",
+    "The setting can be overridden on a single invoice",
+    "Support can help if the button is greyed out",
+    "The file arrives as a download within a few seconds",
+    "Stripe deducts its own processing fee separately",
+    "Archived clients still appear in past reports",
     "The audit log keeps a note of the action",
 ]
-_CLOSINGS = ["Let me know if anything looks off.", "Happy to help with the next step.", "That should sort it out.",
-             "Shout if you get stuck.", "Hope that helps!", "Glad to walk through it again if needed.",
-             "You're all set after that.", "Tell me if you'd like more detail.", "Have a good day!",
-             "Feel free to reply with a screenshot if it differs.", "That's all there is to it.",
-             "Write back any time.", "Good luck with the month-end close!", "It only needs doing once.",
-             "The help centre has a short video on it too."]
-_LEADS = ["Sure.", "Good question.", "Of course.", "Yes, you can.", "Happy to explain.", "Certainly.", "No problem.",
-          "Here's how.", "Easy enough.", "Great question."]
+_CLOSINGS = [
+    "Let me know if anything looks off.",
+    "Happy to help with the next step.",
+    "That should sort it out.",
+    "Shout if you get stuck.",
+    "Hope that helps!",
+    "Glad to walk through it again if needed.",
+    "You're all set after that.",
+    "Tell me if you'd like more detail.",
+    "Have a good day!",
+    "Feel free to reply with a screenshot if it differs.",
+    "That's all there is to it.",
+    "Write back any time.",
+    "Good luck with the month-end close!",
+    "It only needs doing once.",
+    "The help centre has a short video on it too.",
+]
+_LEADS = [
+    "Sure.",
+    "Good question.",
+    "Of course.",
+    "Yes, you can.",
+    "Happy to explain.",
+    "Certainly.",
+    "No problem.",
+    "Here's how.",
+    "Easy enough.",
+    "Great question.",
+]
 
 
 def clean_conversation(index: int, rng: random.Random) -> list[Message]:
@@ -169,7 +234,11 @@ def build_corpus(seed: int = 7) -> Corpus:
     for seed_id, _, messages in rng.sample(SEEDS, 8):
         corpus.add(change_one_word(messages, rng), "near-duplicate of seed", match=f"seed:{seed_id}")
     for seed_id, _, messages in rng.sample(SEEDS, 3):  # the same exchange under another system prompt
-        corpus.add([Message(role="system", content="You are a helpful assistant."), *messages[1:]], "near-duplicate of seed", match=f"seed:{seed_id}")
+        corpus.add(
+            [Message(role="system", content="You are a helpful assistant."), *messages[1:]],
+            "near-duplicate of seed",
+            match=f"seed:{seed_id}",
+        )
     for _, line, messages in HOLDOUT[:8]:
         corpus.add(messages, "holdout leak", match=f"holdout:eval/holdout.jsonl:{line}")
     for _, line, messages in HOLDOUT[8:]:
@@ -184,17 +253,27 @@ def build_corpus(seed: int = 7) -> Corpus:
         messages = next(fresh)
         answer = messages[-1].content
         corpus.add(with_answer(messages, answer[: answer.rindex(" ", 0, len(answer) - 12)]), "flag:truncation")
-    refusals = ["As an AI language model, I can't see your account, but here is the general idea.",
-                "I'm sorry, but I can't help with that.", "I am just an AI, so I cannot log in for you."]
+    refusals = [
+        "As an AI language model, I can't see your account, but here is the general idea.",
+        "I'm sorry, but I can't help with that.",
+        "I am just an AI, so I cannot log in for you.",
+    ]
     for refusal in refusals:
         messages = next(fresh)
         corpus.add(with_answer(messages, f"{refusal} {messages[-1].content}"), "flag:refusal")
-    for placeholder in ["See [insert link here] for the details.", "Lorem ipsum dolor sit amet.", "TODO: add the menu path.",
-                        "Dear {{customer_name}}, thanks for asking."]:
+    for placeholder in [
+        "See [insert link here] for the details.",
+        "Lorem ipsum dolor sit amet.",
+        "TODO: add the menu path.",
+        "Dear {{customer_name}}, thanks for asking.",
+    ]:
         messages = next(fresh)
         corpus.add(with_answer(messages, f"{messages[-1].content} {placeholder}"), "flag:placeholder")
-    for personal in ["Call me on +1 415 555 0134 if that fails.", "Or email jane.doe@example.com directly.",
-                     "Use the key sk-proj-abcdefghijklmnopqrstuvwxyz123456 for the API."]:
+    for personal in [
+        "Call me on +1 415 555 0134 if that fails.",
+        "Or email jane.doe@example.com directly.",
+        "Use the key sk-proj-abcdefghijklmnopqrstuvwxyz123456 for the API.",
+    ]:
         messages = next(fresh)
         corpus.add(with_answer(messages, f"{messages[-1].content} {personal}"), "flag:pii")
     messages = next(fresh)

@@ -11,24 +11,45 @@ from datasketch.lsh import _optimal_param
 
 from generator.examples import Message
 from generator.similarity import (
+    LSH_WEIGHTS,
     AllPairsJaccard,
     NearDuplicateIndex,
     ShingleSets,
     jaccard,
-    LSH_WEIGHTS,
     jaccard_of_sorted,
     lsh_bands,
     shingles,
     similarity_text,
 )
 
-_VOCABULARY = "the a invoice pay bank sync Ledgerly export CSV plan team solo refund tax VAT it's don't naïve Café ﬁle".split()
+_VOCABULARY = [
+    "the",
+    "a",
+    "invoice",
+    "pay",
+    "bank",
+    "sync",
+    "Ledgerly",
+    "export",
+    "CSV",
+    "plan",
+    "team",
+    "solo",
+    "refund",
+    "tax",
+    "VAT",
+    "it's",
+    "don't",
+    "naïve",
+    "Café",
+    "ﬁle",
+]
 
 
 def random_texts(count: int, seed: int, longest: int = 30) -> list[str]:
     rng = random.Random(seed)
     texts = [" ".join(rng.choice(_VOCABULARY) for _ in range(rng.randint(0, longest))) for _ in range(count)]
-    return texts + ["", "one", "one two", "One  TWO\tthree", "ﬁle FILE", "?!"]
+    return [*texts, "", "one", "one two", "One  TWO\tthree", "ﬁle FILE", "?!"]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5])

@@ -30,7 +30,9 @@ def test_sharegpt_record_maps_speakers_to_roles() -> None:
 
 
 def test_alpaca_record_joins_instruction_and_input() -> None:
-    example, _ = example_from_record({"instruction": "Summarise the refund policy.", "input": "Annual plan, day 10.", "output": "Full refund."})
+    example, _ = example_from_record(
+        {"instruction": "Summarise the refund policy.", "input": "Annual plan, day 10.", "output": "Full refund."}
+    )
     assert example.messages_as_dicts() == [
         {"role": "user", "content": "Summarise the refund policy.\n\nAnnual plan, day 10."},
         {"role": "assistant", "content": "Full refund."},

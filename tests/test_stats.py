@@ -22,14 +22,31 @@ def build_store(engine: Engine) -> dict[str, list[int]]:
         session.add(Run(id="r2", provider="anthropic", model="claude-x", template="prompts/b.jinja", template_hash="b" * 64))
         session.flush()
         for index, (run, cost) in enumerate([("r1", 0.25), ("r1", 0.5), ("r2", 0.75)]):
-            session.add(LLMCall(run_id=run, request_index=index, request_hash=f"h{index}", status="ok", cost_usd=cost, input_tokens=100, output_tokens=50))
+            session.add(
+                LLMCall(
+                    run_id=run,
+                    request_index=index,
+                    request_hash=f"h{index}",
+                    status="ok",
+                    cost_usd=cost,
+                    input_tokens=100,
+                    output_tokens=50,
+                )
+            )
         session.flush()
 
         def batch(run: str, model: str, template: str, tags: list[str], count: int, start: int) -> list[int]:
             return add_candidates(
                 session,
                 [
-                    NewCandidate(source_key=f"{run}-{start + i}", messages=chat(start + i), tags=tags, run_id=run, model=model, template_hash=template * 64)
+                    NewCandidate(
+                        source_key=f"{run}-{start + i}",
+                        messages=chat(start + i),
+                        tags=tags,
+                        run_id=run,
+                        model=model,
+                        template_hash=template * 64,
+                    )
                     for i in range(count)
                 ],
             )
@@ -98,5 +115,12 @@ def test_cli_stats_json_keeps_the_old_keys_and_adds_the_dashboard(engine: Engine
     assert {"acceptance", "reject_reasons", "reviewers", "cost"} <= set(stats)
     table = run_cli("--db", str(engine.url), "stats", cwd=project_dir)
     assert table.returncode == 0, table.stderr
-    for heading in ("Acceptance by run", "Acceptance by tag", "Top reject reasons", "Top filter reasons", "Reviewer throughput", "API cost: $1.5000"):
+    for heading in (
+        "Acceptance by run",
+        "Acceptance by tag",
+        "Top reject reasons",
+        "Top filter reasons",
+        "Reviewer throughput",
+        "API cost: $1.5000",
+    ):
         assert heading in table.stdout

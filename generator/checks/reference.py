@@ -61,4 +61,3 @@ def load_holdout(project: Project) -> list[Labelled]:
         shown = display_path(path, project.root)
         references += [(f"{shown}:{example.line}", list(example.example.messages)) for example in loaded.seeds]
     return references
-

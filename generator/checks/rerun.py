@@ -151,9 +151,7 @@ def restore_filtered(engine: Engine, *, reason: str) -> int:
                 Candidate.status == "filtered", Candidate.filter_reason == reason
             )
         ).all()
-        changes = [
-            {"row_id": row.id, "new_flags": [*row.flags, restored_flag(reason, row.filter_match).model_dump()]} for row in rows
-        ]
+        changes = [{"row_id": row.id, "new_flags": [*row.flags, restored_flag(reason, row.filter_match).model_dump()]} for row in rows]
         if changes:
             statement = (
                 update(_TABLE)
@@ -162,4 +160,3 @@ def restore_filtered(engine: Engine, *, reason: str) -> int:
             )
             session.execute(statement, changes)
     return len(changes)
-

@@ -13,8 +13,8 @@ from generator.checks.result import CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
 from generator.project import Project
-from generator.store.intake import SOURCE_MATCH_PREFIX
 from generator.similarity import AllPairsJaccard, NearDuplicateIndex, ShingleSets, Signature, normalized_key, similarity_text
+from generator.store.intake import SOURCE_MATCH_PREFIX
 
 # Statuses of the stored candidates a new one is compared with. Filtered ones are left out: whatever
 # matches them matches the record that filtered them, which is checked directly.
@@ -183,4 +183,3 @@ class CandidateChecker:
 def _digest(messages: Sequence[Message]) -> bytes:
     """A short fingerprint of the normalised conversation (exact duplicates share it)."""
     return hashlib.blake2b(normalized_key(messages).encode(), digest_size=16).digest()
-

@@ -19,10 +19,15 @@ def review_command(
     ctx: typer.Context,
     reviewer: Annotated[
         str | None,
-        typer.Option("--reviewer", help="Your name, recorded with every decision (default: \\[review] reviewer, else git's user.name, else your login name)."),
+        typer.Option(
+            "--reviewer",
+            help="Your name, recorded with every decision (default: \\[review] reviewer, else git's user.name, else your login name).",
+        ),
     ] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only review candidates with this tag, e.g. billing or edge:ambiguous.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")
+    ] = None,
     flagged: Annotated[bool, typer.Option("--flagged", help="Only review candidates the checks flagged for a closer look.")] = False,
 ) -> None:
     """Review pending candidates one at a time: a accept, r reject with a reason, e correct, s skip, u undo.
@@ -43,9 +48,14 @@ def review_command(
     if run is not None:
         with read_session(cli.engine) as session:
             if session.get(Run, run) is None:
-                raise UserError(f"--run {run!r}: no such generation run in the store", fix="pass a run id that `synthgate stats` lists, or leave --run out")
+                raise UserError(
+                    f"--run {run!r}: no such generation run in the store",
+                    fix="pass a run id that `synthgate stats` lists, or leave --run out",
+                )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UserError("synthgate review needs an interactive terminal", fix="run it in a terminal (over SSH and in tmux is fine), not through a pipe")
+        raise UserError(
+            "synthgate review needs an interactive terminal", fix="run it in a terminal (over SSH and in tmux is fine), not through a pipe"
+        )
 
     # Textual is imported here, never at module level: the rest of the CLI works without it.
     from review_tui.app import make_review_app
@@ -70,7 +80,7 @@ def resolve_reviewer(given: str | None, *, configured: str | None, project_root:
             return candidate.strip()
     raise UserError(
         "no reviewer name: every decision must carry one",
-        fix="pass --reviewer NAME, or set reviewer = \"NAME\" under [review] in synthgate.toml",
+        fix='pass --reviewer NAME, or set reviewer = "NAME" under [review] in synthgate.toml',
     )
 
 

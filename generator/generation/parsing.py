@@ -130,14 +130,28 @@ def _read_body(data: dict[str, Any]) -> _Reply:
         usage = data.get("usage") or {}
         finish = choice.get("finish_reason")
         refusal = message.get("refusal") or ("content filter" if finish == "content_filter" else None)
-        return _Reply(None, message.get("content"), finish, finish == "length", refusal,
-                      usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        return _Reply(
+            None,
+            message.get("content"),
+            finish,
+            finish == "length",
+            refusal,
+            usage.get("prompt_tokens") or 0,
+            usage.get("completion_tokens") or 0,
+        )
     if data.get("type") == "message":  # Anthropic message
         blocks = data.get("content") or []
         tool_inputs = [b.get("input") for b in blocks if b.get("type") == "tool_use"]
         text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
         stop = data.get("stop_reason")
         usage = data.get("usage") or {}
-        return _Reply(tool_inputs[0] if tool_inputs else None, text, stop, stop == "max_tokens",
-                      (text or "refused") if stop == "refusal" else None, usage.get("input_tokens") or 0, usage.get("output_tokens") or 0)
+        return _Reply(
+            tool_inputs[0] if tool_inputs else None,
+            text,
+            stop,
+            stop == "max_tokens",
+            (text or "refused") if stop == "refusal" else None,
+            usage.get("input_tokens") or 0,
+            usage.get("output_tokens") or 0,
+        )
     raise KeyError("neither an OpenAI chat completion nor an Anthropic message")

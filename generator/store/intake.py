@@ -91,12 +91,14 @@ def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list
             for row in fresh
             if (row["filter_match"] or "").startswith(SOURCE_MATCH_PREFIX)
         }
-        by_key = dict(connection.execute(
-            select(_TABLE.c.source_key, _TABLE.c.id).where(_TABLE.c.source_key.in_([*keys, *originals.values()]))
-        ).all())
+        by_key = dict(
+            connection.execute(select(_TABLE.c.source_key, _TABLE.c.id).where(_TABLE.c.source_key.in_([*keys, *originals.values()]))).all()
+        )
         ids += [by_key[key] for key in keys]
         if originals:
-            connection.execute(_RELINK, [{"row_id": by_key[key], "match": f"candidate:{by_key[original]}"} for key, original in originals.items()])
+            connection.execute(
+                _RELINK, [{"row_id": by_key[key], "match": f"candidate:{by_key[original]}"} for key, original in originals.items()]
+            )
     return ids
 
 

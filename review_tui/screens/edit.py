@@ -74,7 +74,7 @@ class EditScreen(Screen[EditResult | None]):
     def edited_messages(self) -> list[Message]:
         """The conversation as the editor holds it; untouched turns keep their exact original text."""
         messages = []
-        for original, area in zip(self.candidate.messages, self._areas()):
+        for original, area in zip(self.candidate.messages, self._areas(), strict=True):
             unchanged = area.text == editable(original.content)
             messages.append(Message(role=original.role, content=original.content if unchanged else area.text))
         return messages

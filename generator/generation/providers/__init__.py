@@ -22,7 +22,14 @@ def import_provider(name: str) -> None:
 
 
 def make_provider(
-    name: str, *, model: str, base_url: str | None, structured_output: str, timeout: float, concurrency: int, replay_file: Path | None = None
+    name: str,
+    *,
+    model: str,
+    base_url: str | None,
+    structured_output: str,
+    timeout: float,
+    concurrency: int,
+    replay_file: Path | None = None,
 ) -> Provider:
     """The provider for `name`. SDKs are imported lazily (see import_provider): anthropic alone takes seconds to import."""
     if name == "openai":
@@ -32,7 +39,9 @@ def make_provider(
     if name == "anthropic":
         from generator.generation.providers.anthropic_provider import AnthropicProvider
 
-        return AnthropicProvider(model=model, base_url=base_url, structured_output=structured_output, timeout=timeout, concurrency=concurrency)
+        return AnthropicProvider(
+            model=model, base_url=base_url, structured_output=structured_output, timeout=timeout, concurrency=concurrency
+        )
     from generator.generation.providers.replay import ReplayProvider
 
     assert replay_file is not None

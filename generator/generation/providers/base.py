@@ -86,7 +86,9 @@ def sdk_clients(sdk: Any, client_class: Any, *, provider: str, base_url: str | N
     """
     key = api_key(provider, base_url=base_url)
     return [
-        client_class(api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=sdk.DefaultAsyncHttpxClient(verify=tls_context()))
+        client_class(
+            api_key=key, base_url=base_url, max_retries=0, timeout=timeout, http_client=sdk.DefaultAsyncHttpxClient(verify=tls_context())
+        )
         for _ in range(client_count(concurrency))
     ]
 

@@ -22,7 +22,9 @@ class OpenAIProvider:
         self.base_url = base_url
         self.mode = structured_output  # auto | json_schema | json
         self.notes: list[str] = []
-        self.clients = sdk_clients(openai, openai.AsyncOpenAI, provider=self.name, base_url=base_url, timeout=timeout, concurrency=concurrency)
+        self.clients = sdk_clients(
+            openai, openai.AsyncOpenAI, provider=self.name, base_url=base_url, timeout=timeout, concurrency=concurrency
+        )
 
     async def send(self, request: ProviderRequest) -> str:
         try:
@@ -42,7 +44,10 @@ class OpenAIProvider:
         body["max_completion_tokens" if self.base_url is None else "max_tokens"] = request.max_tokens
         schema_mode = self.mode in ("auto", "json_schema")
         if schema_mode:
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "schema": request.schema, "strict": True}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": SCHEMA_NAME, "schema": request.schema, "strict": True},
+            }
         client = client_for(self.clients, request)
         try:
             # The client's raw POST: the body is already plain JSON and we keep the raw answer, so
