@@ -25,14 +25,16 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator.init_project import init_project  # noqa: E402
 from generator.examples import messages_hash  # noqa: E402
+from generator.init_project import init_project  # noqa: E402
 from generator.store.audit import GENESIS, decision_hash  # noqa: E402
 from generator.store.db import open_store, read_session, write_session  # noqa: E402
 from generator.store.models import Candidate, Decision, DecisionChain, Run, utcnow  # noqa: E402
@@ -64,8 +66,18 @@ def build_store(url: str, rows: int, edit_every: int) -> None:
     with write_session(engine) as session:
         session.execute(
             insert(Run),
-            [{"id": "bench-run", "provider": "openai", "model": "gpt-4o-mini", "template": "prompts/generate.jinja",
-              "template_hash": "t" * 64, "config": {"count": rows}, "created_at": start, "updated_at": start}],
+            [
+                {
+                    "id": "bench-run",
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "template": "prompts/generate.jinja",
+                    "template_hash": "t" * 64,
+                    "config": {"count": rows},
+                    "created_at": start,
+                    "updated_at": start,
+                }
+            ],
         )
     prev_hash = GENESIS
     for first in range(1, rows + 1, CHUNK):
@@ -74,23 +86,43 @@ def build_store(url: str, rows: int, edit_every: int) -> None:
         for i in ids:
             messages = conversation(i)
             edited = conversation(i, edited=True) if i % edit_every == 0 else None
-            candidates.append({
-                "id": i, "source_key": f"bench:{i}", "content_hash": messages_hash(messages), "messages": messages,
-                "tags": [TAGS[i % len(TAGS)]], "run_id": "bench-run", "seed_ids": [], "template_hash": "t" * 64,
-                "model": "gpt-4o-mini", "status": "accepted", "flags": [], "review_order": 0, "created_at": start,
-            })
-            fields = {
-                "id": i, "candidate_id": i, "reviewer": REVIEWERS[i % len(REVIEWERS)], "action": "edit" if edited else "accept",
-                "reasons": [], "note": None, "edited_messages": edited,
-                "content_hash": messages_hash(edited or messages), "undoes_id": None, "seconds": 4.0 + i % 7,
-                "created_at": start + timedelta(microseconds=i), "prev_hash": prev_hash,
+            candidates.append(
+                {
+                    "id": i,
+                    "source_key": f"bench:{i}",
+                    "content_hash": messages_hash(messages),
+                    "messages": messages,
+                    "tags": [TAGS[i % len(TAGS)]],
+                    "run_id": "bench-run",
+                    "seed_ids": [],
+                    "template_hash": "t" * 64,
+                    "model": "gpt-4o-mini",
+                    "status": "accepted",
+                    "flags": [],
+                    "review_order": 0,
+                    "created_at": start,
+                }
+            )
+            fields: dict[str, Any] = {
+                "id": i,
+                "candidate_id": i,
+                "reviewer": REVIEWERS[i % len(REVIEWERS)],
+                "action": "edit" if edited else "accept",
+                "reasons": [],
+                "note": None,
+                "edited_messages": edited,
+                "content_hash": messages_hash(edited or messages),
+                "undoes_id": None,
+                "seconds": 4.0 + i % 7,
+                "created_at": start + timedelta(microseconds=i),
+                "prev_hash": prev_hash,
             }
             fields["hash"] = prev_hash = decision_hash(**fields)
             decisions.append(fields)
         with write_session(engine) as session:
             session.execute(insert(Candidate), candidates)
             session.execute(insert(Decision), decisions)
-            session.execute(update(DecisionChain).where(DecisionChain.id == 1).values(seq=ids[-1], head_hash=prev_hash))
+            session.execute(update(DecisionChain).where(col(DecisionChain.id) == 1).values(seq=ids[-1], head_hash=prev_hash))
     engine.dispose()
 
 
@@ -99,7 +131,7 @@ def baseline_seconds(url: str, out: Path) -> tuple[float, float]:
     engine = open_store(url)
     began, cpu_began = time.perf_counter(), time.process_time()
     with read_session(engine) as session, out.open("w", encoding="utf-8") as handle:
-        rows = session.connection().execution_options(yield_per=2000).execute(select(Candidate.messages).order_by(Candidate.id))
+        rows = session.connection().execution_options(yield_per=2000).execute(select(col(Candidate.messages)).order_by(col(Candidate.id)))
         for (messages,) in rows:
             handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
@@ -170,9 +202,13 @@ def main() -> None:
     if code != 0:
         sys.exit(f"export failed (exit {code}):\n{output}")
     lines = sum(1 for _ in out.open("rb"))
-    print(f"export: {lines:,} lines ({options.format}) in {seconds:.1f} s (target < 30 s), peak memory {peak_mb:.0f} MB over its processes (target < 500 MB)")
+    print(
+        f"export: {lines:,} lines ({options.format}) in {seconds:.1f} s (target < 30 s), peak memory {peak_mb:.0f} MB over its processes (target < 500 MB)"
+    )
     print(f"  {cpu:.1f} CPU seconds over {os.cpu_count()} cores; machine load average before: {load_before:.2f}")
-    print(f"  {lines / seconds:,.0f} lines/s; {out.stat().st_size / 1e6:.0f} MB file + {Path(str(out) + '.manifest.json').stat().st_size / 1e6:.0f} MB manifest")
+    print(
+        f"  {lines / seconds:,.0f} lines/s; {out.stat().st_size / 1e6:.0f} MB file + {Path(str(out) + '.manifest.json').stat().st_size / 1e6:.0f} MB manifest"
+    )
     print(
         f"baseline (one process streams the rows and writes their messages; no gate, no manifest): {base:.1f} s, "
         f"{base_cpu:.1f} CPU s -> the export costs {cpu / base_cpu:.2f}x its CPU and {seconds / base:.2f}x its time"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -13,6 +12,7 @@ from sqlmodel import Session
 
 from generator.examples import Example, describe_validation_error
 from generator.export.selection import Refusal, iter_accepted
+from generator.export.targets import seed_pattern_matching
 from generator.export.writer import AtomicFile
 from generator.project import Project
 from generator.seeds import load_project_seeds
@@ -36,12 +36,12 @@ def promote_accepted(session: Session, *, project: Project, target: Path, tags: 
     whitespace, the rule `seeds check` uses for exact duplicates), so promoting twice adds nothing.
     The file is rewritten atomically: it holds all of the new lines or none.
     """
-    report = PromoteReport(target=target, outside_seed_paths=not _in_seed_paths(project, target))
+    report = PromoteReport(target=target, outside_seed_paths=seed_pattern_matching(project, target) is None)
     # Appending to a broken seed file would hide its error behind new lines: loading stops on one.
     pool = load_project_seeds(project, also=[target] if target.is_file() else [])
     known = {normalized_key(seed.example.messages) for seed in pool.seeds}
     known_ids = {seed.id for seed in pool.seeds}
-    output = AtomicFile(target)
+    output = AtomicFile(target, create_folder=True)
     try:
         if target.is_file():
             existing = target.read_bytes()
@@ -70,9 +70,3 @@ def promote_accepted(session: Session, *, project: Project, target: Path, tags: 
     else:
         output.discard()
     return report
-
-
-def _in_seed_paths(project: Project, target: Path) -> bool:
-    """Whether [seeds] paths match the file, so generation and `seeds check` will read it."""
-    resolved = target.resolve()
-    return any(fnmatch(str(resolved), str(project.path(pattern).resolve())) for pattern in project.config.seeds.paths)

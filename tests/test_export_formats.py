@@ -97,7 +97,7 @@ def test_openai_dpo_with_no_edits_is_nothing_to_export(engine: Engine, tmp_path:
 
     (candidate,) = add(engine, chat(0))
     decide(engine, candidate, "accept")
-    with pytest.raises(WorkFailed, match="nothing to export.*accepted as written"):
+    with pytest.raises(WorkFailed, match=r"nothing to export.*accepted as written"):
         export(engine, tmp_path / "p.jsonl", format="openai-dpo")
 
 
@@ -125,8 +125,20 @@ ASSISTANT = {"role": "assistant", "content": "a"}
         ("alpaca", {"instruction": "q", "input": ""}, "'output' must be a non-empty string"),
         ("alpaca", {"instruction": "q", "input": "", "output": "a", "history": []}, "not an alpaca field"),
         ("openai-dpo", {"input": {"messages": [USER]}, "preferred_output": [ASSISTANT], "non_preferred_output": [ASSISTANT]}, "identical"),
-        ("openai-dpo", {"input": {"messages": [USER, ASSISTANT]}, "preferred_output": [ASSISTANT], "non_preferred_output": [{**ASSISTANT, "content": "b"}]}, "end with the user's turn"),
-        ("openai-dpo", {"input": {"messages": [USER]}, "preferred_output": [ASSISTANT, ASSISTANT], "non_preferred_output": [ASSISTANT]}, "exactly one assistant message"),
+        (
+            "openai-dpo",
+            {
+                "input": {"messages": [USER, ASSISTANT]},
+                "preferred_output": [ASSISTANT],
+                "non_preferred_output": [{**ASSISTANT, "content": "b"}],
+            },
+            "end with the user's turn",
+        ),
+        (
+            "openai-dpo",
+            {"input": {"messages": [USER]}, "preferred_output": [ASSISTANT, ASSISTANT], "non_preferred_output": [ASSISTANT]},
+            "exactly one assistant message",
+        ),
     ],
 )
 def test_format_rules_refuse_what_the_trainer_refuses(fmt: str, record: object, problem: str) -> None:

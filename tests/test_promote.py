@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,13 @@ from sqlalchemy import Engine
 
 from generator.errors import UserError
 from generator.project import Project
-from generator.promote import promote_accepted
+from generator.promote import PromoteReport, promote_accepted
 from generator.store.db import read_session
 from tests.conftest import run_cli
 from tests.test_export import add, chat, decide
 
 
-def promote(engine: Engine, project_dir: Path, target: Path | None = None):  # type: ignore[no-untyped-def]
+def promote(engine: Engine, project_dir: Path, target: Path | None = None) -> PromoteReport:
     project = Project(root=project_dir)
     with read_session(engine) as session:
         return promote_accepted(session, project=project, target=target or project_dir / "seeds" / "promoted.jsonl")
@@ -81,6 +82,21 @@ def test_promote_to_a_file_outside_the_seed_paths_warns(engine: Engine, project_
     decide(engine, candidate, "accept")
     report = promote(engine, project_dir, target=project_dir / "extra" / "more.jsonl")
     assert report.added == 1 and report.outside_seed_paths
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_promoted_seeds_are_written_with_the_umask(engine: Engine, project_dir: Path, mask: int, mode: int) -> None:
+    from tests.test_export_safety import umask
+
+    first, second = add(engine, chat(0), chat(1))
+    decide(engine, first, "accept")
+    with umask(mask):
+        promote(engine, project_dir)
+        decide(engine, second, "accept")
+        promote(engine, project_dir)  # rewriting the file: the same mode
+    target = project_dir / "seeds" / "promoted.jsonl"
+    assert len(target.read_text().splitlines()) == 2
+    assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
 def test_promote_refuses_to_append_to_a_broken_seed_file(engine: Engine, project_dir: Path) -> None:

@@ -17,26 +17,61 @@ FORMAT_HELP = "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values()) + ".
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Training file to write (JSONL). Its manifest is written beside it as FILE.manifest.json.", dir_okay=False)],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Training file to write (JSONL), in an existing folder. Its manifest is written beside it as FILE.manifest.json.",
+        ),
+    ],
     format: Annotated[str | None, typer.Option("--format", "-f", help=FORMAT_HELP)] = None,
     include_seeds: Annotated[
-        bool | None, typer.Option("--include-seeds/--no-seeds", help="Also write the verified seeds (recorded by `synthgate seeds check`). Default: \\[export] include_seeds.")
+        bool | None,
+        typer.Option(
+            "--include-seeds/--no-seeds",
+            help="Also write the verified seeds (recorded by `synthgate seeds check`). Default: \\[export] include_seeds.",
+        ),
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only examples with this tag (repeat for any of several).")] = None,
     val_fraction: Annotated[
         float | None,
-        typer.Option("--val-fraction", min=0.0, max=0.99, help="Write this share of each category tag to a validation file, e.g. 0.1. Default: \\[export] val_fraction (0: no split)."),
+        typer.Option(
+            "--val-fraction",
+            min=0.0,
+            max=0.99,
+            help="Write this share of each category tag to a validation file, e.g. 0.1. Default: \\[export] val_fraction (0: no split).",
+        ),
     ] = None,
-    split_seed: Annotated[int | None, typer.Option("--split-seed", help="Seed of the train/validation split; the same seed and store give the same split. Default: \\[export] split_seed.")] = None,
+    split_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--split-seed",
+            help="Seed of the train/validation split; the same seed and store give the same split. Default: \\[export] split_seed.",
+        ),
+    ] = None,
     val_output: Annotated[
-        Path | None, typer.Option("--val-output", help="Validation file (default: FILE with .val before its suffix, e.g. data.val.jsonl).", dir_okay=False)
+        Path | None, typer.Option("--val-output", help="Validation file (default: FILE with .val before its suffix, e.g. data.val.jsonl).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing file that is not a previous synthgate export. Never replaces the store, seeds, holdout, template, context, replay or config files.",
+        ),
+    ] = False,
 ) -> None:
     """Write every example a named reviewer accepted (the corrected version where edited), and nothing else.
 
     Output order is deterministic (seeds by id, then candidates by id): the same store gives
-    byte-identical files. Files are written atomically. A line the format's rules would refuse is
-    reported and left out. Exit 1 when nothing passes the gate (no file is written).
+    byte-identical files. The data file(s) and the manifest appear together or not at all. A line
+    the format's rules would refuse is reported and left out. Exit 1 when nothing passes the gate
+    (no file is written).
+
+    Exit 2, writing nothing, when FILE, the validation file or the manifest is the review store
+    (or its -wal/-shm/-journal), a seed, holdout, template, context, replay or promote_to file,
+    synthgate.toml, a folder, a device, pipe or socket, or is in a missing folder. An existing file
+    is replaced only when it is a previous synthgate export (its manifest names it) or with --force.
     """
     from generator.export.exporter import ExportOptions, export_dataset, iter_skip_lines
     from generator.store.db import read_session
@@ -54,10 +89,9 @@ def export_command(
         val_fraction=config.val_fraction if val_fraction is None else val_fraction,
         split_seed=config.split_seed if split_seed is None else split_seed,
         val_output=val_output,
+        force=force,
     )
-    if options.val_fraction > 0 and options.validation_path.resolve() == output.resolve():
-        raise UserError("--val-output is the same file as --output", fix="name a different validation file")
-    with read_session(cli.engine) as session:
+    with read_session(cli.reading_engine) as session:
         report = export_dataset(session, options=options, project=cli.project)
     counts = report.counts
     console.print(
@@ -76,7 +110,10 @@ def export_command(
 @app.command("verify")
 def verify_command(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A training file written by `synthgate export` (its FILE.manifest.json must be beside it).", dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(help="A training file written by `synthgate export` (its FILE.manifest.json must be beside it).", dir_okay=False),
+    ],
 ) -> None:
     """Re-prove every line of an export against the review store; exit 1 if any line fails.
 
@@ -89,14 +126,16 @@ def verify_command(
     from generator.store.db import read_session
 
     cli = state(ctx)
-    with read_session(cli.engine) as session:
+    with read_session(cli.reading_engine) as session:
         report = verify_export(session, data_file=file)
     for failure in report.failures:
         console.print(f"FAIL {failure.render()}")
     if report.failure_count > len(report.failures):
         console.print(f"... and {report.failure_count - len(report.failures)} more failure(s)")
     if report.ok:
-        console.print(f"OK: {report.lines_checked} line(s) verified against the review store ({report.format}; manifest {report.manifest}).")
+        console.print(
+            f"OK: {report.lines_checked} line(s) verified against the review store ({report.format}; manifest {report.manifest})."
+        )
         return
     console.print(f"FAILED: {report.failure_count} problem(s) in {report.lines_checked} line(s) checked.")
     raise typer.Exit(1)
@@ -105,7 +144,14 @@ def verify_command(
 @app.command("promote")
 def promote_command(
     ctx: typer.Context,
-    to: Annotated[Path | None, typer.Option("--to", help="Seed file to append to, relative to the project (default: \\[export] promote_to, seeds/promoted.jsonl).", dir_okay=False)] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            help="Seed file to append to, relative to the project (default: \\[export] promote_to, seeds/promoted.jsonl).",
+            dir_okay=False,
+        ),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Only promote examples with this tag (repeat for any of several).")] = None,
 ) -> None:
     """Append accepted examples to the verified seed pool, each with its reviewer as verified_by.
@@ -120,7 +166,7 @@ def promote_command(
     cli = state(ctx)
     project = cli.project
     target = project.path(to if to is not None else project.config.export.promote_to)
-    with read_session(cli.engine) as session:
+    with read_session(cli.reading_engine) as session:
         report = promote_accepted(session, project=project, target=target, tags=check_tags(tag))
     console.print(f"Promoted {report.added} accepted example(s) to {target} ({report.already_seeds} already in the seed pool).")
     for candidate, problem in sorted(report.invalid.items()):

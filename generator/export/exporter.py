@@ -10,16 +10,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
 from generator import __version__
 from generator.errors import UserError, WorkFailed
 from generator.examples import canonical_hash
 from generator.export.formats import FORMATS, ExportFormat
-from generator.export.manifest import manifest_path, write_manifest
-from generator.export.render import Part, PartJob, SkipLog, render_all_candidates, render_seeds, spooled_content_hashes
-from generator.export.writer import AtomicFile, OutputFile, route_lines, write_entries
+from generator.export.manifest import write_manifest
+from generator.export.render import Part, PartJob, SkipLog, render_candidates, render_seeds, spooled_content_hashes
+from generator.export.targets import ExportTargets, OutputGuard
+from generator.export.writer import AtomicFile, OutputFile, commit_together, route_lines, write_entries
 from generator.project import Project
+from generator.store.db import sqlite_path
 from generator.store.models import DecisionChain, Run, utcnow
 
 
@@ -32,6 +35,7 @@ class ExportOptions:
     val_fraction: float = 0.0
     split_seed: int = 0
     val_output: Path | None = None
+    force: bool = False  # replace an existing file that is not a previous export (never a project file)
 
     @property
     def validation_path(self) -> Path:
@@ -49,10 +53,12 @@ class ExportReport:
     skipped: SkipLog
 
 
-def export_dataset(session: Session, *, options: ExportOptions, project: Project | None = None, workers: int | None = None) -> ExportReport:
+def export_dataset(session: Session, *, options: ExportOptions, project: Project | None = None) -> ExportReport:
     """Write the export and its manifest, or nothing at all (WorkFailed when no example passes).
 
-    `workers`: processes that render candidates (default: one per CPU, up to 4, for large stores).
+    Where it may write is checked first (UserError, nothing written): never over the project's
+    own files or the store, never over a folder, device or pipe, never into a missing folder, and
+    over an existing file only when it is a previous export or `options.force` is set.
     """
     fmt = FORMATS.get(options.format)
     if fmt is None:
@@ -62,16 +68,25 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
             f"--include-seeds cannot be used with --format {fmt.name}",
             fix="seeds have no model original to prefer a correction over; export the seeds in another format",
         )
+    guard = OutputGuard(project, _store_file(session))
+    data_files = [options.output, options.validation_path] if options.val_fraction > 0 else [options.output]
+    targets = guard.plan(data_files, force=options.force)
+    _begin_one_snapshot(session)
+    # Read in the same transaction as the rows: the chain head describes exactly the state exported.
     head = session.get(DecisionChain, 1)
     with tempfile.TemporaryDirectory(prefix="synthgate-export-") as spool_folder:
-        folder = Path(spool_folder)
         job = PartJob(
-            format=fmt.name, tags=options.tags, split_seed=options.split_seed, splitting=options.val_fraction > 0,
-            seed_hashes=frozenset(), spool_folder=folder, name="seeds",
+            format=fmt.name,
+            tags=options.tags,
+            split_seed=options.split_seed,
+            splitting=options.val_fraction > 0,
+            seed_hashes=frozenset(),
+            spool_folder=Path(spool_folder),
+            name="seeds",
         )
         parts = [render_seeds(session, job)] if options.include_seeds else []
         seed_hashes = frozenset(e for p in parts for e in spooled_content_hashes(p))
-        parts += render_all_candidates(session, replace(job, seed_hashes=seed_hashes), workers=workers)
+        parts.append(render_candidates(session, replace(job, seed_hashes=seed_hashes, name="candidates")))
         skipped = SkipLog()
         for part in parts:
             skipped.merge(part.skipped)
@@ -79,24 +94,56 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         total = sum(p.spool.count for p in parts)
         if total == 0:
             raise WorkFailed(_nothing_message(options, skipped), fix=_nothing_fix(options))
-        counts = {"lines": total, "accepted": kinds["accepted"], "edited": kinds["edited"], "seeds": kinds["seed"], "skipped": sum(skipped.counts.values())}
-        return _write_files(session, options, project, fmt, parts, counts=counts, skipped=skipped, head=head)
+        counts = {
+            "lines": total,
+            "accepted": kinds["accepted"],
+            "edited": kinds["edited"],
+            "seeds": kinds["seed"],
+            "skipped": sum(skipped.counts.values()),
+        }
+        return _write_files(session, options, project, fmt, parts, guard=guard, targets=targets, counts=counts, skipped=skipped, head=head)
 
 
-def _write_files(session: Session, options: ExportOptions, project: Project | None, fmt: ExportFormat, parts: list[Part],
-                 *, counts: dict[str, int], skipped: SkipLog, head: DecisionChain | None) -> ExportReport:
+def _store_file(session: Session) -> Path | None:
+    bind = session.get_bind()
+    return sqlite_path(bind if isinstance(bind, Engine) else bind.engine)
+
+
+def _begin_one_snapshot(session: Session) -> None:
+    """Make every read of this export see one state of the store.
+
+    SQLite (WAL) already does: a transaction's first read fixes its snapshot. PostgreSQL's
+    default, READ COMMITTED, takes a new snapshot per statement, so ask for REPEATABLE READ
+    before the first read (after it, the level can no longer change).
+    """
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _write_files(
+    session: Session,
+    options: ExportOptions,
+    project: Project | None,
+    fmt: ExportFormat,
+    parts: list[Part],
+    *,
+    guard: OutputGuard,
+    targets: ExportTargets,
+    counts: dict[str, int],
+    skipped: SkipLog,
+    head: DecisionChain | None,
+) -> ExportReport:
     """Assemble the parts into the data files and write the manifest; commit all of them or none."""
+    train_path = targets.data_files[0]
     created: list[AtomicFile] = []
     try:
-        train = OutputFile(options.output, "train", _display(options.output, options.output))
-        created.append(train.file)
-        validation = None
-        if options.val_fraction > 0:
-            validation = OutputFile(options.validation_path, "validation", _display(options.validation_path, options.output))
-            created.append(validation.file)
-        manifest = AtomicFile(manifest_path(options.output))
+        outputs: list[OutputFile] = []
+        for path, split in zip(targets.data_files, ("train", "validation"), strict=False):
+            outputs.append(OutputFile(path, split, _display(path, train_path)))
+            created.append(outputs[-1].file)
+        manifest = AtomicFile(targets.manifest)
         created.append(manifest)
-        outputs = [o for o in (train, validation) if o is not None]
+        train, validation = outputs[0], (outputs[1] if len(outputs) > 1 else None)
         spools = [p.spool for p in parts]
         to_validation = route_lines(spools, train=train, validation=validation, val_fraction=options.val_fraction)
         files = [o for o in outputs if o.lines]
@@ -104,7 +151,12 @@ def _write_files(session: Session, options: ExportOptions, project: Project | No
             "exported_at": utcnow().isoformat(timespec="seconds"),
             "synthgate_version": __version__,
             "format": fmt.name,
-            "options": {"include_seeds": options.include_seeds, "tags": list(options.tags), "val_fraction": options.val_fraction, "split_seed": options.split_seed},
+            "options": {
+                "include_seeds": options.include_seeds,
+                "tags": list(options.tags),
+                "val_fraction": options.val_fraction,
+                "split_seed": options.split_seed,
+            },
             "project": _project_summary(project),
             "runs": _runs_summary(session, set().union(*(p.run_ids for p in parts))),
             "template_hashes": sorted(set().union(*(p.template_hashes for p in parts))),
@@ -114,16 +166,22 @@ def _write_files(session: Session, options: ExportOptions, project: Project | No
             "files": [{"path": f.display_name, "split": f.split, "lines": f.lines, "sha256": f.sha256} for f in files],
         }
         write_manifest(manifest, header, lambda out: write_entries(out, spools, files, to_validation))
+        for unused in (o for o in outputs if not o.lines):
+            unused.file.discard()
+        # The export took a while: what now sits at the destinations must still be safe to replace.
+        guard.check(targets, force=options.force)
+        # Data files first, the manifest last: a manifest on disk always describes complete files.
+        commit_together([*(f.file for f in files), manifest])
     except BaseException as exc:
         for temporary in created:
             temporary.discard()
         if isinstance(exc, OSError):
-            raise WorkFailed(f"writing the export failed: {exc.strerror or exc}", file=options.output, fix="free disk space or choose another folder, then export again") from None
+            raise WorkFailed(
+                f"writing the export failed: {exc.strerror or exc}",
+                file=train_path,
+                fix="free disk space or choose another folder, then export again",
+            ) from None
         raise
-    # Data files first, the manifest last: a manifest on disk always describes complete files.
-    for output in outputs:
-        output.file.commit() if output in files else output.file.discard()
-    manifest.commit()
     return ExportReport(files=files, manifest=manifest.destination, counts=counts, skipped=skipped)
 
 
@@ -148,7 +206,7 @@ def _runs_summary(session: Session, run_ids: set[str]) -> list[dict[str, Any]]:
     """The generation runs behind the exported candidates: model, template and the hash of each run's settings."""
     if not run_ids:
         return []
-    runs = session.exec(select(Run).where(Run.id.in_(sorted(run_ids))).order_by(Run.id)).all()
+    runs = session.exec(select(Run).where(col(Run.id).in_(sorted(run_ids))).order_by(col(Run.id))).all()
     return [
         {
             "id": run.id,

@@ -115,11 +115,12 @@ def _openai_problem_details(record: Any) -> list[str]:
 
 # --- trl: conversational `messages`, as TRL's SFTTrainer and chat templates read them ------------
 
+
 def _trl_problems(record: Any) -> list[str]:
     # Chat templates (Llama, Mistral, Gemma...) raise on anything but system?, then user and
     # assistant alternating: hold lines to the same rule, with exactly role and content.
     if not isinstance(record, dict) or set(record) != {"messages"} or not isinstance(record["messages"], list):
-        return ["a line must be exactly {\"messages\": [...]}"]
+        return ['a line must be exactly {"messages": [...]}']
     problems = []
     for index, message in enumerate(record["messages"], start=1):
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
@@ -133,13 +134,14 @@ def _trl_problems(record: Any) -> list[str]:
 
 # --- sharegpt ------------------------------------------------------------------------------------
 
+
 def _sharegpt_render(final: Messages, original: Messages | None) -> dict[str, Any]:
     return {"conversations": [{"from": ROLE_TO_SHAREGPT[m["role"]], "value": m["content"]} for m in final]}
 
 
 def _sharegpt_problems(record: Any) -> list[str]:
     if not isinstance(record, dict) or set(record) != {"conversations"} or not isinstance(record["conversations"], list):
-        return ["a line must be exactly {\"conversations\": [...]}"]
+        return ['a line must be exactly {"conversations": [...]}']
     turns = record["conversations"]
     problems = []
     for index, turn in enumerate(turns, start=1):
@@ -151,10 +153,11 @@ def _sharegpt_problems(record: Any) -> list[str]:
             problems.append(f"conversations[{index}] has an empty value")
     if problems:
         return problems
-    return structural_problems([Message(role=SHAREGPT_TO_ROLE[t["from"]], content=t["value"]) for t in turns])
+    return structural_problems([Message.model_validate({"role": SHAREGPT_TO_ROLE[t["from"]], "content": t["value"]}) for t in turns])
 
 
 # --- alpaca --------------------------------------------------------------------------------------
+
 
 def _alpaca_render(final: Messages, original: Messages | None) -> dict[str, Any]:
     system = [m["content"] for m in final if m["role"] == "system"]
@@ -182,6 +185,7 @@ def _alpaca_problems(record: Any) -> list[str]:
 
 
 # --- openai-dpo: preference pairs from reviewers' corrections -------------------------------------
+
 
 def _dpo_render(final: Messages, original: Messages | None) -> dict[str, Any]:
     if original is None or _plain(original) == _plain(final):
@@ -239,10 +243,10 @@ def _chat_read_back(record: Any) -> tuple[Messages, Messages | None]:
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("openai", "OpenAI chat fine-tuning: {\"messages\": [...]}", _openai_render, _openai_problems, _messages_read_back),
-        ExportFormat("sharegpt", "ShareGPT: {\"conversations\": [{\"from\", \"value\"}]}", _sharegpt_render, _sharegpt_problems, _chat_read_back),
+        ExportFormat("openai", 'OpenAI chat fine-tuning: {"messages": [...]}', _openai_render, _openai_problems, _messages_read_back),
+        ExportFormat("sharegpt", 'ShareGPT: {"conversations": [{"from", "value"}]}', _sharegpt_render, _sharegpt_problems, _chat_read_back),
         ExportFormat("alpaca", "Alpaca: instruction/input/output (single-turn only)", _alpaca_render, _alpaca_problems, _chat_read_back),
-        ExportFormat("trl", "TRL conversational: {\"messages\": [...]}", _openai_render, _trl_problems, _messages_read_back),
+        ExportFormat("trl", 'TRL conversational: {"messages": [...]}', _openai_render, _trl_problems, _messages_read_back),
         ExportFormat(
             "openai-dpo",
             "OpenAI preference pairs: the reviewer's correction preferred over the model's original (edited examples only)",

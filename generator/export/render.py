@@ -1,24 +1,21 @@
 """Rendering an export's lines: accepted candidates (and seeds) through a format and its rules into spool files.
 
-Rendering (the gate's checks, the format, the JSON) is the expensive part of an export, so a
-large store is rendered by several processes, each over its own range of candidate ids, into
-spool files that the writer then assembles in id order: the same bytes one process would write.
+One process, one read transaction: the rows, the forged-status count and the manifest's chain
+head all come from one snapshot of the store. No worker processes: they would each read their
+own snapshot, and need a start method that every OS has (benchmarks/export_scale.py measures
+what one process does with 1,000,000 accepted candidates).
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from generator.errors import UserError
@@ -26,15 +23,11 @@ from generator.examples import category_of
 from generator.export.formats import FORMATS, ExportFormat, Unrepresentable
 from generator.export.selection import AcceptedCandidate, GateTally, Refusal, count_accepted_statuses, iter_accepted
 from generator.export.writer import PartSpool, split_rank
-from generator.store.models import Candidate, SeedRecord
+from generator.store.models import SeedRecord
 
 FORGED = "left out by the gate: marked accepted without a live accepting decision"
 # How many ids per skip reason the manifest lists (the counts are always complete).
 LISTED_PER_REASON = 100
-# Below this many candidates one process is quicker than starting others.
-PARALLEL_FROM = 50_000
-MAX_WORKERS = 4
-RANGES_PER_WORKER = 4
 
 
 @dataclass
@@ -60,12 +53,14 @@ class SkipLog:
             shown.extend(idents[: LISTED_PER_REASON - len(shown)])
 
     def as_manifest(self) -> list[dict[str, Any]]:
-        return [{"reason": reason, "count": count, "examples": self.listed.get(reason, [])} for reason, count in sorted(self.counts.items())]
+        return [
+            {"reason": reason, "count": count, "examples": self.listed.get(reason, [])} for reason, count in sorted(self.counts.items())
+        ]
 
 
 @dataclass(frozen=True)
 class PartJob:
-    """One part of the export to render. Picklable: it may run in another process."""
+    """One part of the export to render: what to render and where to spool it."""
 
     format: str
     tags: tuple[str, ...]
@@ -74,8 +69,6 @@ class PartJob:
     seed_hashes: frozenset[str]
     spool_folder: Path
     name: str
-    id_range: tuple[int, int] | None = None
-    db_url: str | None = None  # set when the part runs in its own process, with its own connection
 
 
 @dataclass
@@ -98,8 +91,16 @@ class _Renderer:
         self.splitting = job.splitting
         self.part = part
 
-    def emit(self, *, ident: str, kind: str, final: list[dict[str, Any]], original: list[dict[str, Any]] | None,
-             tags: list[str], entry: dict[str, Any]) -> None:
+    def emit(
+        self,
+        *,
+        ident: str,
+        kind: str,
+        final: list[dict[str, Any]],
+        original: list[dict[str, Any]] | None,
+        tags: list[str],
+        entry: dict[str, Any],
+    ) -> None:
         try:
             record = self.fmt.render(final, original)
         except Unrepresentable as skip:
@@ -117,18 +118,21 @@ class _Renderer:
             return
         entry["sha256"] = hashlib.sha256(line).hexdigest()
         if self.splitting:
-            self.part.spool.add(line, orjson.dumps(entry), stratum=category_of(tags) or "(untagged)", rank=split_rank(self.split_seed, ident))
+            self.part.spool.add(
+                line, orjson.dumps(entry), stratum=category_of(tags) or "(untagged)", rank=split_rank(self.split_seed, ident)
+            )
         else:
             self.part.spool.add(line, orjson.dumps(entry))
         self.part.kinds[kind] += 1
 
 
-def _render_candidates(session: Session, job: PartJob) -> Part:
+def render_candidates(session: Session, job: PartJob) -> Part:
+    """Every candidate that passes the gate, in id order (seeds already in the export left out)."""
     part = Part(PartSpool(job.spool_folder, job.name))
     renderer = _Renderer(job, part)
     tally = GateTally()
     with part.spool:
-        for item in iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, tally=tally):
+        for item in iter_accepted(session, tags=job.tags, on_refusal=part.skipped.refused, tally=tally):
             ident = f"candidate:{item.candidate_id}"
             if item.content_hash in job.seed_hashes:
                 part.skipped.add("already in the export as a verified seed (promoted)", ident)
@@ -137,25 +141,19 @@ def _render_candidates(session: Session, job: PartJob) -> Part:
                 part.run_ids.add(item.run_id)
             if item.template_hash:
                 part.template_hashes.add(item.template_hash)
-            renderer.emit(ident=ident, kind="edited" if item.edited else "accepted", final=item.messages,
-                          original=item.original_messages, tags=item.tags, entry=_candidate_entry(item))
+            renderer.emit(
+                ident=ident,
+                kind="edited" if item.edited else "accepted",
+                final=item.messages,
+                original=item.original_messages,
+                tags=item.tags,
+                entry=_candidate_entry(item),
+            )
     # Counted in the same read transaction as the rows above, so both see one state of the store.
-    forged = count_accepted_statuses(session, id_range=job.id_range) - tally.backed_statuses
+    forged = count_accepted_statuses(session) - tally.backed_statuses
     if forged:
         part.skipped.counts[FORGED] += forged
     return part
-
-
-def _render_candidates_in_worker(job: PartJob) -> Part:
-    from generator.store.db import create_store_engine, read_session
-
-    assert job.db_url is not None
-    engine = create_store_engine(job.db_url)
-    try:
-        with read_session(engine) as session:
-            return _render_candidates(session, job)
-    finally:
-        engine.dispose()
 
 
 def render_seeds(session: Session, job: PartJob) -> Part:
@@ -199,34 +197,3 @@ def _candidate_entry(item: AcceptedCandidate) -> dict[str, Any]:
 def spooled_content_hashes(part: Part) -> Iterator[str]:
     for entry in part.spool.iter_entries():
         yield entry["content_hash"]
-
-
-def render_all_candidates(session: Session, job: PartJob, *, workers: int | None) -> list[Part]:
-    """Render candidates in one process, or in several over consecutive ranges of candidate ids."""
-    low, high = session.execute(select(func.min(Candidate.id), func.max(Candidate.id))).one()
-    base = replace(job, name="candidates")
-    count = _worker_count(session, workers, 0 if low is None else high - low + 1)
-    if low is None or count == 1:
-        return [_render_candidates(session, base)]
-    # More ranges than workers: a worker that finishes early takes the next range, so a busy
-    # core does not leave the other idle at the end.
-    ranges = count * RANGES_PER_WORKER
-    step = (high - low + ranges) // ranges
-    url = session.get_bind().url.render_as_string(hide_password=False)
-    jobs = [
-        replace(base, name=f"candidates-{index}", id_range=(start, min(start + step - 1, high)), db_url=url)
-        for index, start in enumerate(range(low, high + 1, step))
-    ]
-    # fork: a spawned child would re-import the caller's __main__ (the CLI itself). SQLite allows
-    # forking while a connection is open as long as the child never uses it: workers open their own.
-    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_render_candidates_in_worker, jobs))
-
-
-def _worker_count(session: Session, requested: int | None, span: int) -> int:
-    url = session.get_bind().url
-    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:" or "mode=memory" in str(url)):
-        return 1  # an in-memory store exists only in this process
-    if requested is not None:
-        return max(1, requested)
-    return min(os.cpu_count() or 1, MAX_WORKERS) if span >= PARALLEL_FROM else 1

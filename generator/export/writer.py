@@ -1,18 +1,19 @@
 """Writing export files: atomic (temp file + rename), in the order given, with a stratified deterministic train/validation split.
 
-Lines arrive in parts (spooled to temporary files, possibly by several processes); `route_lines`
+Lines arrive in parts (the seeds, then the candidates, each spooled to temporary files); `route_lines`
 writes them, in part order, into the training and validation files, and `write_entries` the
 manifest entries that prove them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import secrets
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from tempfile import NamedTemporaryFile
 from typing import IO, Any
 
 import orjson
@@ -23,32 +24,111 @@ _BUFFER = 1 << 20
 
 
 class AtomicFile:
-    """A file that appears complete or not at all: written beside its destination, fsynced, then renamed over it."""
+    """A file that appears complete or not at all: written beside its destination, fsynced, then renamed over it.
 
-    def __init__(self, destination: Path) -> None:
+    The temporary file is created with mode 0666 and the process umask applied by the kernel, as
+    any new file is (0644 under umask 022): tempfile.mkstemp's 0600 would leave an export that a
+    trainer running as another user cannot read. A replaced file's old mode is not kept.
+    """
+
+    def __init__(self, destination: Path, *, create_folder: bool = False) -> None:
         self.destination = destination
         try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            self.handle: IO[bytes] = NamedTemporaryFile(  # noqa: SIM115 (closed by commit/discard)
-                dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False, buffering=_BUFFER
-            )
+            if create_folder:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+            self.temporary = _create_beside(destination)
         except OSError as exc:
-            raise UserError(f"cannot write here: {exc.strerror or exc}", file=destination, fix="choose a path in a folder you can write to") from None
+            raise UserError(
+                f"cannot write here: {exc.strerror or exc}", file=destination, fix="choose a path in a folder you can write to"
+            ) from None
+        self.handle: IO[bytes] = self.temporary[1]
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Make the written bytes durable (still under the temporary name)."""
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
-        os.replace(self.handle.name, self.destination)
-        _fsync_directory(self.destination.parent)
+
+    def commit(self) -> None:
+        commit_together([self])
 
     def discard(self) -> None:
         self.handle.close()
-        Path(self.handle.name).unlink(missing_ok=True)
+        self.temporary[0].unlink(missing_ok=True)
+
+
+def _create_beside(destination: Path) -> tuple[Path, IO[bytes]]:
+    for _attempt in range(100):
+        path = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            # O_EXCL: never opens an existing file or follows a planted symlink. 0o666: the umask decides.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        return path, os.fdopen(descriptor, "wb", buffering=_BUFFER)
+    raise FileExistsError(f"no free temporary name beside {destination}")
+
+
+def commit_together(files: Sequence[AtomicFile]) -> None:
+    """Rename finished files over their destinations in the order given (the manifest last); on an error, put back what was there.
+
+    What holds, as far as POSIX allows (it has no rename of several files at once):
+    - each destination holds either its previous complete content or its new complete content,
+      never a mix: the data is fsynced before an atomic rename, and the folder after it;
+    - an error (an exception) anywhere here undoes the renames already made: a replaced file
+      comes back from a hard link taken just before (on a filesystem without hard links it
+      cannot, and stays replaced), a file that did not exist is removed, the temporary files go;
+    - a crash (kill -9, power cut) between two renames can leave the new data file beside the
+      previous manifest or none, plus hidden `.tmp`/`.old` files. As the manifest is renamed
+      last, such a pair never verifies: the manifest's sha256 of the file no longer matches.
+    """
+    backups: dict[Path, Path | None] = {}
+    renamed: list[AtomicFile] = []
+    try:
+        for file in files:
+            if not file.handle.closed:
+                file.finish()
+        for file in files:
+            backups[file.destination] = _hard_link_backup(file.destination)
+        for file in files:
+            os.replace(file.temporary[0], file.destination)
+            renamed.append(file)
+        for folder in {file.destination.parent for file in files}:
+            _fsync_directory(folder)
+    except BaseException:
+        for file in reversed(renamed):
+            backup = backups.get(file.destination)
+            with contextlib.suppress(OSError):  # best effort: put back as much as can be put back
+                if backup is not None:
+                    os.replace(backup, file.destination)
+                else:
+                    file.destination.unlink()
+        for file in files:
+            file.discard()
+        raise
+    finally:
+        for backup in backups.values():
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+
+
+def _hard_link_backup(destination: Path) -> Path | None:
+    """A second name for the file about to be replaced, so a failed commit can restore it (None: nothing to keep)."""
+    if not destination.exists():
+        return None
+    backup = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.old")
+    try:
+        os.link(destination, backup)
+    except OSError:
+        return None  # no hard links here (some network and FUSE filesystems): this file cannot be restored
+    return backup
 
 
 def _fsync_directory(folder: Path) -> None:
-    # The rename itself is durable only once the directory entry is on disk.
+    # The rename itself is durable only once the directory entry is on disk. Windows cannot open
+    # a folder to fsync it (and its renames are journaled by NTFS).
+    if os.name == "nt":
+        return
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -80,10 +160,6 @@ class PartSpool:
             if handle is not None:
                 handle.close()
         self._lines = self._entries = None
-
-    def __getstate__(self) -> dict[str, object]:
-        # Sent back from worker processes without its (closed) file handles.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_lines", "_entries")} | {"_lines": None, "_entries": None}
 
     def add(self, line: bytes, entry: bytes, *, stratum: str | None = None, rank: int = 0) -> None:
         """Spool a line and its manifest entry; `stratum` and `rank` only when the export is split."""
