@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from generator.config import GenerateSection, locate_key
 from generator.checks.reference import load_holdout
-from generator.errors import UserError
+from generator.errors import UserError, WorkFailed
 from generator.generation import journal
 from generator.generation.dispatch import Dispatcher
 from generator.generation.feedback import rejection_reasons
@@ -35,7 +35,7 @@ from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
 from generator.seed_lint import raise_on_seed_errors
 from generator.seeds import Seed, load_project_seeds
-from generator.store.db import read_session, store_fault, write_session
+from generator.store.db import FileIdentity, check_store_file, read_session, sqlite_path, store_fault, write_session
 from generator.store.intake import sync_seeds
 from generator.store.models import Run
 
@@ -137,8 +137,9 @@ class Generation:
         db_url = engine.url.render_as_string(hide_password=False)
         log_path = answer_log_path(self.project.state_dir, db_url=engine.url.render_as_string(hide_password=True), run_id=self.run_id)
         # Started first: the writer process starts up (~1 s) while this one imports the SDK.
+        store_file = FileIdentity.of(sqlite_path(engine))  # the store exists: the CLI opened (and migrated) it
         writer = JournalWriter(project=self.project, settings=self.settings, db_url=db_url, run_id=self.run_id, provenance=provenance,
-                               log_path=log_path)
+                               log_path=log_path, store_file=store_file)
         all_stored = False
         stats: RunStats | None = None
         try:
@@ -167,7 +168,7 @@ class Generation:
                 finally:
                     all_stored = writer.close()  # even on Ctrl-C: every answer received is committed (or stays in the log)
                     gc.unfreeze()  # the run is over: a caller that goes on (tests, a notebook) collects as usual
-                    self._finish(engine, stats, writer)
+                    self._finish(engine, stats, writer, store_file)
                     stats.seconds = time.perf_counter() - started
         finally:
             all_stored = writer.close() and all_stored
@@ -232,10 +233,11 @@ class Generation:
             if arrival.request_index in calls and calls[arrival.request_index][1] == arrival.request_hash
         ]
 
-    def _finish(self, engine: Engine, stats: RunStats, writer: JournalWriter) -> None:
+    def _finish(self, engine: Engine, stats: RunStats, writer: JournalWriter, store_file: FileIdentity) -> None:
         if stats.recovered:
             stats.notes.append(f"stored {stats.recovered} answer(s) an interrupted run had received (not paid again)")
         try:
+            check_store_file(store_file)
             with write_session(engine) as session:
                 totals = journal.run_totals(session, run_id=self.run_id)
                 unanswered = stats.total_requests - totals.answered  # journaled or not: a stopped run may not have journaled them all
@@ -244,6 +246,7 @@ class Generation:
                     stats.stop_reason = f"{unanswered} request(s) without an answer"
                 journal.finish_run(session, run_id=self.run_id, status=stats.status, stop_reason=stats.stop_reason)
                 stats.run_cost_usd = totals.cost_usd
-        except (DBAPIError, OSError) as error:  # the store failed under the run: the answer log keeps what it could not take
+        except (DBAPIError, OSError, WorkFailed) as error:  # the store failed under the run: the answer log keeps what it could not take
+            why = error.message if isinstance(error, WorkFailed) else f"the review store failed: {store_fault(error)}"
             stats.status = "stopped"
-            stats.stop_reason = stats.stop_reason or f"the review store failed: {store_fault(error)} (answers kept in {writer.log_path})"
+            stats.stop_reason = stats.stop_reason or f"{why} (every answer received is kept in {writer.log_path})"

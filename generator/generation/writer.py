@@ -48,7 +48,7 @@ from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
 from generator.project import Project
-from generator.store.db import BUSY_TIMEOUT_MS, create_store_engine, read_session, sqlite_path, store_fault, write_session
+from generator.store.db import BUSY_TIMEOUT_MS, FileIdentity, check_store_file, create_store_engine, read_session, store_fault, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, Run, utcnow
 
@@ -103,13 +103,14 @@ class JournalWriter:
 
     def __init__(
         self, *, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, log_path: Path,
+        store_file: FileIdentity,
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._journaled = context.Event()  # set once the backlog is committed (or the writer gave up on it)
         self._halt = context.Event()  # set when the run ends early: journaling the rest is the next run's work
         self._process = context.Process(
-            target=_serve, args=(child, project, settings, db_url, run_id, provenance, self._journaled, self._halt), name="synthgate-writer",
+            target=_serve, args=(child, project, settings, db_url, run_id, provenance, store_file, self._journaled, self._halt), name="synthgate-writer",
         )
         with _sigint_blocked():  # inherited: Ctrl-C stops this process; the writer finishes what it was handed
             self._process.start()
@@ -259,8 +260,8 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 def _serve(
-    conn: Connection, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, journaled: Any,
-    halt: Any,
+    conn: Connection, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance,
+    store_file: FileIdentity, journaled: Any, halt: Any,
 ) -> None:
     """The writer process: rebuild the run's inputs, wait for the run to begin, then store batches,
     journaling the backlog in between, until told to stop or the parent is gone."""
@@ -291,7 +292,7 @@ def _serve(
         with contextlib.suppress(OSError):
             conn.send(("error", why))
         return
-    store = _Store(engine, checker=checker, provenance=provenance, prices=generation.prices, database=sqlite_path(engine))
+    store = _Store(engine, checker=checker, provenance=provenance, prices=generation.prices, store_file=store_file)
     with contextlib.suppress(OSError):  # the parent may be gone (kill -9): what it handed over is in the pipe, stored below
         conn.send(("ready", None))
     stopping = False
@@ -368,20 +369,18 @@ class _Backlog:
 class _Store:
     """Parse, check and commit a batch of arrivals: call rows and candidates in one transaction."""
 
-    def __init__(self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable, database: Path | None) -> None:
+    def __init__(self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable, store_file: FileIdentity) -> None:
         self.engine = engine
         self.checker = checker
         self.provenance = provenance
         self.prices = prices
-        self.database = database  # the SQLite file, watched: a deleted store would swallow commits without a word
-        self.identity = _file_identity(database)
+        self.store_file = store_file  # the SQLite file as the run began, watched: a deleted store swallows commits without a word
 
     def store_patiently(self, batch: list[Arrival]) -> list[CallOutcome]:
         """store(), retried while another process holds the write lock (each try waits the busy timeout first)."""
         give_up = time.monotonic() + LOCKED_PATIENCE
         while True:
-            if _file_identity(self.database) != self.identity:
-                raise RuntimeError(f"the review store {self.database} was deleted or replaced during the run")
+            check_store_file(self.store_file)
             try:
                 return self.store(batch)
             except OperationalError as error:
@@ -511,13 +510,3 @@ def _resolve(futures: list[asyncio.Future[CallOutcome]], results: list[CallOutco
 
 def _fail(futures: list[asyncio.Future[CallOutcome]], why: str) -> None:
     _resolve(futures, [RuntimeError(why)] * len(futures))
-
-
-def _file_identity(path: Path | None) -> tuple[int, int] | None:
-    if path is None:
-        return None
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
-        return (0, 0)
-    return (status.st_dev, status.st_ino)

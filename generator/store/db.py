@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -178,6 +179,29 @@ def _run_alembic(connection: Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file a SQLite store is (device and inode), to notice it being deleted or replaced under a running command."""
+
+    path: Path | None  # None: not a SQLite file (nothing to watch)
+    device: int = 0
+    inode: int = 0
+
+    @classmethod
+    def of(cls, path: Path | None) -> FileIdentity:
+        try:
+            status = os.stat(path) if path is not None else None
+        except FileNotFoundError:
+            status = None
+        return cls(path) if status is None else cls(path, status.st_dev, status.st_ino)
+
+
+def check_store_file(expected: FileIdentity) -> None:
+    """Raise if the store file is no longer the one the command began with (an open connection would write into a deleted file)."""
+    if expected.path is not None and FileIdentity.of(expected.path) != expected:
+        raise WorkFailed(f"the review store {expected.path} was deleted or replaced during the run")
 
 
 def sqlite_path(engine: Engine) -> Path | None:
