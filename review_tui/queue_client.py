@@ -26,9 +26,7 @@ class QueueClient:
     def claim(self) -> CandidateView | None:
         """The candidate to show next, leased to this reviewer (None: nothing left for these filters)."""
         with write_session(self.engine) as session:
-            return queue.claim_next_candidate(
-                session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, filters=self.filters
-            )
+            return queue.claim_next_candidate(session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, filters=self.filters)
 
     def decide(self, **decision: Any) -> DecisionView:
         """Record and commit one decision (`queue.record_decision`'s arguments, less the reviewer);
@@ -55,9 +53,7 @@ class QueueClient:
 
     def renew(self, candidate_id: int) -> bool:
         with write_session(self.engine) as session:
-            return queue.renew_lease(
-                session, candidate_id=candidate_id, reviewer=self.reviewer, lease_seconds=self.lease_seconds
-            )
+            return queue.renew_lease(session, candidate_id=candidate_id, reviewer=self.reviewer, lease_seconds=self.lease_seconds)
 
     def counts(self, filters: QueueFilter) -> dict[str, int]:
         """Candidates per status for `filters`: a full count, about 0.1 s per million rows unfiltered and

@@ -122,7 +122,7 @@ class ReviewScreen(Screen[None]):
             message: CandidateLoaded | NothingToUndo | QueueFailed = call()
         except QueueError as exc:  # the candidate was decided or taken meanwhile: move on
             message = QueueFailed(str(exc), candidate_id=shown)
-        except Exception as exc:  # e.g. the database is locked or gone: keep the candidate, let them retry
+        except Exception as exc:  # noqa: BLE001 (e.g. the database is locked or gone: keep the candidate, let them retry)
             message = QueueFailed(f"{type(exc).__name__}: {exc}")
         self.post_message(message)
 
@@ -139,16 +139,16 @@ class ReviewScreen(Screen[None]):
     def _count(self, filters: QueueFilter) -> None:
         try:
             counts = self.client.counts(filters)
-        except Exception:
-            counts = None  # progress is informational; the next count retries
+        except Exception:  # noqa: BLE001 (progress is informational; the next count retries)
+            counts = None
         self.post_message(QueueCounted(counts, filters))
 
     @work(thread=True, group="lease")
     def _renew(self, candidate_id: int) -> None:
         try:
             held = self.client.renew(candidate_id)
-        except Exception:
-            return  # transient; renewed again on the next tick, long before the lease runs out
+        except Exception:  # noqa: BLE001 (transient; renewed again on the next tick, long before the lease runs out)
+            return
         if not held:
             self.post_message(LeaseLost(candidate_id))
 
@@ -173,9 +173,7 @@ class ReviewScreen(Screen[None]):
     # --- actions -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in CANDIDATE_ACTIONS and self.candidate is None:
-            return False
-        return True
+        return action not in CANDIDATE_ACTIONS or self.candidate is not None
 
     def _ready(self) -> CandidateView | None:
         """The candidate a decision key applies to; None (the key is ignored) while the queue is busy
