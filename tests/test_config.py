@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
@@ -104,3 +105,84 @@ def test_db_flag_and_env_choose_the_store(project_dir: Path, tmp_path: Path) -> 
 def test_bad_database_url_is_a_user_error(project_dir: Path) -> None:
     result = run_cli("--db", "not a url", "stats", cwd=project_dir)
     assert result.returncode == 2 and "not a database URL" in result.stderr
+
+
+# Absurd limits: every one is refused with the file, the line and the allowed range (issue 11, point 6).
+@pytest.mark.parametrize(
+    ("section", "key", "value", "allowed"),
+    [
+        ("review", "lease_seconds", "9223372036854775807", "from 10 to 3600"),
+        ("generate", "max_tokens", "9223372036854775807", "from 1 to 1000000"),
+        ("generate", "timeout", "inf", "more than 0 and at most 3600"),
+        ("generate", "timeout", "nan", "more than 0 and at most 3600"),
+        ("generate", "timeout", "-1.0", "more than 0 and at most 3600"),
+        ("generate", "count", "9223372036854775807", "from 1 to 1000000000"),
+        ("generate", "concurrency", "-3", "from 1 to 1000"),
+        ("generate", "per_request", "9223372036854775807", "from 1 to 100"),
+        ("generate", "few_shot", "9223372036854775807", "from 0 to 100"),
+        ("generate", "rpm", "9223372036854775807", "from 1 to 1000000"),
+        ("generate", "tpm", "-1", "from 1 to 10000000000"),
+        ("generate", "max_cost", "inf", "from 0 to 1000000"),
+        ("generate", "max_cost", "nan", "from 0 to 1000000"),
+        ("generate", "max_retries", "9223372036854775807", "from 0 to 100"),
+    ],
+)
+def test_absurd_limits_are_refused_with_their_line_and_allowed_range(
+    tmp_path: Path, section: str, key: str, value: str, allowed: str
+) -> None:
+    error = config_error(tmp_path, f'[project]\nname = "x"\n\n[{section}]\n{key} = {value}\n')
+    assert (error.file, error.line) == (str(tmp_path / "synthgate.toml"), 5)
+    assert f"'{section}.{key}'" in error.message
+    assert allowed in (error.fix or "")
+
+
+def test_sane_limits_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "synthgate.toml"
+    path.write_text("[generate]\ncount = 100000000\ntimeout = 3600\nmax_tokens = 200000\nmax_cost = 0\n[review]\nlease_seconds = 10\n")
+    config = load_config(path)
+    assert (config.generate.count, config.generate.timeout, config.review.lease_seconds) == (100_000_000, 3600.0, 10)
+
+
+def test_leases_default_to_a_minute() -> None:
+    assert Config().review.lease_seconds == 60
+
+
+def test_toml_nested_50k_deep_is_a_line_not_a_recursion_error(tmp_path: Path) -> None:
+    error = config_error(tmp_path, '[project]\nname = "x"\nx = ' + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert error.line == 3 and "nested too deeply" in error.message
+
+
+def test_a_config_path_that_is_a_folder_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "synthgate.toml").mkdir()
+    with pytest.raises(UserError, match="cannot read config file"):
+        load_config(tmp_path / "synthgate.toml")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--count", "9223372036854775807", "from 1 to 1000000000"),
+        ("--max-tokens", "9223372036854775807", "from 1 to 1000000"),
+        ("--max-cost", "inf", "from 0 to 1000000"),
+        ("--max-cost", "nan", "from 0 to 1000000"),
+        ("--max-cost", "-1", "from 0 to 1000000"),
+        ("--concurrency", "0", "from 1 to 1000"),
+        ("--per-request", "-5", "from 1 to 100"),
+        ("--few-shot", "1000000", "from 0 to 100"),
+        ("--rpm", "0", "from 1 to 1000000"),
+        ("--tpm", "99999999999999999999", "from 1 to 10000000000"),
+        ("--temperature", "nan", "from 0 to 2"),
+        ("--seed", "99999999999999999999", "less than 9223372036854775808"),
+    ],
+)
+def test_absurd_generate_flags_are_refused_naming_the_flag_and_range(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], flag: str, value: str, allowed: str
+) -> None:
+    from generator.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["synthgate", "--project", str(project_dir), "generate", "--dry-run", flag, value])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert err.startswith(f"error: {flag}: ") and allowed in err

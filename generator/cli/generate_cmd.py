@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from generator.cli.app import app, console, err_console, state
-from generator.config import GenerateSection
+from generator.config import GenerateSection, describe_field
 from generator.errors import UserError, WorkFailed
 
 if TYPE_CHECKING:
@@ -122,12 +122,8 @@ def resolve_settings(configured: GenerateSection, flags: dict[str, Any]) -> Gene
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""
         where = f"--{field.replace('_', '-')}" if field in flags else f"[generate] {field} in synthgate.toml"
-        raise UserError(f"{where}: {error['msg']} (got {error.get('input')!r})", fix=_describe(field)) from None
-
-
-def _describe(field: str) -> str:
-    info = GenerateSection.model_fields.get(field)
-    return (info.description if info and info.description else "see `synthgate generate --help`")
+        fix = describe_field(["generate", field]) if field in GenerateSection.model_fields else "see `synthgate generate --help`"
+        raise UserError(f"{where}: {error['msg']} (got {error.get('input')!r})", fix=fix) from None
 
 
 def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
