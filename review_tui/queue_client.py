@@ -23,6 +23,13 @@ class QueueClient:
     lease_seconds: int
     filters: QueueFilter = field(default_factory=QueueFilter)
 
+    @property
+    def renew_every_seconds(self) -> float:
+        """How often the open app renews the shown candidate's lease: every third of it, so a closed or
+        killed app frees its candidate within one lease, and two failed renewals in a row (a store
+        locked for a moment) still leave it reserved."""
+        return self.lease_seconds / 3
+
     def claim(self) -> CandidateView | None:
         """The candidate to show next, leased to this reviewer (None: nothing left for these filters)."""
         with write_session(self.engine) as session:

@@ -250,3 +250,28 @@ def test_claim_skip_and_renew_never_scan_the_candidate_table(engine: Engine) -> 
             if "lease_owner = ?" in where and "candidate.id = ?" not in where:
                 # "What does this reviewer hold" must not walk the whole pending queue.
                 assert "ix_candidate_lease" in plan, (statement, plan)
+
+
+def test_a_running_app_keeps_its_candidate_and_a_killed_one_frees_it_within_a_minute(engine: Engine) -> None:
+    """Leases follow liveness (issue 11, point 5), on an explicit clock: short leases, renewed every third."""
+    from generator.config import ReviewSection
+    from review_tui.queue_client import QueueClient
+
+    lease = ReviewSection().lease_seconds
+    every = QueueClient(engine=engine, reviewer="ann", lease_seconds=lease).renew_every_seconds
+    assert lease <= 60 and every == lease / 3
+    (cid,) = queue(engine, 1)
+    tick = utcnow()
+    with write_session(engine) as session:
+        assert claim_next_candidate(session, reviewer="ann", lease_seconds=lease, now=tick) is not None
+    # Ten minutes of an open app renewing on schedule: nobody else is ever handed the candidate.
+    for _ in range(int(600 / every)):
+        with write_session(engine) as session:
+            just_before_next_renewal = tick + timedelta(seconds=every * 0.99)
+            assert claim_next_candidate(session, reviewer="bob", lease_seconds=lease, now=just_before_next_renewal) is None
+            tick += timedelta(seconds=every)
+            assert renew_lease(session, candidate_id=cid, reviewer="ann", lease_seconds=lease, now=tick)
+    # Killed right after a renewal: the candidate is back in the queue within about a minute.
+    with write_session(engine) as session:
+        taken = claim_next_candidate(session, reviewer="bob", lease_seconds=lease, now=tick + timedelta(seconds=61))
+    assert taken is not None and taken.id == cid

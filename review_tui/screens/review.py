@@ -107,7 +107,7 @@ class ReviewScreen(Screen[None]):
         self._refresh_header()
         # The first candidate first; counting a million rows for the header can wait until it shows.
         self._claim_next()
-        self.set_interval(max(self.client.lease_seconds / 3, 5), self.renew_lease)
+        self.set_interval(self.client.renew_every_seconds, self.renew_lease)
         self.set_interval(RECOUNT_SECONDS, self.count_queue)
         self.set_interval(POLL_SECONDS, self.poll_empty_queue)
         self.set_interval(5, self._refresh_header)  # the pace changes as time passes
