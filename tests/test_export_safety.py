@@ -323,3 +323,56 @@ def test_export_starts_no_process_whatever_the_start_method(
     with read_session(engine) as session:
         report = export_dataset(session, options=ExportOptions(output=folder / "d.jsonl"))
     assert report.counts["lines"] == 3
+
+
+# --- one snapshot ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A migrated store in a fresh PostgreSQL database; skipped without psycopg or SYNTHGATE_TEST_POSTGRES (a server URL)."""
+    pytest.importorskip("psycopg")
+    server = os.environ.get("SYNTHGATE_TEST_POSTGRES")
+    if not server:
+        pytest.skip("set SYNTHGATE_TEST_POSTGRES=postgresql+psycopg://user@host/postgres to run")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from generator.store.db import open_store
+
+    name = f"synthgate_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    store = open_store(make_url(server).set(database=name).render_as_string(hide_password=False))
+    try:
+        yield store
+    finally:
+        store.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+
+
+def test_on_postgresql_a_decision_made_during_the_export_is_not_half_seen(
+    postgres_engine: Engine, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generator.export import render
+    from generator.export.manifest import read_manifest_header
+
+    first, second = add(postgres_engine, chat(0), chat(1))
+    decide(postgres_engine, first, "accept")
+    real_iter_accepted = render.iter_accepted
+
+    def a_reviewer_decides_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        decide(postgres_engine, second, "accept")  # committed after the chain head was read
+        return real_iter_accepted(*args, **kwargs)
+
+    monkeypatch.setattr(render, "iter_accepted", a_reviewer_decides_meanwhile)
+    out = folder / "d.jsonl"
+    export(postgres_engine, out)
+    # PostgreSQL's default READ COMMITTED would show the new decision beside the older chain head.
+    assert [e["candidate_id"] for e in entries(out)] == [first]
+    assert read_manifest_header(manifest_path(out))["decision_chain"]["seq"] == 1
