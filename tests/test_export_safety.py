@@ -359,18 +359,16 @@ def postgres_engine() -> Iterator[Engine]:
 def test_on_postgresql_a_decision_made_during_the_export_is_not_half_seen(
     postgres_engine: Engine, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from generator.export import render
     from generator.export.manifest import read_manifest_header
+    from generator.export.selection import iter_accepted
 
     first, second = add(postgres_engine, chat(0), chat(1))
     decide(postgres_engine, first, "accept")
-    real_iter_accepted = render.iter_accepted
-
     def a_reviewer_decides_meanwhile(*args: Any, **kwargs: Any) -> Any:
         decide(postgres_engine, second, "accept")  # committed after the chain head was read
-        return real_iter_accepted(*args, **kwargs)
+        return iter_accepted(*args, **kwargs)
 
-    monkeypatch.setattr(render, "iter_accepted", a_reviewer_decides_meanwhile)
+    monkeypatch.setattr("generator.export.render.iter_accepted", a_reviewer_decides_meanwhile)
     out = folder / "d.jsonl"
     export(postgres_engine, out)
     # PostgreSQL's default READ COMMITTED would show the new decision beside the older chain head.
