@@ -364,6 +364,7 @@ def test_on_postgresql_a_decision_made_during_the_export_is_not_half_seen(
 
     first, second = add(postgres_engine, chat(0), chat(1))
     decide(postgres_engine, first, "accept")
+
     def a_reviewer_decides_meanwhile(*args: Any, **kwargs: Any) -> Any:
         decide(postgres_engine, second, "accept")  # committed after the chain head was read
         return iter_accepted(*args, **kwargs)
