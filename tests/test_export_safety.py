@@ -158,7 +158,7 @@ def test_a_missing_folder_is_named_and_not_created(engine: Engine, accepted: lis
 
 def test_a_manifest_path_that_is_a_folder_is_refused_before_anything_is_written(engine: Engine, accepted: list[int], folder: Path) -> None:
     manifest_path(folder / "out.jsonl").mkdir()
-    refused(lambda: export(engine, folder / "out.jsonl"), watched=folder, match="is a folder")
+    refused(lambda: export(engine, folder / "out.jsonl"), watched=folder, match=r"is a folder, not a file \(the manifest of this export")
     assert not (folder / "out.jsonl").exists()
 
 
@@ -223,7 +223,7 @@ def test_cli_force_replaces_an_unrelated_file(engine: Engine, accepted: list[int
 def test_cli_refuses_a_folder_in_its_own_words(engine: Engine, accepted: list[int], project_dir: Path, folder: Path) -> None:
     result = run_cli("--db", str(engine.url), "export", "-o", str(folder), cwd=project_dir)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {folder}: is a folder, not a file\n  fix: ")
+    assert result.stderr.startswith(f"error: {folder}: is a folder, not a file (the training file of this export goes here)\n  fix: ")
 
 
 # --- together or not at all ----------------------------------------------------------------------------------

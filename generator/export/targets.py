@@ -62,9 +62,9 @@ class OutputGuard:
             if path in seen:
                 raise UserError(f"is both the {seen[path]} and the {role} of this export", file=path, fix="give each output its own name")
             seen[path] = role
-            self._check_one(path, targets, force=force)
+            self._check_one(path, role, targets, force=force)
 
-    def _check_one(self, path: Path, targets: ExportTargets, *, force: bool) -> None:
+    def _check_one(self, path: Path, role: str, targets: ExportTargets, *, force: bool) -> None:
         protected = self._protection_of(path)
         if protected is not None:
             raise UserError(f"is {protected}; an export never replaces it (not even with --force)", file=path, fix=_ELSEWHERE)
@@ -81,7 +81,12 @@ class OutputGuard:
         except OSError as exc:
             raise UserError(f"cannot check this path: {exc.strerror or exc}", file=path, fix=_ELSEWHERE) from None
         if stat.S_ISDIR(mode):
-            raise UserError("is a folder, not a file", file=path, fix="name a file inside it, e.g. " + str(path / "train.jsonl"))
+            fix = (
+                "move that folder away, or choose another -o FILE"
+                if role == "manifest"
+                else f"name a file inside it, e.g. {path / 'train.jsonl'}"
+            )
+            raise UserError(f"is a folder, not a file (the {role} of this export goes here)", file=path, fix=fix)
         if not stat.S_ISREG(mode):
             raise UserError(
                 "is not a regular file (a device, pipe or socket); an export writes only regular files", file=path, fix=_ELSEWHERE
