@@ -89,7 +89,8 @@ def _mix64(values: np.ndarray) -> np.ndarray:
     values = values * _U64(0xFF51AFD7ED558CCD)
     values = values ^ (values >> _U64(33))
     values = values * _U64(0xC4CEB9FE1A85EC53)
-    return values ^ (values >> _U64(33))
+    mixed: np.ndarray = values ^ (values >> _U64(33))  # numpy's operators are typed loosely: say what comes back
+    return mixed
 
 
 def _mix32(values: np.ndarray) -> np.ndarray:
@@ -98,7 +99,8 @@ def _mix32(values: np.ndarray) -> np.ndarray:
     values = values * np.uint32(0x85EBCA6B)
     values = values ^ (values >> np.uint32(13))
     values = values * np.uint32(0xC2B2AE35)
-    return values ^ (values >> np.uint32(16))
+    mixed: np.ndarray = values ^ (values >> np.uint32(16))
+    return mixed
 
 
 _BLOCK = 2048  # texts shingled and sorted together
@@ -274,7 +276,7 @@ class AllPairsJaccard:
             (np.ones(len(owner), dtype=np.float32), columns[known], indptr),
             shape=(stop - start, len(self._vocabulary)),
         )
-        return (matrix @ self._by_shingle).toarray()
+        return np.asarray((matrix @ self._by_shingle).toarray())  # scipy is untyped: say what comes back
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +318,7 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
         for rows in range(1, num_perm // bands + 1):
             false_positive = below_weights @ (1 - (1 - below**rows) ** bands)
             false_negative = above_weights @ ((1 - above**rows) ** bands)
-            error = false_positive * false_positive_weight + false_negative * false_negative_weight
+            error = float(false_positive * false_positive_weight + false_negative * false_negative_weight)
             if error < best:
                 best, choice = error, (bands, rows)
     return choice

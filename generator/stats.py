@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from sqlalchemy import String, cast, func
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from generator.checks.report import filtered_by_reason, flags_by_kind
@@ -50,13 +51,20 @@ def _rates(counts: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
 
 def acceptance(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
     """Acceptance rate by generation run, template, model and tag (filtered candidates left out: no human saw them)."""
-    templates = {h: name for h, name in session.execute(select(Run.template_hash, Run.template).distinct())}
+    templates = {h: name for h, name in session.execute(select(col(Run.template_hash), col(Run.template)).distinct())}
     tables: dict[str, dict[str, Counter[str]]] = {key: defaultdict(Counter) for key in ("by_run", "by_template", "by_model", "by_tag")}
     by_run, by_template, by_model, by_tag = tables.values()
     # One scan of the candidates, grouped in SQL (the tag list by its text), so only the distinct
     # combinations of run, template, model and tags reach Python.
-    groups = (Candidate.run_id, Candidate.template_hash, Candidate.model, cast(Candidate.tags, String), Candidate.status)
-    rows = session.execute(select(*groups, func.count()).where(Candidate.status != "filtered").group_by(*groups))
+    groups = (
+        col(Candidate.run_id),
+        col(Candidate.template_hash),
+        col(Candidate.model),
+        cast(Candidate.tags, String),
+        col(Candidate.status),
+    )
+    # SQLAlchemy's select(): sqlmodel's is typed for at most four columns.
+    rows = session.execute(sql_select(*groups, func.count()).where(col(Candidate.status) != "filtered").group_by(*groups))
     for run_id, template_hash, model, tags_text, status, count in rows:
         by_run[run_id or "(none)"][status] += count
         by_template[f"{templates.get(template_hash, '?')} ({template_hash[:12]})" if template_hash else "(none)"][status] += count
@@ -68,7 +76,7 @@ def acceptance(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
 
 def reject_reasons(session: Session) -> dict[str, int]:
     """The most frequent reasons of live (not undone) rejections, most frequent first."""
-    decision = Decision.__table__
+    decision = Decision.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
     counts: Counter[str] = Counter()
     rows = session.execute(
         select(decision.c.reasons).where(decision.c.action == "reject", live(decision)), execution_options={"yield_per": 5000}

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from generator.config import locate_key
 from generator.errors import UserError
@@ -25,14 +25,14 @@ def as_messages(raw: list[dict[str, Any]]) -> list[Message]:
 
 def stored_seeds(session: Session) -> list[Labelled]:
     """The verified seeds as last synced into the store, in file order (so ties go to the earlier seed)."""
-    rows = session.execute(select(SeedRecord.id, SeedRecord.messages).order_by(SeedRecord.source, SeedRecord.line))
+    rows = session.execute(select(col(SeedRecord.id), col(SeedRecord.messages)).order_by(col(SeedRecord.source), col(SeedRecord.line)))
     return [(seed_id, as_messages(messages)) for seed_id, messages in rows]
 
 
 def stored_candidates(session: Session, *, statuses: tuple[str, ...]) -> Iterator[tuple[int, list[Message]]]:
     """Stored candidates with these statuses, oldest first."""
     rows = session.execute(
-        select(Candidate.id, Candidate.messages).where(Candidate.status.in_(statuses)).order_by(Candidate.id),
+        select(col(Candidate.id), col(Candidate.messages)).where(col(Candidate.status).in_(statuses)).order_by(col(Candidate.id)),
         execution_options={"yield_per": 5000},
     )
     for candidate_id, messages in rows:

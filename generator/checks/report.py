@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 
 from sqlalchemy import String, cast, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from generator.store.models import Candidate
 
 
 def filtered_by_reason(session: Session) -> dict[str, int]:
     rows = session.execute(
-        select(Candidate.filter_reason, func.count()).where(Candidate.status == "filtered").group_by(Candidate.filter_reason)
+        select(col(Candidate.filter_reason), func.count()).where(col(Candidate.status) == "filtered").group_by(col(Candidate.filter_reason))
     )
     return {reason or "(no reason)": count for reason, count in sorted(rows, key=lambda row: (-row[1], row[0] or ""))}
 
@@ -21,7 +21,7 @@ def flags_by_kind(session: Session) -> dict[str, int]:
     """Candidates carrying each kind of flag, among those a reviewer sees or saw (filtered ones excluded)."""
     counts: Counter[str] = Counter()
     rows = session.execute(
-        select(Candidate.flags).where(Candidate.status != "filtered", cast(Candidate.flags, String) != "[]"),
+        select(col(Candidate.flags)).where(col(Candidate.status) != "filtered", cast(Candidate.flags, String) != "[]"),
         execution_options={"yield_per": 5000},
     )
     for (flags,) in rows:

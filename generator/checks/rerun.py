@@ -10,9 +10,10 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import CursorResult, Engine, bindparam, or_, select, update
+from sqlmodel import col
 
 from generator.batching import batched
 from generator.checks.reference import as_messages
@@ -52,9 +53,15 @@ def recheck_pending(engine: Engine, *, project: Project) -> RecheckSummary:
         checker = CandidateChecker.from_store(session, project=project, earlier_statuses=("accepted", "rejected"))
         summary.compared_with = checker.reference_counts
         rows = session.execute(
-            select(Candidate.id, Candidate.messages, Candidate.flags, Candidate.nearest_seed_id, Candidate.nearest_seed_similarity)
-            .where(Candidate.status == "pending")
-            .order_by(Candidate.id),
+            select(
+                col(Candidate.id),
+                col(Candidate.messages),
+                col(Candidate.flags),
+                col(Candidate.nearest_seed_id),
+                col(Candidate.nearest_seed_similarity),
+            )
+            .where(col(Candidate.status) == "pending")
+            .order_by(col(Candidate.id)),
             execution_options={"yield_per": _CHUNK},
         )
         for chunk in batched(rows, _CHUNK):
@@ -125,7 +132,8 @@ def _write(engine: Engine, statement: Any, changes: list[dict[str, Any]]) -> int
     for start in range(0, len(changes), _WRITE_CHUNK):
         chunk = changes[start : start + _WRITE_CHUNK]
         with write_session(engine) as session:
-            missed += len(chunk) - session.execute(statement, chunk).rowcount
+            result = cast(CursorResult[Any], session.execute(statement, chunk))  # a Core UPDATE: a cursor result
+            missed += len(chunk) - result.rowcount
     return missed
 
 
@@ -147,8 +155,8 @@ def restore_filtered(engine: Engine, *, reason: str) -> int:
         )
     with write_session(engine) as session:
         rows = session.execute(
-            select(Candidate.id, Candidate.flags, Candidate.filter_match).where(
-                Candidate.status == "filtered", Candidate.filter_reason == reason
+            select(col(Candidate.id), col(Candidate.flags), col(Candidate.filter_match)).where(
+                col(Candidate.status) == "filtered", col(Candidate.filter_reason) == reason
             )
         ).all()
         changes = [{"row_id": row.id, "new_flags": [*row.flags, restored_flag(reason, row.filter_match).model_dump()]} for row in rows]

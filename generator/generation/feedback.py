@@ -18,7 +18,7 @@ def rejection_reasons(session: Session, *, template_hash: str) -> list[tuple[str
     rows = session.exec(
         select(Decision.reasons)
         .join(Candidate, col(Candidate.id) == Decision.candidate_id)
-        .where(Decision.action == "reject", Candidate.template_hash == template_hash, live(Decision.__table__))
+        .where(Decision.action == "reject", Candidate.template_hash == template_hash, live(Decision.__table__))  # type: ignore[attr-defined]
         .order_by(col(Decision.id).desc())
         .limit(RECENT_DECISIONS)
     ).all()

@@ -51,7 +51,7 @@ class RetryPolicy:
         """Wait before retry number `attempt`: the server's Retry-After (capped), else exponential backoff with jitter."""
         if retry_after is not None:
             return min(retry_after, RETRY_AFTER_CAP) + rng.uniform(0, min(1.0, 0.1 * retry_after))
-        ceiling = min(RETRY_AFTER_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        ceiling = min(RETRY_AFTER_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import ValidationError
 
@@ -54,6 +54,14 @@ class ParsedAnswer:
     output_tokens: int = 0
 
 
+class _Usage(TypedDict):
+    """What every parsed answer reports, usable or not."""
+
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+
+
 @dataclass(frozen=True)
 class _Reply:
     payload: Any  # structured output (a tool's input), or None
@@ -71,7 +79,7 @@ def parse_answer(body: str, *, asked: int) -> ParsedAnswer:
         reply = _read_body(json.loads(body))
     except (json.JSONDecodeError, TypeError, KeyError, IndexError, AttributeError) as exc:
         return ParsedAnswer("invalid", error=f"unreadable response body ({type(exc).__name__}: {exc})")
-    usage = {"finish_reason": reply.finish_reason, "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
+    usage: _Usage = {"finish_reason": reply.finish_reason, "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
     if reply.refusal is not None:
         return ParsedAnswer("refused", error=f"the model refused: {reply.refusal}", **usage)
     if reply.truncated:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from generator.examples import Conversation, messages_hash
@@ -106,7 +106,7 @@ def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list
 # has no id yet (an earlier one of the same generation run) this way.
 SOURCE_MATCH_PREFIX = "source:"
 _CHUNK = 500  # keeps IN (...) lists well under every database's bound-parameter limit
-_TABLE = Candidate.__table__
+_TABLE: Table = Candidate.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
 _RELINK = update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(filter_match=bindparam("match"))
 
 

@@ -6,6 +6,8 @@ the reject dialog that alone cost more than recording the decision.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -13,7 +15,7 @@ from textual.widgets import Footer
 class KeyFooter(Footer):
     _shown_keys: tuple[tuple[str, str, bool], ...] | None = None
 
-    def bindings_changed(self, screen: Screen) -> None:
+    def bindings_changed(self, screen: Screen[Any]) -> None:
         shown = tuple(
             (binding.key, binding.description, enabled)
             for _node, binding, enabled, _tooltip in screen.active_bindings.values()

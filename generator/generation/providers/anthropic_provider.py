@@ -40,7 +40,7 @@ class AnthropicProvider:
         client = client_for(self.clients, request)
         try:
             # The client's raw POST: plain JSON in, the raw answer kept (see the OpenAI provider).
-            response = await client.post("/v1/messages", cast_to=httpx2.Response, body=body)
+            response: httpx2.Response = await client.post("/v1/messages", cast_to=httpx2.Response, body=body)
         except anthropic.AnthropicError as exc:
             raise error_from_sdk(exc, anthropic) from None
         return response.text

@@ -52,7 +52,7 @@ class OpenAIProvider:
         try:
             # The client's raw POST: the body is already plain JSON and we keep the raw answer, so
             # the typed create() would only add ~0.5 ms of CPU per call re-validating both.
-            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+            response: httpx2.Response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body)
         except openai.OpenAIError as exc:
             error = error_from_sdk(exc, openai)
             if schema_mode and error.status in (400, 422) and any(h in error.message.lower() for h in _SCHEMA_UNSUPPORTED_HINTS):

@@ -10,6 +10,7 @@ request i (so a hand-made file is served in order).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def write_recording(session: Session, *, run_id: str, path: Path) -> int:
     rows = session.exec(
         select(LLMCall.request, LLMCall.response_text)
         .where(LLMCall.run_id == run_id, col(LLMCall.status).in_(ANSWERED))
-        .order_by(LLMCall.request_index)
+        .order_by(col(LLMCall.request_index))
     ).all()
     lines = [line for request, body in rows if (line := _recording_line(request, body))]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def write_recording(session: Session, *, run_id: str, path: Path) -> int:
     return len(lines)
 
 
-def _recording_line(request: dict[str, Any], body: str | None) -> str | None:
+def _recording_line(request: Mapping[str, Any], body: str | None) -> str | None:
     try:
         response = json.loads(body or "")
     except json.JSONDecodeError:
