@@ -62,7 +62,8 @@ class CliState:
 
 
 def state(ctx: typer.Context) -> CliState:
-    return ctx.find_root().obj
+    root_state: CliState = ctx.find_root().obj  # set by _global_options; typer keeps it untyped
+    return root_state
 
 
 def check_tags(tags: list[str] | None) -> tuple[str, ...]:
@@ -71,7 +72,9 @@ def check_tags(tags: list[str] | None) -> tuple[str, ...]:
 
     for tag in tags or ():
         if not TAG_PATTERN.match(tag):
-            raise UserError(f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)")
+            raise UserError(
+                f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)"
+            )
     return tuple(tags or ())
 
 
@@ -86,7 +89,9 @@ def _global_options(
     ctx: typer.Context,
     project: Annotated[
         Path | None,
-        typer.Option("--project", "-C", help="Project folder (default: the nearest folder upward holding synthgate.toml).", file_okay=False),
+        typer.Option(
+            "--project", "-C", help="Project folder (default: the nearest folder upward holding synthgate.toml).", file_okay=False
+        ),
     ] = None,
     db: Annotated[
         str | None,
@@ -97,7 +102,9 @@ def _global_options(
     ctx.obj = CliState(project_dir=project, db_url=db)
 
 
-# Importing the command modules registers their commands on `app` (one line each, in help order).
+# Importing the command modules registers their commands on `app` (one line each, in help order:
+# kept out of import sorting, which would put them in alphabetical order).
+# isort: off
 from generator.cli import init_cmd  # noqa: E402,F401
 from generator.cli import seeds_cmd  # noqa: E402,F401
 from generator.cli import generate_cmd  # noqa: E402,F401
@@ -105,6 +112,7 @@ from generator.cli import check_cmd  # noqa: E402,F401
 from generator.cli import review_cmd  # noqa: E402,F401
 from generator.cli import export_cmd  # noqa: E402,F401
 from generator.cli import stats_cmd  # noqa: E402,F401
+# isort: on
 
 
 def main() -> None:
@@ -122,6 +130,10 @@ def main() -> None:
         err_console.print(error.render())
         sys.exit(error.exit_code)
     except OperationalError as error:  # the store failed under a command: locked, read-only, full, gone
-        err_console.print(WorkFailed(f"the review store failed: {store_fault(error)}",
-                                     fix="check the store (--db) and its folder, then run the same command again").render())
+        err_console.print(
+            WorkFailed(
+                f"the review store failed: {store_fault(error)}",
+                fix="check the store (--db) and its folder, then run the same command again",
+            ).render()
+        )
         sys.exit(WorkFailed.exit_code)
