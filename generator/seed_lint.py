@@ -5,12 +5,14 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from generator.config import SeedsSection
-from generator.seeds import LineProblem, Seed, SeedSet
+from generator.errors import UserError
+from generator.project import display_path
+from generator.seeds import LineProblem, Seed, SeedSet, collector_paused
 from generator.similarity import NearDuplicateIndex, normalized_key, similarity_text
 from generator.style import StyleProfile, answer_chars, has_trailing_whitespace
-
 
 _MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
 
@@ -45,19 +47,46 @@ def tag_counts(seeds: list[Seed]) -> Counter[str]:
 def lint_seeds(seed_set: SeedSet, config: SeedsSection) -> list[LineProblem]:
     """Problems across the set: exact duplicates are errors, everything else is a warning."""
     seeds = seed_set.seeds
-    problems: list[LineProblem] = []
-    problems += _duplicates(seeds, config.near_duplicate_threshold)
-    problems += _style(seeds)
-    problems += _tags(seeds, config.min_per_tag)
-    problems += _length_outliers(seeds, config.length_outlier_factor)
+    with collector_paused():
+        problems, unique = _exact_duplicates(seeds)
+        problems += _near_duplicates(unique, config.near_duplicate_threshold)
+        problems += _style(seeds)
+        problems += _tags(seeds, config.min_per_tag)
+        problems += _length_outliers(seeds, config.length_outlier_factor)
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.message))
+
+
+def seed_set_errors(seed_set: SeedSet) -> list[LineProblem]:
+    """The errors `seeds check` reports for this set (broken lines, repeated ids, exact duplicates), in file order.
+
+    Only the lints that can find an error run here: `generate` calls this to refuse a set with errors.
+    """
+    with collector_paused():
+        duplicates, _ = _exact_duplicates(seed_set.seeds)
+    return sorted(seed_set.errors + duplicates, key=lambda p: (str(p.file), p.line, p.message))
+
+
+def raise_on_seed_errors(seed_set: SeedSet, root: Path | None = None) -> None:
+    """Stop with exit 2 while `seeds check` would report an error: generation must not start from a bad baseline."""
+    errors = seed_set_errors(seed_set)
+    if not errors:
+        return
+    first = errors[0]
+    more = f" ({len(errors) - 1} more error(s) in the seed set)" if len(errors) > 1 else ""
+    raise UserError(
+        first.message + more,
+        file=display_path(first.file, root),
+        line=first.line or None,
+        fix="run `synthgate seeds check` to see every error; generate runs once it reports none",
+    )
 
 
 def _where(seed: Seed) -> str:
     return f"{seed.file.name}:{seed.line}"
 
 
-def _duplicates(seeds: list[Seed], threshold: float) -> list[LineProblem]:
+def _exact_duplicates(seeds: list[Seed]) -> tuple[list[LineProblem], list[Seed]]:
+    """Errors for seeds that repeat an earlier one (ignoring case and whitespace), and the seeds that do not."""
     problems = []
     first_by_key: dict[str, Seed] = {}
     unique: list[Seed] = []
@@ -69,8 +98,13 @@ def _duplicates(seeds: list[Seed], threshold: float) -> list[LineProblem]:
             )
         else:
             unique.append(seed)
+    return problems, unique
+
+
+def _near_duplicates(unique: list[Seed], threshold: float) -> list[LineProblem]:
     if len(unique) < 2:
-        return problems
+        return []
+    problems = []
     index = NearDuplicateIndex(threshold=threshold)
     # Measured like the candidate checks: on the turns, not the shared system prompt.
     signatures = index.signatures(similarity_text(s.example.messages) for s in unique)
@@ -80,9 +114,15 @@ def _duplicates(seeds: list[Seed], threshold: float) -> list[LineProblem]:
             key, score = matches[0]
             other = unique[int(key)]
             problems.append(
-                LineProblem(seed.file, seed.line, f"near-duplicate of {_where(other)} (similarity {score:.2f}); keep the better one", "warning")
+                LineProblem(
+                    seed.file, seed.line, f"near-duplicate of {_where(other)} (similarity {score:.2f}); keep the better one", "warning"
+                )
             )
-        index.add(str(position), signature)
+        else:
+            # As in the candidate checks, a near-duplicate is not indexed itself: a family of n similar
+            # seeds is one entry, not n that every later member is compared with (quadratic). The
+            # price: a seed similar to a near-duplicate but not to its original goes unreported.
+            index.add(str(position), signature)
     return problems
 
 
@@ -104,7 +144,9 @@ def _tags(seeds: list[Seed], min_per_tag: int) -> list[LineProblem]:
     for seed in seeds:
         if seed.example.category is None:
             problems.append(
-                LineProblem(seed.file, seed.line, "no category tag: few-shot sampling cannot balance it (add e.g. \"tags\": [\"billing\"])", "warning")
+                LineProblem(
+                    seed.file, seed.line, 'no category tag: few-shot sampling cannot balance it (add e.g. "tags": ["billing"])', "warning"
+                )
             )
         for tag in seed.example.tags:
             by_tag[tag].append(seed)
@@ -139,7 +181,18 @@ def _length_outliers(seeds: list[Seed], factor: float) -> list[LineProblem]:
         median = statistics.median(length for _, length in members) if len(members) >= _MIN_GROUP else overall
         for seed, length in members:
             if length > factor * median:
-                problems.append(LineProblem(seed.file, seed.line, f"answer is unusually long ({length} chars; comparable seeds' median {median:.0f})", "warning"))
+                problems.append(
+                    LineProblem(
+                        seed.file, seed.line, f"answer is unusually long ({length} chars; comparable seeds' median {median:.0f})", "warning"
+                    )
+                )
             elif length < median / factor:
-                problems.append(LineProblem(seed.file, seed.line, f"answer is unusually short ({length} chars; comparable seeds' median {median:.0f})", "warning"))
+                problems.append(
+                    LineProblem(
+                        seed.file,
+                        seed.line,
+                        f"answer is unusually short ({length} chars; comparable seeds' median {median:.0f})",
+                        "warning",
+                    )
+                )
     return problems

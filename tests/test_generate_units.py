@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,13 +16,14 @@ from generator.config import GenerateSection, PriceSection
 from generator.errors import UserError
 from generator.generation.limits import RETRY_AFTER_CAP, Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, send_with_retries
 from generator.generation.parsing import ANSWER_SCHEMA, json_from_text, parse_answer
-from generator.generation.planning import RequestPlanner
-from generator.generation.pricing import PriceTable
+from generator.generation.planning import DRY_RUN_SAMPLE, RequestPlanner
+from generator.generation.pricing import PriceTable, estimate_tokens
 from generator.generation.providers.base import ProviderError, retry_after_seconds
 from generator.generation.sampling import FewShotSampler
 from generator.generation.secrets import scrub_secrets
 from generator.generation.templates import PromptTemplate
 from generator.seeds import load_seeds
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO / "generator" / "scaffold" / "prompts" / "generate.jinja"
@@ -97,6 +100,35 @@ def test_template_output_is_plain_text_not_html_escaped(tmp_path: Path) -> None:
     assert template.render({"count": "<3"}) == [{"role": "user", "content": '<3 <b> & "x"'}]
 
 
+def test_a_template_path_that_is_a_folder_or_a_pipe_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.jinja")
+    for path in (tmp_path, tmp_path / "pipe.jinja"):  # a pipe would be waited on forever
+        with pytest.raises(UserError, match="not a regular file") as error:
+            PromptTemplate.load(path)
+        assert error.value.file == str(path)
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("{% block user %}{{ '\\ud800' }}{% endblock %}", "lone surrogate"),
+        ("{% block user %}{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}{% endblock %}", "nested too deeply"),
+        ("{% block user %}" + "{% if 1 %}" * 200 + "x" + "{% endif %}" * 200 + "{% endblock %}", "nested too deeply"),
+        ("{% block user %}{{ 'x' * 10000000000 }}{% endblock %}", "more than 10,000,000"),
+        ("{% block user %}{{ [1] * 10000000000 }}{% endblock %}", "more than 10,000,000"),
+        ("{% block user %}{{ 7 ** 10000000 }}{% endblock %}", "exponent too large"),
+    ],
+)
+def test_templates_that_cannot_make_a_prompt_are_user_errors(tmp_path: Path, source: str, problem: str) -> None:
+    with pytest.raises(UserError, match=problem):
+        _template(tmp_path, source).render({"count": 1})
+
+
+def test_template_arithmetic_still_works(tmp_path: Path) -> None:
+    template = _template(tmp_path, "{% block user %}{{ count * 2 }} {{ 2 ** 10 }} {{ '-' * 3 }}{% endblock %}")
+    assert template.render({"count": 4}) == [{"role": "user", "content": "8 1024 ---"}]
+
+
 # --- few-shot sampling -----------------------------------------------------------------------
 
 
@@ -155,6 +187,63 @@ def test_the_last_request_asks_only_for_what_is_missing(seeds) -> None:
                              seeds=seeds, context=[], rejection_reasons=[])
     assert planner.total == 2
     assert [planner.asked(i) for i in range(2)] == [5, 2]
+
+
+# --- dry run ---------------------------------------------------------------------------------
+
+
+def test_a_small_run_is_estimated_over_every_prompt(seeds) -> None:
+    planner = RequestPlanner(settings=GenerateSection(count=50, per_request=5), template=PromptTemplate.load(DEFAULT_TEMPLATE),
+                             seeds=seeds, context=[], rejection_reasons=[])
+    every = sum(estimate_tokens("".join(m["content"] for m in planner.build(i).messages)) for i in range(planner.total))
+    assert planner.estimated_input_tokens() == every
+
+
+def test_a_large_run_is_estimated_from_a_sample_close_to_the_whole(seeds, monkeypatch: pytest.MonkeyPatch) -> None:
+    planner = RequestPlanner(settings=GenerateSection(count=5000, per_request=5), template=PromptTemplate.load(DEFAULT_TEMPLATE),
+                             seeds=seeds, context=[], rejection_reasons=[])
+    every = sum(estimate_tokens("".join(m["content"] for m in planner.build(i).messages)) for i in range(planner.total))
+    rendered = Counter[str]()
+    build = planner.build
+    monkeypatch.setattr(planner, "build", lambda index: rendered.update(["prompt"]) or build(index))
+    estimate = planner.estimated_input_tokens()
+    assert rendered["prompt"] == DRY_RUN_SAMPLE
+    assert abs(estimate - every) / every < 0.03
+
+
+def test_dry_run_of_a_hundred_million_candidates_estimates_without_building_every_prompt(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from generator.cli.app import main
+
+    renders = Counter[str]()
+    render = PromptTemplate.render
+
+    def counted(self: PromptTemplate, variables: dict) -> list[dict[str, str]]:
+        renders["prompt"] += 1
+        if renders["prompt"] > 10 * DRY_RUN_SAMPLE:  # the old dry run built all 2 * 10^7 prompts: stop it early
+            raise AssertionError("the dry run renders every prompt")
+        return render(self, variables)
+
+    monkeypatch.setattr(PromptTemplate, "render", counted)
+    monkeypatch.setattr(sys, "argv", ["synthgate", "--project", str(project_dir), "generate", "--dry-run", "--count", "100000000"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "20000000 request(s) to gpt-4o-mini for 100000000 candidate(s)." in out
+    assert "Estimated tokens: ≈ " in out and "Estimated cost: ≈ $" in out
+    assert renders["prompt"] <= DRY_RUN_SAMPLE + 1
+
+
+def test_a_context_file_that_is_a_named_pipe_does_not_hang_the_dry_run(project_dir: Path) -> None:
+    os.mkfifo(project_dir / "facts.pipe")
+    config = project_dir / "synthgate.toml"
+    config.write_text(config.read_text().replace("[generate]\n", '[generate]\ncontext_files = ["facts.pipe"]\n', 1))
+    result = run_cli("generate", "--dry-run", cwd=project_dir, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = config.read_text().splitlines().index('context_files = ["facts.pipe"]') + 1
+    assert result.stderr.startswith(f"error: {config}:{line}: cannot read context file 'facts.pipe': not a regular file")
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +46,12 @@ def test_all_three_formats_load_from_one_file(tmp_path: Path) -> None:
 
 
 def test_each_broken_line_is_reported_with_its_number(tmp_path: Path) -> None:
-    lines = [json.dumps(GOOD), "{not json", json.dumps({"messages": [{"role": "user", "content": "only a question"}]}), json.dumps(GOOD) + " trailing"]
+    lines = [
+        json.dumps(GOOD),
+        "{not json",
+        json.dumps({"messages": [{"role": "user", "content": "only a question"}]}),
+        json.dumps(GOOD) + " trailing",
+    ]
     seed_set = load_seed_file(write_lines(tmp_path / "s.jsonl", lines))
     assert [(p.line, p.severity) for p in seed_set.errors] == [(2, "error"), (3, "error"), (4, "error")]
     assert "invalid JSON" in seed_set.errors[0].message
@@ -65,7 +73,16 @@ def test_duplicate_explicit_ids_are_errors(tmp_path: Path) -> None:
             st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
             st.recursive(
                 st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["messages", "role", "content", "tags", "conversations", "from", "value", "instruction", "output", "id"]), inner, max_size=4),
+                lambda inner: (
+                    st.lists(inner, max_size=3)
+                    | st.dictionaries(
+                        st.sampled_from(
+                            ["messages", "role", "content", "tags", "conversations", "from", "value", "instruction", "output", "id"]
+                        ),
+                        inner,
+                        max_size=4,
+                    )
+                ),
                 max_leaves=12,
             ).map(json.dumps),
         ),
@@ -135,3 +152,69 @@ def test_seeds_check_of_loose_files_outside_a_project(tmp_path: Path) -> None:
     result = run_cli("seeds", "check", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{len(path.read_text().splitlines())} valid seed(s)" in result.stdout
+
+
+def test_a_lone_surrogate_is_a_line_error_not_a_traceback(project_dir: Path) -> None:
+    seeds = project_dir / "seeds" / "seeds.jsonl"
+    lone = json.dumps(
+        {"messages": [{"role": "user", "content": "hi \ud800"}, {"role": "assistant", "content": "hello"}], "tags": ["billing"]}
+    )
+    assert "\\ud800" in lone  # the JSON escape, as a file holds it
+    seeds.write_text(seeds.read_text() + lone + "\n")
+    line = len(seeds.read_text().splitlines())
+    for command in (["seeds", "check"], ["generate", "--dry-run"]):
+        result = run_cli(*command, cwd=project_dir)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"seeds/seeds.jsonl:{line}: invalid JSON: a lone surrogate" in result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_seed_path_that_is_a_named_pipe_is_refused_without_waiting(tmp_path: Path) -> None:
+    pipe = tmp_path / "seeds.jsonl"
+    os.mkfifo(pipe)
+    seed_set = load_seed_file(pipe)  # reading it would block forever: no writer ever comes
+    assert [(p.line, p.message) for p in seed_set.errors] == [(0, "not a regular file")]
+
+
+def test_generate_refuses_while_seeds_check_reports_errors(project_dir: Path) -> None:
+    """An exact duplicate fails `seeds check` (exit 2); generate then refuses too and writes nothing (issue 11, point 7)."""
+    seeds = project_dir / "seeds" / "seeds.jsonl"
+    lines = seeds.read_text().splitlines()
+    duplicate = json.loads(lines[2])
+    duplicate.pop("id", None)
+    seeds.write_text("\n".join([*lines, json.dumps(duplicate)]) + "\n")
+    check = run_cli("seeds", "check", cwd=project_dir)
+    assert check.returncode == 2 and f"seeds/seeds.jsonl:{len(lines) + 1}: exact duplicate of seeds.jsonl:3" in check.stdout
+    result = run_cli(
+        "generate", "--count", "5", cwd=project_dir, env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9"}
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: seeds/seeds.jsonl:{len(lines) + 1}: exact duplicate of seeds.jsonl:3")
+    assert "synthgate seeds check" in result.stderr
+    assert not (project_dir / ".synthgate").exists()  # no store, no run, no request
+
+
+def test_a_family_of_near_duplicates_costs_linear_comparisons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11, point 9: n variants of one seed were each compared with every variant before them (n^2 / 2)."""
+    import generator.similarity
+
+    words = [f"word{i}" for i in range(60)]
+    variants = []
+    for i in range(400):
+        answer = words.copy()
+        answer[i % 60] = f"changed{i}"  # one word differs: every pair is a near-duplicate
+        variants.append(
+            json.dumps({"messages": [{"role": "user", "content": "the same question"}, {"role": "assistant", "content": " ".join(answer)}]})
+        )
+    compared = Counter[str]()
+    exact_jaccard = generator.similarity.jaccard_of_sorted
+
+    def counting(a, b):  # type: ignore[no-untyped-def]
+        compared["pairs"] += 1
+        return exact_jaccard(a, b)
+
+    monkeypatch.setattr(generator.similarity, "jaccard_of_sorted", counting)
+    problems = lint_seeds(load_seeds([write_lines(tmp_path / "s.jsonl", variants)]), SeedsSection())
+    near = [p for p in problems if "near-duplicate" in p.message]
+    assert len(near) >= 390  # still found (LSH may miss a few at 0.9 similarity)
+    assert compared["pairs"] <= 2 * len(variants)

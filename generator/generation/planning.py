@@ -17,6 +17,7 @@ from generator.config import GenerateSection
 from generator.examples import canonical_hash
 from generator.generation.journal import prompt_key, request_hash
 from generator.generation.parsing import ANSWER_SCHEMA
+from generator.generation.pricing import estimate_tokens
 from generator.generation.sampling import FewShotSampler
 from generator.generation.templates import PromptTemplate
 from generator.seeds import Seed
@@ -35,6 +36,16 @@ class PlannedCall:
     asked: int
     seed_ids: list[str]
     focus: str | None
+
+
+DRY_RUN_SAMPLE = 200  # prompts a dry run renders to estimate a large run (~0.1 s)
+
+
+def sample_indices(total: int, size: int) -> list[int]:
+    """Up to `size` request indices spread evenly over 0..total-1, the first and the last included (all for a small run)."""
+    if total <= size:
+        return list(range(total))
+    return sorted({i * (total - 1) // max(1, size - 1) for i in range(size)})
 
 
 def seed_set_hash(seeds: list[Seed]) -> str:
@@ -94,6 +105,14 @@ class RequestPlanner:
         self.rejection_reasons = rejection_reasons
         self.sampler = FewShotSampler(seeds, k=settings.few_shot, sampling_seed=settings.seed, target_tag=settings.tag)
         self.total = math.ceil(settings.count / settings.per_request)
+
+    def estimated_input_tokens(self, *, sample: int = DRY_RUN_SAMPLE) -> int:
+        """Input tokens of the whole run: counted over every prompt of a run of at most `sample` requests,
+        else extrapolated from `sample` prompts spread over the run (a run of 10^8 candidates has
+        2 * 10^7 prompts: rendering them all took minutes and more memory than the machine had)."""
+        indices = sample_indices(self.total, sample)
+        rendered = sum(estimate_tokens("".join(m["content"] for m in self.build(i).messages)) for i in indices)
+        return round(rendered * self.total / len(indices)) if indices else 0
 
     def asked(self, index: int) -> int:
         """Examples asked of request `index`: per_request, except a smaller last one so the run asks for exactly count."""
