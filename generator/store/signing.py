@@ -8,7 +8,6 @@ store but not to the key file cannot make one.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -37,7 +36,8 @@ class SigningKey:
     secret: bytes = field(repr=False)  # never printed, never logged
 
     def proof(self, decision_hash: str) -> str:
-        return hmac.new(self.secret, decision_hash.encode("ascii"), hashlib.sha256).hexdigest()
+        # hmac.digest: one call into OpenSSL, several times quicker than hmac.new; verify runs it per decision.
+        return hmac.digest(self.secret, decision_hash.encode("ascii"), "sha256").hex()
 
     def proves(self, decision_hash: str, proof: str | None) -> bool:
         return proof is not None and hmac.compare_digest(self.proof(decision_hash), proof)
