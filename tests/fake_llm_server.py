@@ -220,12 +220,13 @@ class FakeLLMServer:
         self.in_flight = 0
         self.stopping = threading.Event()
         self.httpd = _Server((host, port), _Handler)
-        self.httpd.fake = self  # type: ignore[attr-defined]
+        self.httpd.fake = self
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        assert isinstance(host, str)  # an IP socket's address (bytes only for AF_UNIX)
         return f"http://{host}:{port}"
 
     @property
@@ -289,6 +290,7 @@ class FakeLLMServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # the default listen backlog of 5 resets connections under concurrency
+    fake: FakeLLMServer  # the fake whose plan the handlers follow, set right after the server is made
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -306,7 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def fake(self) -> FakeLLMServer:
-        return self.server.fake  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Server)
+        return self.server.fake
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/_stats":

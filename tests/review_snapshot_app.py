@@ -19,10 +19,13 @@ import sys
 import termios
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 from sqlalchemy import Engine
+from textual.app import App
+from textual.pilot import Pilot
 
 from generator.config import ReviewSection
 from generator.seeds import load_seeds
@@ -153,7 +156,7 @@ def make_fixture_app(
     return make_review_app(engine=engine, reviewer=reviewer, config=config, filters=filters, clock=clock or FakeClock(), blink=False)
 
 
-async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+async def settle(pilot: Pilot[Any]) -> None:
     """Wait until queue work has finished and its result is on screen (no sleeping, no timing)."""
     app = pilot.app
     for _ in range(50):
@@ -166,7 +169,7 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError("the review app did not settle")
 
 
-def review_screen(app: ReviewApp) -> ReviewScreen | None:
+def review_screen(app: App[Any]) -> ReviewScreen | None:
     return next((screen for screen in app.screen_stack if isinstance(screen, ReviewScreen)), None)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def project(project_dir: Path) -> Project:
 
 
 @pytest.fixture
-def store(project: Project) -> Engine:
+def store(project: Project) -> Iterator[Engine]:
     engine = open_store(project.db_url)
     seeds = load_seeds(project.seed_files())
     with write_session(engine) as session:
@@ -66,7 +67,7 @@ def store_pending(engine: Engine, conversations: dict[str, list[Message]]) -> di
 
 def rows(engine: Engine) -> dict[int, Candidate]:
     with read_session(engine) as session:
-        return {row.id: row for row in session.exec(select(Candidate)).scalars()}  # type: ignore[attr-defined]
+        return {row.id: row for row in session.scalars(select(Candidate)) if row.id is not None}
 
 
 def planted(rng: random.Random) -> dict[str, list[Message]]:
@@ -205,6 +206,7 @@ def test_bad_check_settings_name_the_key(project_dir: Path, setting: str, messag
     with pytest.raises(UserError, match=message) as error:
         Project.locate(project_dir).config  # noqa: B018
     assert f"checks.{key}" in error.value.message
+    assert error.value.line is not None
     assert (project_dir / "synthgate.toml").read_text().splitlines()[error.value.line - 1].startswith(key)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.checks import CandidateChecker
+from generator.checks.result import CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message
 from generator.similarity import jaccard, shingles, similarity_text
@@ -283,7 +284,7 @@ def build_corpus(seed: int = 7) -> Corpus:
     return corpus
 
 
-def run_corpus(corpus: Corpus, checker: CandidateChecker, rng: random.Random) -> dict[str, tuple[Planted, object]]:
+def run_corpus(corpus: Corpus, checker: CandidateChecker, rng: random.Random) -> dict[str, tuple[Planted, CheckResult]]:
     items = corpus.shuffled(rng)
     results = checker.check_new([(item.key, item.messages) for item in items])
     return {item.key: (item, result) for item, result in zip(items, results, strict=True)}
@@ -311,7 +312,7 @@ def test_the_clean_examples_are_genuinely_different() -> None:
 def test_every_planted_defect_is_caught_with_the_right_reason_and_clean_examples_pass() -> None:
     corpus = build_corpus()
     outcomes = run_corpus(corpus, make_checker(), random.Random(3))
-    missed = []
+    missed: list[tuple[object, ...]] = []
     for planted, result in outcomes.values():
         if planted.kind == "clean" or planted.kind.startswith("flag:"):
             continue
@@ -339,13 +340,13 @@ def test_every_candidate_gets_its_nearest_seed() -> None:
     seed_ids = {seed_id for seed_id, _, _ in SEEDS}
     for planted, result in outcomes.values():
         assert result.nearest_seed_id in seed_ids, planted.key
-        assert 0.0 <= result.nearest_seed_similarity <= 1.0
-        if planted.kind == "near-duplicate of seed" or (planted.kind == "exact duplicate" and planted.match.startswith("seed:")):
+        assert result.nearest_seed_similarity is not None and 0.0 <= result.nearest_seed_similarity <= 1.0
+        if planted.kind == "near-duplicate of seed" or (planted.kind == "exact duplicate" and (planted.match or "").startswith("seed:")):
             assert f"seed:{result.nearest_seed_id}" == planted.match
             assert result.nearest_seed_similarity >= 0.7
     # Far below the threshold, the reviewer still gets a side-by-side seed: the most similar one.
     clean = [result for planted, result in outcomes.values() if planted.kind == "clean"]
-    assert all(result.nearest_seed_similarity < 0.7 for result in clean)
+    assert all((result.nearest_seed_similarity or 0.0) < 0.7 for result in clean)
     assert len({result.nearest_seed_id for result in clean}) > 10
 
 

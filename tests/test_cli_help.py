@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import typer.main
 
 from generator.cli import app
 from tests.conftest import REPO, run_cli
 
 
-def is_group(command) -> bool:  # type: ignore[no-untyped-def]
+def is_group(command: Any) -> bool:
     return hasattr(command, "commands")
 
 
-def walk(command, path: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     yield path, command
     if is_group(command):
         for name, sub in command.commands.items():

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import TextArea
 
@@ -19,10 +20,11 @@ from tests.review_snapshot_app import make_fixture_app, settle
 API_KEY = "sk-e2e-THIS-KEY-MUST-NEVER-BE-STORED-0123456789"
 
 
-def cli_json(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict:
+def cli_json(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     result = run_cli(*args, "--json", cwd=cwd, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
 
 
 async def review_as(project: Path, reviewer: str) -> None:

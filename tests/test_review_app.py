@@ -6,10 +6,11 @@ import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
-from sqlmodel import select
-from textual.widgets import TextArea
+from sqlmodel import col, select
+from textual.widgets import Input, TextArea
 
 from generator.config import ReviewSection
 from generator.store.audit import verify_chain
@@ -17,9 +18,11 @@ from generator.store.db import open_store, read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import Decision, utcnow
 from generator.store.queue import QueueFilter, get_candidate, record_decision
+from review_tui.app import ReviewApp
 from review_tui.messages import CandidateShown, QueueCounted
 from review_tui.screens.confirm import ConfirmScreen
 from review_tui.screens.edit import EditScreen
+from review_tui.screens.review import ReviewScreen
 from tests.review_snapshot_app import (
     UNTRUSTED,
     FakeClock,
@@ -35,9 +38,14 @@ from tests.review_snapshot_app import (
 SIZE = (140, 40)
 
 
+def database_file(engine: Engine) -> str:
+    assert engine.url.database is not None
+    return engine.url.database
+
+
 def decisions(engine: Engine) -> list[tuple]:
     """Read through a fresh raw connection: only committed decisions are visible to it."""
-    connection = sqlite3.connect(engine.url.database)
+    connection = sqlite3.connect(database_file(engine))
     try:
         return connection.execute(
             "SELECT candidate_id, reviewer, action, reasons, note, COALESCE(edited_messages, 'null') != 'null', seconds FROM decision ORDER BY id"
@@ -48,23 +56,31 @@ def decisions(engine: Engine) -> list[tuple]:
 
 def decision_rows(engine: Engine, candidate_id: int) -> list[Decision]:
     with read_session(engine) as session:
-        return list(session.exec(select(Decision).where(Decision.candidate_id == candidate_id).order_by(Decision.id)))
+        return list(session.exec(select(Decision).where(Decision.candidate_id == candidate_id).order_by(col(Decision.id))))
 
 
-def status_of(engine: Engine, candidate_id: int) -> tuple:
-    connection = sqlite3.connect(engine.url.database)
+def status_of(engine: Engine, candidate_id: int) -> tuple[Any, ...]:
+    connection = sqlite3.connect(database_file(engine))
     try:
-        return connection.execute("SELECT status, lease_owner FROM candidate WHERE id = ?", (candidate_id,)).fetchone()
+        row: tuple[Any, ...] = connection.execute("SELECT status, lease_owner FROM candidate WHERE id = ?", (candidate_id,)).fetchone()
+        return row
     finally:
         connection.close()
 
 
-def rejecting(app) -> bool:  # type: ignore[no-untyped-def]
-    return review_screen(app).rejecting and review_screen(app).query_one("#reject-panel").display
+def review(app: ReviewApp) -> ReviewScreen:
+    """The review screen, which every test here expects to be on the stack."""
+    screen = review_screen(app)
+    assert screen is not None, "no review screen"
+    return screen
 
 
-def shown(app) -> int | None:  # type: ignore[no-untyped-def]
-    candidate = review_screen(app).candidate
+def rejecting(app: ReviewApp) -> bool:
+    return review(app).rejecting and review(app).query_one("#reject-panel").display
+
+
+def shown(app: ReviewApp) -> int | None:
+    candidate = review(app).candidate
     return candidate.id if candidate else None
 
 
@@ -73,7 +89,7 @@ async def test_accept_is_committed_with_its_seconds_before_the_next_candidate_is
     app = make_fixture_app(store, clock=clock)
     committed_when_shown: dict[int | None, list[tuple]] = {}
 
-    def hook(message) -> None:  # type: ignore[no-untyped-def]
+    def hook(message: object) -> None:
         if isinstance(message, CandidateShown):
             committed_when_shown[message.candidate_id] = decisions(store)
 
@@ -137,7 +153,7 @@ async def test_a_valid_edit_is_recorded_as_an_edit_keeping_both_versions(store: 
         await settle(pilot)
         await pilot.press("e")
         assert isinstance(app.screen, EditScreen)
-        assert app.focused.id == "turn-2"  # the assistant's answer
+        assert app.focused is not None and app.focused.id == "turn-2"  # the assistant's answer
         answer = app.screen.query_one("#turn-2", TextArea)
         answer.move_cursor(answer.document.end)
         await pilot.press(*" Both of you can.", "ctrl+s")
@@ -148,6 +164,7 @@ async def test_a_valid_edit_is_recorded_as_an_edit_keeping_both_versions(store: 
     (edit,) = decision_rows(store, 1)
     with read_session(store) as session:
         original = get_candidate(session, candidate_id=1)
+    assert edit.edited_messages is not None
     assert edit.edited_messages[-1]["content"].endswith("billing cycle. Both of you can.")
     assert original.messages[-1].content.endswith("billing cycle.")  # the model's version is kept too
     assert [m["role"] for m in edit.edited_messages] == ["system", "user", "assistant"]
@@ -271,15 +288,15 @@ async def test_the_lease_is_renewed_while_shown_and_a_lost_lease_moves_on(store:
         soon = utcnow() + timedelta(seconds=5)
         with write_session(store) as session:
             session.execute(text("UPDATE candidate SET lease_expires_at = :t WHERE id = 1"), {"t": soon})
-        review_screen(app).renew_lease()
+        review(app).renew_lease()
         await settle(pilot)
         with read_session(store) as session:
-            renewed = session.execute(text("SELECT lease_expires_at FROM candidate WHERE id = 1")).scalar()
+            renewed = session.execute(text("SELECT lease_expires_at FROM candidate WHERE id = 1")).scalar_one()
         assert renewed > soon.replace(tzinfo=None).isoformat(sep=" ")
         # Someone else took it after the lease ran out: the screen moves on, nothing is recorded.
         with write_session(store) as session:
             session.execute(text("UPDATE candidate SET lease_owner = 'bob' WHERE id = 1"))
-        review_screen(app).renew_lease()
+        review(app).renew_lease()
         await settle(pilot)
         assert shown(app) == 2
     assert decisions(store) == []
@@ -303,7 +320,7 @@ async def test_keys_do_nothing_while_a_queue_call_is_in_flight(store: Engine) ->
     app = make_fixture_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        review_screen(app).busy = True  # as between a keypress and the next candidate appearing
+        review(app).busy = True  # as between a keypress and the next candidate appearing
         await pilot.press("a", "s", "r", "u")
         await app.workers.wait_for_complete()  # a call a key wrongly started has finished by now
         assert decisions(store) == []
@@ -363,7 +380,7 @@ async def test_an_empty_queue_says_what_to_do_and_picks_up_new_candidates(engine
         await pilot.press("a")  # no candidate: nothing to accept
         with write_session(engine) as session:
             add_candidates(session, fixture_candidates()[:1])
-        review_screen(app).poll_empty_queue()  # the 10-second timer's job
+        review(app).poll_empty_queue()  # the 10-second timer's job
         await settle(pilot)
         assert shown(app) == 1
     assert decisions(engine) == []
@@ -376,7 +393,7 @@ async def test_filters_from_the_command_line_and_changed_inside_the_app(store: E
         assert shown(app) == 2
         assert "filter: tag invoices" in screen_text(app).splitlines()[0]
         await pilot.press("f")
-        tag = app.screen.query_one("#filter-tag")
+        tag = app.screen.query_one("#filter-tag", Input)
         tag.value = ""
         await pilot.press("tab", "tab", "space", "ctrl+s")  # flagged only, any tag
         await settle(pilot)
@@ -436,6 +453,7 @@ async def test_editing_keeps_untouched_turns_exactly_and_saves_changed_turns_as_
         await pilot.press("!", "ctrl+s")
         await settle(pilot)
     (edit,) = decision_rows(engine, 1)
+    assert edit.edited_messages is not None
     assert edit.edited_messages[1]["content"] == "q\x1b[2J?"  # untouched: byte for byte
     assert edit.edited_messages[2]["content"] == "bad ␛[31manswer!"  # changed: what the reviewer saw and saved
 
@@ -446,7 +464,7 @@ async def test_a_count_made_for_earlier_filters_never_reaches_the_header(store: 
         await settle(pilot)
         assert "0 decided · 2 left" in screen_text(app).splitlines()[0]
         stale = {"pending": 99, "accepted": 0, "rejected": 0, "filtered": 0}
-        review_screen(app).post_message(QueueCounted(stale, QueueFilter()))  # e.g. from before a filter change
+        review(app).post_message(QueueCounted(stale, QueueFilter()))  # e.g. from before a filter change
         await settle(pilot)
         header = screen_text(app).splitlines()[0]
         assert "99 left" not in header and "0 decided · 2 left" in header
