@@ -31,7 +31,7 @@ from pathlib import Path
 from generator.generation.answer_log import answer_log_path, read_answer_log
 from generator.generation.engine import Generation
 from generator.generation.journal import open_calls
-from generator.store.db import open_store, read_session
+from generator.store.db import FileIdentity, open_store, read_session
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
 
@@ -41,9 +41,10 @@ answers = {int(call_id): body for call_id, body in json.loads(sys.argv[2]).items
 log = answer_log_path(project.state_dir, db_url=project.db_url, run_id=generation.run_id)
 
 async def hand_over() -> None:
-    writer = JournalWriter(project=project, settings=generation.settings, db_url=project.db_url, run_id=generation.run_id,
-                           provenance=Provenance(run_id=generation.run_id, template_hash=generation.template.hash,
-                                                 model=generation.settings.model, priced=True), log_path=log)
+    writer = JournalWriter()
+    writer.start(project=project, settings=generation.settings, db_url=project.db_url, run_id=generation.run_id,
+                 provenance=Provenance(run_id=generation.run_id, template_hash=generation.template.hash,
+                                       model=generation.settings.model, priced=True), log_path=log, store_file=FileIdentity(None))
     writer.begin()
     with read_session(open_store(project.db_url)) as session:
         calls = open_calls(session, run_id=generation.run_id, after_index=-1, limit=100)

@@ -53,6 +53,7 @@ def generate_command(
     Exit codes: 0 done; 1 the work failed (provider down, budget reached); 2 bad input (seeds, template, flags, key).
     """
     from generator.generation.engine import Generation
+    from generator.generation.writer import JournalWriter
     from generator.generation.progress import LiveProgress, dry_run_lines, summary_table
 
     cli = state(ctx)
@@ -63,29 +64,37 @@ def generate_command(
         "tpm": tpm, "max_cost": max_cost, "seed": seed, "tag": tag, "replay_file": replay_file,
     }  # fmt: skip
     settings = resolve_settings(project.config.generate, {k: v for k, v in flags.items() if v is not None})
-    generation = Generation(project, settings, no_cache=no_cache, dry_run=dry_run)
-
-    if dry_run:
-        report = generation.dry_run(cli.engine)
-        if as_json:
-            console.print(json.dumps(report.as_json(), indent=2, ensure_ascii=False), soft_wrap=True)
-        else:
-            for line in dry_run_lines(report):
-                console.print(line, soft_wrap=True)  # the prompt verbatim, not re-wrapped
-        return
-
-    show_progress = not as_json and sys.stderr.isatty()
-    if not as_json:
-        err_console.print(f"Run {generation.run_id}: {settings.count} candidates from {settings.provider} {settings.model}.")
+    # Started first: the writer process imports what it needs (~1 s) while this one loads the project,
+    # the store and the SDK. The run closes it; so does the `finally` if the run never starts.
+    writer = None if dry_run else JournalWriter()
     try:
-        if show_progress:
-            with LiveProgress(err_console) as progress:
-                stats = generation.run(cli.engine, on_progress=progress.update)
-        else:
-            stats = generation.run(cli.engine)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: every answer received is stored; run the same command again to resume the run.")
-        raise typer.Exit(130) from None
+        generation = Generation(project, settings, no_cache=no_cache, dry_run=dry_run)
+
+        if dry_run:
+            report = generation.dry_run(cli.engine)
+            if as_json:
+                console.print(json.dumps(report.as_json(), indent=2, ensure_ascii=False), soft_wrap=True)
+            else:
+                for line in dry_run_lines(report):
+                    console.print(line, soft_wrap=True)  # the prompt verbatim, not re-wrapped
+            return
+
+        show_progress = not as_json and sys.stderr.isatty()
+        if not as_json:
+            err_console.print(f"Run {generation.run_id}: {settings.count} candidates from {settings.provider} {settings.model}.")
+        try:
+            if show_progress:
+                with LiveProgress(err_console) as progress:
+                    stats = generation.run(cli.engine, on_progress=progress.update, writer=writer)
+            else:
+                stats = generation.run(cli.engine, writer=writer)
+        except KeyboardInterrupt:
+            err_console.print("interrupted: every answer received is stored; run the same command again to resume the run.")
+            raise typer.Exit(130) from None
+
+    finally:
+        if writer is not None:
+            writer.close()
 
     if record is not None:
         from generator.generation.providers.replay import write_recording

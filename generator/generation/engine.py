@@ -131,18 +131,21 @@ class Generation:
         return DryRun(self.run_id, planner.total, self.settings.count, first.messages, input_tokens, output_tokens, worst,
                       cost(output_tokens), cost(worst), self.settings.model)
 
-    def run(self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None) -> RunStats:
-        """Lease and journal the run (or find it), store what an interrupted invocation left, send what it still lacks."""
+    def run(self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None,
+            writer: JournalWriter | None = None) -> RunStats:
+        """Lease and journal the run (or find it), store what an interrupted invocation left, send what it still lacks.
+
+        `writer`: one created earlier (its process starts up while the caller gets ready); closed here.
+        """
         provenance = Provenance(run_id=self.run_id, template_hash=self.template.hash, model=self.settings.model, priced=self.priced)
-        db_url = engine.url.render_as_string(hide_password=False)
         log_path = answer_log_path(self.project.state_dir, db_url=engine.url.render_as_string(hide_password=True), run_id=self.run_id)
-        # Started first: the writer process starts up (~1 s) while this one imports the SDK.
         store_file = FileIdentity.of(sqlite_path(engine))  # the store exists: the CLI opened (and migrated) it
-        writer = JournalWriter(project=self.project, settings=self.settings, db_url=db_url, run_id=self.run_id, provenance=provenance,
-                               log_path=log_path, store_file=store_file)
+        writer = writer or JournalWriter()
         all_stored = False
         stats: RunStats | None = None
         try:
+            writer.start(project=self.project, settings=self.settings, db_url=engine.url.render_as_string(hide_password=False),
+                         run_id=self.run_id, provenance=provenance, log_path=log_path, store_file=store_file)
             # The SDK import (~0.7 s for openai) is process start-up, not work on the run: it stays
             # out of the run's wall time.
             import_provider(self.settings.provider)

@@ -96,39 +96,46 @@ _BEGIN = "begin"
 class JournalWriter:
     """Logs arrivals durably, hands them to the writer process and resolves each caller's future once committed.
 
-    Two threads: the log thread (append + fsync a group, then send it down the pipe: the only
-    writer of the pipe, so order is kept) and the receiver (reads the writer's replies, in order,
+    Created first thing (the process then imports what it needs while this one gets ready), told
+    what to do by `start`. Three threads: the log thread (append + fsync a group), the forwarder
+    (sends what the log thread made durable down the pipe, in order; a writer still starting up
+    may keep it waiting, never the log) and the receiver (reads the writer's replies, in order,
     and settles the futures). Nothing here blocks the event loop.
     """
 
-    def __init__(
-        self, *, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, log_path: Path,
-        store_file: FileIdentity,
-    ) -> None:
+    def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._journaled = context.Event()  # set once the backlog is committed (or the writer gave up on it)
         self._halt = context.Event()  # set when the run ends early: journaling the rest is the next run's work
-        self._process = context.Process(
-            target=_serve, args=(child, project, settings, db_url, run_id, provenance, store_file, self._journaled, self._halt), name="synthgate-writer",
-        )
+        self._process = context.Process(target=_serve, args=(child, self._journaled, self._halt), name="synthgate-writer")
         with _sigint_blocked():  # inherited: Ctrl-C stops this process; the writer finishes what it was handed
             self._process.start()
         child.close()
-        self.log_path = log_path
-        self._log = AnswerLog(log_path)
-        self.log_error: str | None = None  # why the answer log could not be written (answers then rely on the store alone)
         self._inbox: queue.SimpleQueue[_Pending | str | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Futures of the arrivals sent and not answered yet, oldest first (the writer replies in order).
         self._sent: deque[asyncio.Future[CallOutcome]] = deque()
         self._lock = threading.Lock()
         self._failure: str | None = None  # why nothing more can be stored
         self.unstored = 0  # arrivals the store did not take (they stay in the answer log)
+        self.log_error: str | None = None  # why the answer log could not be written (answers then rely on the store alone)
+        self._threads: list[threading.Thread] = []
         self._closed = False
-        self._logger = threading.Thread(target=self._log_and_forward, name="synthgate-answer-log")
-        self._receiver = threading.Thread(target=self._receive_replies, name="synthgate-journal-receive")
-        self._logger.start()
-        self._receiver.start()
+
+    def start(self, *, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, log_path: Path,
+              store_file: FileIdentity) -> None:
+        """What the run is: the writer rebuilds its inputs from these (a run id is the hash of all of them)."""
+        self._conn.send((project, settings, db_url, run_id, provenance, store_file))
+        self.log_path = log_path
+        self._log = AnswerLog(log_path)
+        self._threads = [
+            threading.Thread(target=self._log_durably, name="synthgate-answer-log"),
+            threading.Thread(target=self._forward, name="synthgate-journal-send"),
+            threading.Thread(target=self._receive_replies, name="synthgate-journal-receive"),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def pid(self) -> int:
@@ -163,12 +170,16 @@ class JournalWriter:
         if not self._closed:
             self._halt.set()
             self._closed = True
-            self._inbox.put(None)  # after every arrival: the log thread sends them all, then tells the writer to finish
-            self._logger.join()
-            self._receiver.join()
+            if self._threads:
+                self._inbox.put(None)  # after every arrival: all are logged and sent, then the writer is told to finish
+            else:
+                self._send(None)  # never started: the writer just exits
+            for thread in self._threads:
+                thread.join()
             self._process.join()
             self._conn.close()
-            self._log.close()
+            if self._threads:
+                self._log.close()
         return self.unstored == 0 and self.log_error is None
 
     def _submit(self, arrival: Arrival, *, logged: bool = False) -> asyncio.Future[CallOutcome]:
@@ -178,8 +189,8 @@ class JournalWriter:
         self._inbox.put(_Pending(arrival, future, logged))
         return future
 
-    def _log_and_forward(self) -> None:
-        """The log thread: append each group to the log (one write, one fsync), then send it to the writer."""
+    def _log_durably(self) -> None:
+        """The log thread: append each group to the log (one write, one fsync), then pass it on to be sent."""
         finished = False
         while not finished:
             group: list[_Pending] = []
@@ -191,7 +202,7 @@ class JournalWriter:
                 if isinstance(item, _Pending):
                     group.append(item)
                 else:
-                    self._send(item)  # _BEGIN: sent in order with the arrivals
+                    self._outbox.put(item)  # _BEGIN, in order with the arrivals
                 try:
                     item = self._inbox.get_nowait()  # whatever arrived meanwhile joins this group (and its fsync)
                 except queue.Empty:
@@ -206,8 +217,16 @@ class JournalWriter:
                     self.unstored += len(group)
                     _fail([p.future for p in group], failure)
                 else:
-                    self._send([p.arrival for p in group])
-        self._send(None)
+                    self._outbox.put([p.arrival for p in group])
+        self._outbox.put(None)
+
+    def _forward(self) -> None:
+        """The forwarder thread: the only writer of the pipe, so the writer process sees everything in order."""
+        while True:
+            message = self._outbox.get()
+            self._send(message)
+            if message is None:
+                return
 
     def _append_to_log(self, arrivals: list[Arrival]) -> None:
         try:
@@ -259,16 +278,17 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _serve(
-    conn: Connection, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance,
-    store_file: FileIdentity, journaled: Any, halt: Any,
-) -> None:
-    """The writer process: rebuild the run's inputs, wait for the run to begin, then store batches,
-    journaling the backlog in between, until told to stop or the parent is gone."""
+def _serve(conn: Connection, journaled: Any, halt: Any) -> None:
+    """The writer process: import, learn the run, rebuild its inputs, wait for it to begin, then store
+    batches, journaling the backlog in between, until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # where SIGINT could not be blocked before the start (Windows)
     try:
         from generator.generation.engine import Generation  # the engine imports this module
 
+        try:
+            project, settings, db_url, run_id, provenance, store_file = conn.recv()
+        except (EOFError, OSError, TypeError):
+            return  # closed before it started (nothing to do), or the parent is gone
         # The same inputs as the parent's (a run id is the hash of all of them): the planner renders
         # the same prompts, the checker compares with the same holdout set.
         generation = Generation(project, settings, dry_run=True)
