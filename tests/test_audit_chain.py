@@ -36,7 +36,7 @@ def breaks(engine: Engine, *, with_key: bool = False) -> list[str]:
 
 def tamper(engine: Engine, *statements: str) -> None:
     """What an attacker with file access could do: drop the guard, rewrite history."""
-    raw = sqlite3.connect(engine.url.database)
+    raw = sqlite3.connect(str(engine.url.database))
     raw.execute("DROP TRIGGER decision_no_update")
     raw.execute("DROP TRIGGER decision_no_delete")
     for statement in statements:
@@ -56,7 +56,7 @@ def test_a_decision_added_with_raw_sql_keeps_the_chain_but_lacks_the_proof(engin
     from tests.test_decision_forgery import write_unsigned_decision
 
     decide_some(engine)
-    forged = write_unsigned_decision(engine.url.database, candidate_id=4)
+    forged = write_unsigned_decision(str(engine.url.database), candidate_id=4)
     assert breaks(engine) == []
     assert breaks(engine, with_key=True) == ["carries no valid proof: it was not written by synthgate's review path"]
     with read_session(engine) as session:

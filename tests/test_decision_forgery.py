@@ -84,6 +84,12 @@ def write_unsigned_decision(
     return int(fields["id"])
 
 
+def database_of(engine: Engine) -> str:
+    """The SQLite file behind an engine."""
+    assert engine.url.database is not None
+    return engine.url.database
+
+
 def store_at_revision(url: str, revision: str) -> Engine:
     """A store migrated only as far as `revision`, as an older synthgate left it."""
     engine = create_store_engine(url)
@@ -127,7 +133,7 @@ _AS_ACCEPT = "candidate_id, reviewer, 'accept', '[]', note, edited_messages, con
 def test_a_decision_cannot_be_replaced_even_by_a_raw_sqlite_client(engine: Engine, statement: str) -> None:
     (candidate,) = add(engine, chat(0))
     decide(engine, candidate, "reject")
-    raw = sqlite3.connect(engine.url.database)
+    raw = sqlite3.connect(database_of(engine))
     with pytest.raises(sqlite3.IntegrityError, match="decisions are append-only: REPLACE refused"):
         raw.execute(statement)
     assert raw.execute("SELECT id, action FROM decision").fetchall() == [(1, "reject")]
@@ -148,7 +154,7 @@ def test_a_decision_cannot_be_replaced_even_by_a_raw_sqlite_client(engine: Engin
 def test_the_chain_head_and_the_store_identity_refuse_to_be_replaced_or_rewound(engine: Engine, statement: str) -> None:
     (candidate,) = add(engine, chat(0))
     decide(engine, candidate, "accept")
-    raw = sqlite3.connect(engine.url.database)
+    raw = sqlite3.connect(database_of(engine))
     before = raw.execute("SELECT * FROM decision_chain").fetchall(), raw.execute("SELECT * FROM store_meta").fetchall()
     with pytest.raises(sqlite3.IntegrityError, match="refused"):
         raw.execute(statement)
@@ -163,7 +169,7 @@ def test_a_decision_inserted_with_raw_sql_fails_verify_naming_its_line(engine: E
     honest, rejected = add(engine, chat(0), chat(1))
     decide(engine, honest, "accept")
     decide(engine, rejected, "reject", reviewer="bob")
-    forged = write_unsigned_decision(engine.url.database, candidate_id=rejected, reviewer="ann")  # undo bob's rejection, as ann
+    forged = write_unsigned_decision(database_of(engine), candidate_id=rejected, reviewer="ann")  # undo bob's rejection, as ann
     out = tmp_path / "train.jsonl"
     export(engine, out)  # the forged accept has a valid hash and a consistent chain: the export takes it
     message = f"decision {forged} carries no valid proof: it was not written by synthgate's review path"
@@ -181,7 +187,7 @@ def test_a_replaced_decision_fails_verify_even_with_the_guards_dropped(engine: E
     kept, replaced = add(engine, chat(0), chat(1))
     decide(engine, kept, "accept")
     decide(engine, replaced, "reject", reviewer="bob")
-    raw = sqlite3.connect(engine.url.database)
+    raw = sqlite3.connect(database_of(engine))
     raw.execute("DROP TRIGGER decision_no_replace")
     row = dict(
         zip(
@@ -243,8 +249,8 @@ def test_decisions_signed_with_another_key_fail(engine: Engine, tmp_path: Path) 
 def test_raising_the_signing_boundary_in_the_store_does_not_turn_forgeries_into_legacy(engine: Engine, tmp_path: Path) -> None:
     honest, target = add(engine, chat(0), chat(1))
     decide(engine, honest, "accept")
-    forged = write_unsigned_decision(engine.url.database, candidate_id=target)
-    raw = sqlite3.connect(engine.url.database)
+    forged = write_unsigned_decision(database_of(engine), candidate_id=target)
+    raw = sqlite3.connect(database_of(engine))
     raw.execute("DROP TRIGGER store_meta_no_update")
     raw.execute("UPDATE store_meta SET signed_from_decision = 100")
     raw.commit()
@@ -268,7 +274,7 @@ def test_the_key_lives_outside_the_store_created_once_private_and_never_printed(
     assert key_file.parent == tmp_path / "synthgate-home" / "keys"  # SYNTHGATE_HOME, set by conftest
     assert key_file.stat().st_mode & 0o777 == 0o600
     secret = json.loads(key_file.read_text())["key"]
-    assert secret.encode() not in Path(engine.url.database).read_bytes()  # type: ignore[arg-type]
+    assert secret.encode() not in Path(database_of(engine)).read_bytes()
     decide(engine, second, "accept")
     assert json.loads(key_file.read_text())["key"] == secret  # never replaced
     out = tmp_path / "out.jsonl"

@@ -115,7 +115,7 @@ def test_decisions_are_append_only_in_the_database(engine: Engine, statement: st
 def test_append_only_holds_for_a_raw_sqlite_connection(engine: Engine) -> None:
     """Not just through SQLAlchemy: any client that opens the file meets the trigger."""
     _one_decision(engine)
-    raw = sqlite3.connect(engine.url.database)
+    raw = sqlite3.connect(str(engine.url.database))
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         raw.execute("DELETE FROM decision")
     raw.close()
@@ -150,5 +150,5 @@ def test_intake_is_idempotent_and_names_a_same_run_original_by_id(engine: Engine
         later = add_candidates(session, [candidate("c:2", "source:c:1"), candidate("c:0")])
     assert later[1] == first[0]
     with engine.connect() as connection:
-        matches = dict(connection.execute(text("SELECT source_key, filter_match FROM candidate")).all())
+        matches: dict[str, str | None] = dict(connection.execute(text("SELECT source_key, filter_match FROM candidate")).all())
     assert matches == {"c:0": None, "c:1": f"candidate:{first[0]}", "c:2": f"candidate:{first[1]}"}
