@@ -7,9 +7,11 @@ shell, SSH session or container gives it) against the loopback fake server; `kil
 group at a random moment while answers arrive; then the same command again, to completion.
   requests paid twice   requests sent over both runs minus the requests the run needs
   in flight at the kill  requests the server was still working on when the group died (never answered)
-  answers lost          paid twice minus in flight: answers the server had sent that had to be bought again
-Targets: answers lost 0 in every trial; paid twice <= in flight + what arrives in ~20 ms
-(at 32 in flight and 100 ms latency: <= 42).
+  answered, paid again  paid twice minus in flight: answers the server had sent that were bought again. An
+                        upper bound on answers lost: it also counts answers still in the client's socket
+                        buffers or inside the SDK at the kill, which synthgate never received.
+Targets: paid twice <= in flight + what arrives in ~20 ms (at 32 in flight and 100 ms latency:
+<= 42) in every trial; answered-but-paid-again near 0 on a quiet machine.
 """
 
 from __future__ import annotations
@@ -78,15 +80,16 @@ def main() -> None:
     rng = random.Random(args.seed)
     print(f"kill -9 of the whole process group, {args.trials} trials: {args.requests} requests, {args.latency * 1000:.0f} ms latency, "
           f"concurrency {args.concurrency}")
-    print(f"{'trial':>5} {'sent before kill':>17} {'in flight':>10} {'paid twice':>11} {'from the log':>13} {'answers lost':>13}")
+    print(f"{'trial':>5} {'sent before kill':>17} {'in flight':>10} {'paid twice':>11} {'from the log':>13} {'answered, paid again':>21}")
     results = []
     with tempfile.TemporaryDirectory(prefix="synthgate-kill-") as tmp:
         for number in range(1, args.trials + 1):
             result = trial(Path(tmp), rng, requests=args.requests, concurrency=args.concurrency, latency=args.latency)
             results.append(result)
             print(f"{number:>5} {result['sent_first']:>17.0f} {result['in_flight']:>10.0f} {result['paid_twice']:>11.0f} "
-                  f"{result['recovered']:>13.0f} {result['lost']:>13.0f}")
-    print(f"\nanswers lost: {sum(r['lost'] for r in results):.0f} over {args.trials} trials (target 0)")
+                  f"{result['recovered']:>13.0f} {result['lost']:>21.0f}")
+    print(f"\nanswered by the server before the kill, paid again: {sum(r['lost'] for r in results):.0f} over {args.trials} trials, "
+          f"max {max(r['lost'] for r in results):.0f} in one (an upper bound on answers lost)")
     print(f"requests paid twice: max {max(r['paid_twice'] for r in results):.0f}, mean {sum(r['paid_twice'] for r in results) / len(results):.1f} "
           f"(in flight at the kill: max {max(r['in_flight'] for r in results):.0f})")
 

@@ -1,8 +1,8 @@
 """Store-on-arrival: each answer is logged durably at once, then a spawned writer process commits it with its candidates.
 
-The path of an answer: the event loop hands it over (a queue put, never blocking) → the log thread
-appends it to the run's answer log and fsyncs, together with whatever else arrived meanwhile, so
-it is durable before anything else happens to it → the pipe → the writer process, which parses,
+The path of an answer: the event loop appends it to the run's answer log (one write: from then on
+a kill of every process loses nothing) and hands it over (a queue put) → the log thread fsyncs it,
+together with whatever else arrived meanwhile (durable on disk) → the pipe → the writer process, which parses,
 checks and commits the answers that arrive within GROUP_WINDOW of each other in one transaction
 (call rows and candidates together), and replies with each call's outcome. Between batches the
 writer journals the run's remaining requests, ahead of the sender.
@@ -97,7 +97,7 @@ class JournalWriter:
     """Logs arrivals durably, hands them to the writer process and resolves each caller's future once committed.
 
     Created first thing (the process then imports what it needs while this one gets ready), told
-    what to do by `start`. Three threads: the log thread (append + fsync a group), the forwarder
+    what to do by `start`. Three threads: the log thread (fsync a group), the forwarder
     (sends what the log thread made durable down the pipe, in order; a writer still starting up
     may keep it waiting, never the log) and the receiver (reads the writer's replies, in order,
     and settles the futures). Nothing here blocks the event loop.
@@ -186,11 +186,15 @@ class JournalWriter:
         if self._closed:
             raise RuntimeError("the journal writer has stopped")
         future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
+        if not logged:
+            # One write() at once, in this thread: from here on the answer is in the kernel and
+            # survives a kill of every process of the group. The log thread fsyncs it in a group.
+            self._append_to_log([arrival])
         self._inbox.put(_Pending(arrival, future, logged))
         return future
 
     def _log_durably(self) -> None:
-        """The log thread: append each group to the log (one write, one fsync), then pass it on to be sent."""
+        """The log thread: make each group durable (one fsync for all of it), then pass it on to be sent."""
         finished = False
         while not finished:
             group: list[_Pending] = []
@@ -208,7 +212,7 @@ class JournalWriter:
                 except queue.Empty:
                     break
             if group:
-                self._append_to_log([p.arrival for p in group if not p.logged])
+                self._sync_log()
                 with self._lock:
                     failure = self._failure
                     if failure is None:
@@ -232,6 +236,12 @@ class JournalWriter:
         try:
             self._log.append(arrivals)
         except OSError as exc:  # e.g. the disk is full: the store may still take them (it may live elsewhere)
+            self.log_error = self.log_error or f"cannot write the answer log {self.log_path}: {exc.strerror or exc}"
+
+    def _sync_log(self) -> None:
+        try:
+            self._log.sync()
+        except OSError as exc:
             self.log_error = self.log_error or f"cannot write the answer log {self.log_path}: {exc.strerror or exc}"
 
     def _send(self, message: Any) -> None:
