@@ -385,6 +385,7 @@ MANIFEST = "out.jsonl.manifest.json"
             _set("decision_chain.seq", 1),
             ("out.jsonl", 2, "decision 2 was made after this export (the manifest's chain head is decision 1)"),
         ),
+        (_set("decision_chain.seq", 0), (MANIFEST, None, "manifest field decision_chain.head_hash is '")),  # once skipped the check
     ],
     ids=lambda value: value[2][:40] if isinstance(value, tuple) else None,
 )

@@ -115,9 +115,7 @@ def test_a_line_and_manifest_forged_together_still_fail_against_the_decision(eng
     manifest["lines"][0]["sha256"] = hashlib.sha256(forged_line).hexdigest()
     manifest["files"][0]["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
     manifest_path(out).write_text(json.dumps(manifest))
-    assert problems(verify(engine, out)) == [
-        ("out.jsonl", 1, "the content differs from what the decision accepted (decision 1)")
-    ]
+    assert problems(verify(engine, out)) == [("out.jsonl", 1, "the content differs from what the decision accepted (decision 1)")]
 
 
 def _exported_split(engine: Engine, tmp_path: Path) -> Path:
@@ -156,7 +154,9 @@ def test_seed_lines_are_proved_against_the_seed_table(engine: Engine, tmp_path: 
     assert verify(engine, out).ok
     first = sorted(s.id for s in seeds)[0]
     raw_sql(engine, f"DELETE FROM seed WHERE id = '{first}'")
-    assert problems(verify(engine, out)) == [("s.jsonl", 1, f"seed {first} is no longer in the verified seed set (removed or changed in the seed files)")]
+    assert problems(verify(engine, out)) == [
+        ("s.jsonl", 1, f"seed {first} is no longer in the verified seed set (removed or changed in the seed files)")
+    ]
 
 
 def test_a_missing_manifest_is_a_user_error(engine: Engine, tmp_path: Path) -> None:
@@ -176,6 +176,20 @@ def test_a_manifest_entry_removed_or_redirected_leaves_no_line_unproved(engine: 
     assert [line for _, line, _ in found if line and line > 1] == [2, 3, 4]
 
 
+def test_manifest_entries_whose_ids_are_not_numbers_fail_their_lines_without_a_crash(
+    engine: Engine, exported: tuple[Path, list[int]]
+) -> None:
+    out, _ = exported
+    manifest = json.loads(manifest_path(out).read_text())
+    manifest["lines"][0]["decision_id"] = {"id": 1}
+    manifest["lines"][1]["candidate_id"] = "2"
+    manifest_path(out).write_text(json.dumps(manifest))
+    found = problems(verify(engine, out))
+    damaged = "the manifest entry for this line names no decision and candidate (the manifest was altered)"
+    assert ("out.jsonl", 1, damaged) in found and ("out.jsonl", 2, damaged) in found
+    assert [line for _, line, _ in found if line] == [1, 2]
+
+
 def test_a_damaged_manifest_is_a_user_error_that_echoes_no_control_characters(engine: Engine, exported: tuple[Path, list[int]]) -> None:
     out, _ = exported
     manifest = json.loads(manifest_path(out).read_text())
@@ -186,7 +200,9 @@ def test_a_damaged_manifest_is_a_user_error_that_echoes_no_control_characters(en
     assert "\x1b" not in caught.value.render()
 
 
-def test_cli_verify_exits_0_when_all_hold_and_1_naming_each_failing_line(engine: Engine, exported: tuple[Path, list[int]], project_dir: Path) -> None:
+def test_cli_verify_exits_0_when_all_hold_and_1_naming_each_failing_line(
+    engine: Engine, exported: tuple[Path, list[int]], project_dir: Path
+) -> None:
     out, _ = exported
     ok = run_cli("--db", str(engine.url), "verify", str(out), cwd=project_dir)
     assert ok.returncode == 0, ok.stdout + ok.stderr
