@@ -42,8 +42,9 @@ from generator.init_project import init_project  # noqa: E402
 
 
 def start_server(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen([sys.executable, "-m", "tests.fake_llm_server", "--port", "0", *flags], cwd=REPO,
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_llm_server", "--port", "0", *flags], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     assert server.stdout is not None
     url = server.stdout.readline().split()[-1]
     return server, url
@@ -73,8 +74,9 @@ def tree_rss_mb(pid: int) -> float:
 
 def run_child(args: list[str]) -> tuple[str, str, int, float]:
     """Run a process and return stdout, stderr, exit code and the peak RSS of its process tree in MB."""
-    process = subprocess.Popen(args, cwd=REPO, env={**os.environ, "OPENAI_API_KEY": "sk-benchmark"}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, cwd=REPO, env={**os.environ, "OPENAI_API_KEY": "sk-benchmark"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     peak = 0.0
     done = threading.Event()
 
@@ -100,11 +102,16 @@ def bare_sdk_calls(url: str, *, requests: int, concurrency: int) -> float:
 
     from generator.generation.providers.base import client_count
 
-    body = {"model": "gpt-4o-mini", "max_tokens": 4096,
-            "messages": [{"role": "user", "content": "Write 1 new conversation. " + "x" * 6000}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 4096,
+        "messages": [{"role": "user", "content": "Write 1 new conversation. " + "x" * 6000}],
+    }
 
     async def run() -> float:
-        clients = [openai.AsyncOpenAI(api_key="sk-benchmark", base_url=f"{url}/v1", max_retries=0) for _ in range(client_count(concurrency))]
+        clients = [
+            openai.AsyncOpenAI(api_key="sk-benchmark", base_url=f"{url}/v1", max_retries=0) for _ in range(client_count(concurrency))
+        ]
         remaining = iter(range(requests))
 
         async def worker(number: int) -> None:
@@ -126,8 +133,23 @@ def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency
     server, url = start_server("--latency", str(latency), *server_flags)
     try:
         project = fresh_project(root)
-        args = [sys.executable, "-m", "generator", "--project", str(project), "generate", "--base-url", f"{url}/v1",
-                "-n", str(requests), "--per-request", "1", "--concurrency", str(concurrency), "--json"]
+        args = [
+            sys.executable,
+            "-m",
+            "generator",
+            "--project",
+            str(project),
+            "generate",
+            "--base-url",
+            f"{url}/v1",
+            "-n",
+            str(requests),
+            "--per-request",
+            "1",
+            "--concurrency",
+            str(concurrency),
+            "--json",
+        ]
         started = time.perf_counter()
         out, err, code, peak_mb = run_child(args)
         process_wall = time.perf_counter() - started
@@ -156,7 +178,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="synthgate-bench-") as tmp:
         root = Path(tmp)
-        print(f"synthgate generate throughput — {args.requests} requests, {args.latency * 1000:.0f} ms latency, concurrency {args.concurrency}")
+        print(
+            f"synthgate generate throughput — {args.requests} requests, {args.latency * 1000:.0f} ms latency, concurrency {args.concurrency}"
+        )
 
         # Interleaved repeats, medians reported: a shared 2-core machine moves single runs by ±0.1.
         baselines, plains = [], []
@@ -167,7 +191,9 @@ def main() -> None:
             finally:
                 server.kill()
                 server.wait()
-            plains.append(scenario("plain", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency, server_flags=[]))
+            plains.append(
+                scenario("plain", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency, server_flags=[])
+            )
         baseline = statistics.median(baselines)
         walls = [run["summary"]["seconds"] for run in plains]
         wall = statistics.median(walls)
@@ -176,33 +202,59 @@ def main() -> None:
         print(f"   wall time (run)      {wall:7.2f} s   (whole process incl. start-up and SDK import: {plain['process_wall']:.2f} s)")
         print(f"   ideal                {ideal:7.2f} s   (requests x latency / concurrency)")
         print(f"   ratio                {wall / ideal:7.2f}     (target <= 1.25)")
-        print(f"   baseline             {baseline:7.2f} s   bare SDK calls, same server and concurrency: ratio to ideal {baseline / ideal:.2f}, synthgate / baseline {wall / baseline:.2f}")
-        print(f"   requests sent        {plain['summary']['requests_sent']:7d}     candidates {plain['summary']['candidates']}, lost {max(run['lost'] for run in plains)}")
+        print(
+            f"   baseline             {baseline:7.2f} s   bare SDK calls, same server and concurrency: ratio to ideal {baseline / ideal:.2f}, synthgate / baseline {wall / baseline:.2f}"
+        )
+        print(
+            f"   requests sent        {plain['summary']['requests_sent']:7d}     candidates {plain['summary']['candidates']}, lost {max(run['lost'] for run in plains)}"
+        )
 
-        storm = scenario("429s", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency,
-                         server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "1"])
+        storm = scenario(
+            "429s",
+            root,
+            requests=args.requests,
+            concurrency=args.concurrency,
+            latency=args.latency,
+            server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "1"],
+        )
         summary = storm["summary"]
         print("\n2. 20% of answers 429 with Retry-After: 1 s")
         print(f"   wall time (run)      {summary['seconds']:7.2f} s   ratio to ideal {summary['seconds'] / ideal:.2f}")
-        print(f"   status               {summary['status']:>7}     429s served {storm['served']['behaviours'].get('429', 0)}, retries {summary['retries']}")
-        print(f"   requests lost        {storm['lost']:7d}     (answered {args.requests - summary['failed_calls']} of {args.requests}, candidates {summary['candidates']})")
+        print(
+            f"   status               {summary['status']:>7}     429s served {storm['served']['behaviours'].get('429', 0)}, retries {summary['retries']}"
+        )
+        print(
+            f"   requests lost        {storm['lost']:7d}     (answered {args.requests - summary['failed_calls']} of {args.requests}, candidates {summary['candidates']})"
+        )
 
         if args.big:
             big = scenario("memory", root, requests=args.big, concurrency=args.concurrency, latency=0.05, server_flags=[])
             print(f"\n3. {args.big} requests (50 ms latency)")
             print(f"   peak memory          {big['peak_mb']:7.1f} MB  (target < 300 MB; generate and its writer together)")
-            print(f"   wall time (run)      {big['summary']['seconds']:7.2f} s   candidates {big['summary']['candidates']}, lost {big['lost']}")
+            print(
+                f"   wall time (run)      {big['summary']['seconds']:7.2f} s   candidates {big['summary']['candidates']}, lost {big['lost']}"
+            )
 
         if args.large:
             large_ideal = args.large * 1.0 / 256
-            large = scenario("large", root, requests=args.large, concurrency=256, latency=1.0,
-                             server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "2"])
+            large = scenario(
+                "large",
+                root,
+                requests=args.large,
+                concurrency=256,
+                latency=1.0,
+                server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "2"],
+            )
             summary = large["summary"]
             print(f"\n4. large run: {args.large} requests, 1 s latency, concurrency 256, 20% 429 (Retry-After: 1 s)")
-            print(f"   wall time (run)      {summary['seconds']:7.2f} s   ideal without 429s {large_ideal:.2f} s: ratio {summary['seconds'] / large_ideal:.2f}")
+            print(
+                f"   wall time (run)      {summary['seconds']:7.2f} s   ideal without 429s {large_ideal:.2f} s: ratio {summary['seconds'] / large_ideal:.2f}"
+            )
             print(f"   peak memory          {large['peak_mb']:7.1f} MB  (target < 400 MB; generate and its writer together)")
-            print(f"   answers lost         {large['lost']:7d}     (status {summary['status']}, retries {summary['retries']}, "
-                  f"candidates {summary['candidates']})")
+            print(
+                f"   answers lost         {large['lost']:7d}     (status {summary['status']}, retries {summary['retries']}, "
+                f"candidates {summary['candidates']})"
+            )
 
 
 if __name__ == "__main__":

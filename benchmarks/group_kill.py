@@ -47,10 +47,24 @@ def trial(root: Path, rng: random.Random, *, requests: int, concurrency: int, la
     init_project(project)
     shutil.copyfile(REPO / "seeds" / "support.jsonl", project / "seeds" / "seeds.jsonl")
     with FakeLLMServer(FaultPlan(latency=latency)) as fake:
-        command = [sys.executable, "-m", "generator", "--project", str(project), "generate", "--base-url", fake.openai_base_url,
-                   "-n", str(requests), "--per-request", "1", "--concurrency", str(concurrency), "--json"]
-        process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
+        command = [
+            sys.executable,
+            "-m",
+            "generator",
+            "--project",
+            str(project),
+            "generate",
+            "--base-url",
+            fake.openai_base_url,
+            "-n",
+            str(requests),
+            "--per-request",
+            "1",
+            "--concurrency",
+            str(concurrency),
+            "--json",
+        ]
+        process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         while logged_answers(project) == 0 and process.poll() is None:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.8 * requests * latency / concurrency))  # somewhere in the run
@@ -65,8 +79,13 @@ def trial(root: Path, rng: random.Random, *, requests: int, concurrency: int, la
         if summary["status"] != "complete":
             raise SystemExit(f"the rerun did not complete: {summary}")
         paid_twice = fake.requests - requests
-    return {"sent_first": sent_first, "in_flight": in_flight, "paid_twice": paid_twice, "lost": max(0, paid_twice - in_flight),
-            "recovered": summary["answers_recovered"]}
+    return {
+        "sent_first": sent_first,
+        "in_flight": in_flight,
+        "paid_twice": paid_twice,
+        "lost": max(0, paid_twice - in_flight),
+        "recovered": summary["answers_recovered"],
+    }
 
 
 def main() -> None:
@@ -78,20 +97,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    print(f"kill -9 of the whole process group, {args.trials} trials: {args.requests} requests, {args.latency * 1000:.0f} ms latency, "
-          f"concurrency {args.concurrency}")
+    print(
+        f"kill -9 of the whole process group, {args.trials} trials: {args.requests} requests, {args.latency * 1000:.0f} ms latency, "
+        f"concurrency {args.concurrency}"
+    )
     print(f"{'trial':>5} {'sent before kill':>17} {'in flight':>10} {'paid twice':>11} {'from the log':>13} {'answered, paid again':>21}")
     results = []
     with tempfile.TemporaryDirectory(prefix="synthgate-kill-") as tmp:
         for number in range(1, args.trials + 1):
             result = trial(Path(tmp), rng, requests=args.requests, concurrency=args.concurrency, latency=args.latency)
             results.append(result)
-            print(f"{number:>5} {result['sent_first']:>17.0f} {result['in_flight']:>10.0f} {result['paid_twice']:>11.0f} "
-                  f"{result['recovered']:>13.0f} {result['lost']:>21.0f}")
-    print(f"\nanswered by the server before the kill, paid again: {sum(r['lost'] for r in results):.0f} over {args.trials} trials, "
-          f"max {max(r['lost'] for r in results):.0f} in one (an upper bound on answers lost)")
-    print(f"requests paid twice: max {max(r['paid_twice'] for r in results):.0f}, mean {sum(r['paid_twice'] for r in results) / len(results):.1f} "
-          f"(in flight at the kill: max {max(r['in_flight'] for r in results):.0f})")
+            print(
+                f"{number:>5} {result['sent_first']:>17.0f} {result['in_flight']:>10.0f} {result['paid_twice']:>11.0f} "
+                f"{result['recovered']:>13.0f} {result['lost']:>21.0f}"
+            )
+    print(
+        f"\nanswered by the server before the kill, paid again: {sum(r['lost'] for r in results):.0f} over {args.trials} trials, "
+        f"max {max(r['lost'] for r in results):.0f} in one (an upper bound on answers lost)"
+    )
+    print(
+        f"requests paid twice: max {max(r['paid_twice'] for r in results):.0f}, mean {sum(r['paid_twice'] for r in results) / len(results):.1f} "
+        f"(in flight at the kill: max {max(r['in_flight'] for r in results):.0f})"
+    )
 
 
 if __name__ == "__main__":

@@ -62,10 +62,27 @@ def _alive(pid: int) -> bool:
 def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(project_dir: Path) -> None:
     requests, per_request, concurrency = 30, 2, 2
     with FakeLLMServer(FaultPlan(latency=0.25)) as fake:
-        args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests * per_request),
-                "--per-request", str(per_request), "--concurrency", str(concurrency), "--json"]
-        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [
+            "--project",
+            str(project_dir),
+            "generate",
+            "--base-url",
+            fake.openai_base_url,
+            "-n",
+            str(requests * per_request),
+            "--per-request",
+            str(per_request),
+            "--concurrency",
+            str(concurrency),
+            "--json",
+        ]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "generator", *args],
+            cwd=REPO,
+            env={**os.environ, **KEY},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.01)
@@ -103,10 +120,28 @@ def test_kill_9_of_the_whole_process_group_loses_no_answer_that_arrived(project_
     """An OOM kill, a closed SSH session or a container stop kills the writer process too: the answer log keeps what arrived."""
     requests, concurrency = 16, 4
     with FakeLLMServer(FaultPlan(latency=0.2)) as fake:
-        args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests),
-                "--per-request", "1", "--concurrency", str(concurrency), "--json"]
-        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        args = [
+            "--project",
+            str(project_dir),
+            "generate",
+            "--base-url",
+            fake.openai_base_url,
+            "-n",
+            str(requests),
+            "--per-request",
+            "1",
+            "--concurrency",
+            str(concurrency),
+            "--json",
+        ]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "generator", *args],
+            cwd=REPO,
+            env={**os.environ, **KEY},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log = project_dir / ".synthgate" / "answers"
         deadline = time.monotonic() + 60
         while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
@@ -131,14 +166,30 @@ def test_kill_9_of_the_whole_process_group_loses_no_answer_that_arrived(project_
 
 
 def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> None:
-    server = subprocess.Popen([sys.executable, "-m", "tests.fake_llm_server", "--port", "0", "--rate-limit", "0.3", "--retry-after", "0",
-                               "--seed", "3"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_llm_server", "--port", "0", "--rate-limit", "0.3", "--retry-after", "0", "--seed", "3"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline() if server.stdout else ""
         assert line.startswith("listening on http://127.0.0.1:")
         url = line.split()[-1]
-        result = run_cli("--project", str(project_dir), "generate", "--base-url", f"{url}/v1", "-n", "10", "--per-request", "1",
-                         "--json", cwd=REPO, env=KEY)
+        result = run_cli(
+            "--project",
+            str(project_dir),
+            "generate",
+            "--base-url",
+            f"{url}/v1",
+            "-n",
+            "10",
+            "--per-request",
+            "1",
+            "--json",
+            cwd=REPO,
+            env=KEY,
+        )
         assert result.returncode == 0, result.stderr
         summary = json.loads(result.stdout)
         with urllib.request.urlopen(f"{url}/_stats") as response:
@@ -154,10 +205,28 @@ def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> N
 def test_ctrl_c_stores_every_answer_received_and_says_how_to_resume(project_dir: Path) -> None:
     requests, concurrency = 40, 3
     with FakeLLMServer(FaultPlan(latency=0.3)) as fake:
-        args = ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(requests),
-                "--per-request", "1", "--concurrency", str(concurrency), "--json"]
-        process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY},
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        args = [
+            "--project",
+            str(project_dir),
+            "generate",
+            "--base-url",
+            fake.openai_base_url,
+            "-n",
+            str(requests),
+            "--per-request",
+            "1",
+            "--concurrency",
+            str(concurrency),
+            "--json",
+        ]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "generator", *args],
+            cwd=REPO,
+            env={**os.environ, **KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.01)

@@ -299,9 +299,7 @@ def test_budget_stop_then_resume_with_a_higher_budget(server, generate, project_
     assert len(rows(project_dir, Candidate)) == 16 and fake.requests == 8
 
 
-def test_a_run_stopped_before_all_its_calls_were_journaled_is_completed_by_the_same_command(
-    server, generate, project_dir: Path
-) -> None:
+def test_a_run_stopped_before_all_its_calls_were_journaled_is_completed_by_the_same_command(server, generate, project_dir: Path) -> None:
     fake = server()
     # Concurrency 1: this process journals a head start of 2 calls; the writer journals the rest.
     args = openai_args(fake, "-n", "20", "--per-request", "2", "--concurrency", "1", "--max-tokens", "1200")
@@ -351,8 +349,16 @@ def test_recent_rejection_reasons_reach_the_prompt(server, generate, project_dir
         pending = [c.id for c in session.exec(select(Candidate).where(Candidate.status == "pending"))]
         record_decision(session, candidate_id=pending[0], reviewer="ann", action="reject", reasons=["factually wrong"])
         record_decision(session, candidate_id=pending[1], reviewer="ann", action="reject", reasons=["factually wrong", "wrong tone"])
-        other = add_candidates(session, [NewCandidate(source_key="other-template", template_hash="else", messages=[
-            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])])
+        other = add_candidates(
+            session,
+            [
+                NewCandidate(
+                    source_key="other-template",
+                    template_hash="else",
+                    messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                )
+            ],
+        )
         record_decision(session, candidate_id=other[0], reviewer="ann", action="reject", reasons=["unsafe"])
     engine.dispose()
     report = generate(*openai_args(fake, "--seed", "9", "--dry-run", "--json")).json
@@ -382,14 +388,28 @@ def test_record_then_replay_reproduces_the_candidates_offline(server, generate, 
 def test_replay_serves_bare_response_lines_in_order(generate, project_dir: Path, tmp_path: Path) -> None:
     conversation = [{"role": "user", "content": f"q{i}"} for i in range(2)]
     bodies = [
-        {"type": "message", "role": "assistant", "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1},
-         "content": [{"type": "tool_use", "name": "submit_examples", "input": {"examples": [
-             {"messages": [conversation[i], {"role": "assistant", "content": f"a{i}"}], "tags": ["billing"]}]}}]}
+        {
+            "type": "message",
+            "role": "assistant",
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 1, "output_tokens": 1},
+            "content": [
+                {
+                    "type": "tool_use",
+                    "name": "submit_examples",
+                    "input": {
+                        "examples": [{"messages": [conversation[i], {"role": "assistant", "content": f"a{i}"}], "tags": ["billing"]}]
+                    },
+                }
+            ],
+        }
         for i in range(2)
     ]
     recording = tmp_path / "hand.jsonl"
     recording.write_text("".join(json.dumps(body) + "\n" for body in bodies))
-    result = generate("--provider", "replay", "--replay-file", str(recording), "-n", "2", "--per-request", "1", "--concurrency", "1", "--json")
+    result = generate(
+        "--provider", "replay", "--replay-file", str(recording), "-n", "2", "--per-request", "1", "--concurrency", "1", "--json"
+    )
     assert result.code == 0, result.err
     contents = sorted(c.messages[0]["content"] for c in rows(project_dir, Candidate))
     assert contents == ["q0", "q1"]
@@ -460,7 +480,9 @@ def _sql(project_dir: Path, statement: str) -> None:
     connection.close()
 
 
-def test_a_failing_store_stops_the_run_and_the_next_one_stores_its_answers_without_paying_again(server, generate, project_dir: Path) -> None:
+def test_a_failing_store_stops_the_run_and_the_next_one_stores_its_answers_without_paying_again(
+    server, generate, project_dir: Path
+) -> None:
     fake = server()
     args = openai_args(fake, "-n", "4", "--per-request", "2", "--json")
     assert generate(*args, "--dry-run").code == 0  # creates the store
@@ -485,8 +507,10 @@ def test_a_writer_that_cannot_journal_stops_the_run_and_keeps_the_journal(server
     # Concurrency 1: this process journals a head start of 2 calls, the writer process the rest.
     args = openai_args(fake, "-n", "8", "--per-request", "2", "--concurrency", "1")
     assert generate(*args, "--dry-run").code == 0
-    _sql(project_dir, "CREATE TRIGGER broken BEFORE INSERT ON llm_call WHEN NEW.request_index >= 2 "
-                      "BEGIN SELECT RAISE(ABORT, 'no journal today'); END")
+    _sql(
+        project_dir,
+        "CREATE TRIGGER broken BEFORE INSERT ON llm_call WHEN NEW.request_index >= 2 BEGIN SELECT RAISE(ABORT, 'no journal today'); END",
+    )
     result = generate(*args)
     assert result.code == 1 and "no journal today" in result.err and "Traceback" not in result.err
     assert sorted(c.request_index for c in rows(project_dir, LLMCall)) == [0, 1]  # nothing half-journaled

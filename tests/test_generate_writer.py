@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -75,8 +73,14 @@ def test_answers_handed_over_survive_a_kill_of_the_sender_and_are_never_paid_twi
         config = project_dir / "synthgate.toml"
         config.write_text(config.read_text().replace("[generate]\n", f'[generate]\nbase_url = "{fake.openai_base_url}"\n', 1))
 
-        sender = subprocess.run([sys.executable, "-c", _SENDER, str(project_dir), json.dumps(answers)], cwd=REPO, timeout=60,
-                                env={**os.environ, **KEY}, capture_output=True, text=True)
+        sender = subprocess.run(
+            [sys.executable, "-c", _SENDER, str(project_dir), json.dumps(answers)],
+            cwd=REPO,
+            timeout=60,
+            env={**os.environ, **KEY},
+            capture_output=True,
+            text=True,
+        )
         assert sender.returncode == -9, sender.stderr
         sent_before = fake.requests
         rerun = run_cli(*args, cwd=REPO, env=KEY)  # waits for the orphaned writer, stores what the log holds

@@ -33,14 +33,29 @@ def _logged(state_dir: Path) -> int:
 
 
 def _generate_args(project_dir: Path, fake: FakeLLMServer) -> list[str]:
-    return ["--project", str(project_dir), "generate", "--base-url", fake.openai_base_url, "-n", str(REQUESTS), "--per-request", "1",
-            "--concurrency", "2", "--json"]
+    return [
+        "--project",
+        str(project_dir),
+        "generate",
+        "--base-url",
+        fake.openai_base_url,
+        "-n",
+        str(REQUESTS),
+        "--per-request",
+        "1",
+        "--concurrency",
+        "2",
+        "--json",
+    ]
 
 
-def _fault_mid_run(command: list[str], state_dir: Path, fault: Callable[[], None], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _fault_mid_run(
+    command: list[str], state_dir: Path, fault: Callable[[], None], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `synthgate COMMAND`, cause the fault once two answers are durable, and return how the run ended."""
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **KEY, **(env or {})}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **KEY, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while _logged(state_dir) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)
@@ -109,8 +124,9 @@ class Namespace:
     """A private mount namespace, kept alive by a sleeping process."""
 
     def __init__(self) -> None:
-        self.holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", "echo ready; exec sleep 600"],
-                                       stdout=subprocess.PIPE, text=True)
+        self.holder = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", "echo ready; exec sleep 600"], stdout=subprocess.PIPE, text=True
+        )
         assert self.holder.stdout is not None and self.holder.stdout.readline() == "ready\n"
 
     def command(self, *command: str) -> list[str]:
@@ -165,8 +181,13 @@ def test_a_read_only_store_serves_the_commands_that_only_read(project_dir: Path,
     before = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
 
     def synthgate(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(namespace.command(sys.executable, "-m", "generator", "--project", str(project_dir), *args), cwd=REPO,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            namespace.command(sys.executable, "-m", "generator", "--project", str(project_dir), *args),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     stats = synthgate("stats", "--json")
     assert stats.returncode == 0, stats.stderr

@@ -28,21 +28,33 @@ def generate_command(
     count: Annotated[int | None, typer.Option("--count", "-n", help="Candidates wanted from this run.")] = None,
     provider: Annotated[str | None, typer.Option(help="openai (or any OpenAI-compatible server), anthropic, or replay.")] = None,
     model: Annotated[str | None, typer.Option(help="Model name, e.g. gpt-4o-mini or claude-haiku-4-5.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="Server URL handed to the SDK unchanged, e.g. http://localhost:11434/v1 (Ollama).")] = None,
-    template: Annotated[str | None, typer.Option(help="Prompt template (Jinja, with a system and a user block), relative to the project.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Server URL handed to the SDK unchanged, e.g. http://localhost:11434/v1 (Ollama).")
+    ] = None,
+    template: Annotated[
+        str | None, typer.Option(help="Prompt template (Jinja, with a system and a user block), relative to the project.")
+    ] = None,
     few_shot: Annotated[int | None, typer.Option(help="Seeds shown as examples in each request.")] = None,
     per_request: Annotated[int | None, typer.Option(help="Examples asked of the model per request.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Most output tokens per request (longer answers are recorded as truncated).")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Most output tokens per request (longer answers are recorded as truncated).")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Most requests in flight at once.")] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit (prompt estimate + max tokens per request).")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Budget in USD for the whole run: no request is sent that could pass it.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed. The same seed and settings resume the same run; another seed makes a new one.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Sampling seed. The same seed and settings resume the same run; another seed makes a new one.")
+    ] = None,
     tag: Annotated[str | None, typer.Option(help="Aim every request at one tag (e.g. billing, edge:frustrated).")] = None,
     replay_file: Annotated[str | None, typer.Option(help="Recorded responses (JSONL) for --provider replay.")] = None,
-    record: Annotated[Path | None, typer.Option(help="Write the run's responses to this JSONL file, replayable with --provider replay.", dir_okay=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render one full prompt and estimate tokens and cost for the whole run; send nothing.")] = False,
+    record: Annotated[
+        Path | None, typer.Option(help="Write the run's responses to this JSONL file, replayable with --provider replay.", dir_okay=False)
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render one full prompt and estimate tokens and cost for the whole run; send nothing.")
+    ] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not reuse answers stored by other runs for identical requests.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (no progress bar) instead of tables.")] = False,
 ) -> None:
@@ -53,8 +65,8 @@ def generate_command(
     Exit codes: 0 done; 1 the work failed (provider down, budget reached); 2 bad input (seeds, template, flags, key).
     """
     from generator.generation.engine import Generation
-    from generator.generation.writer import JournalWriter
     from generator.generation.progress import LiveProgress, dry_run_lines, summary_table
+    from generator.generation.writer import JournalWriter
 
     cli = state(ctx)
     project = cli.project
@@ -146,7 +158,9 @@ def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
         filtered = f" ({stats.filtered} filtered by checks)" if stats.filtered else ""
         text = f"Done: {stats.candidates} new candidate(s){filtered} in the review queue. Next: `synthgate review`."
         if stats.outcomes["truncated"]:
-            text += f" {stats.outcomes['truncated']} answer(s) hit max_tokens={settings.max_tokens}: raise --max-tokens or lower --per-request."
+            text += (
+                f" {stats.outcomes['truncated']} answer(s) hit max_tokens={settings.max_tokens}: raise --max-tokens or lower --per-request."
+            )
         return text + f" More candidates: run again with {next_seed}."
     return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}."
 

@@ -13,14 +13,14 @@ from sqlalchemy import Engine
 from generator.config import GenerateSection
 from generator.errors import UserError, WorkFailed
 from generator.generation import journal
+from generator.generation.answer_log import Arrival
 from generator.generation.limits import Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, Throttle, send_with_retries
 from generator.generation.parsing import ANSWER_SCHEMA
 from generator.generation.pricing import estimate_tokens
 from generator.generation.providers.base import Provider, ProviderRequest
 from generator.generation.report import RunStats
-from generator.generation.secrets import KEY_ENV
-from generator.generation.answer_log import Arrival
 from generator.generation.run_lease import RunLeaseHolder
+from generator.generation.secrets import KEY_ENV
 from generator.generation.writer import CallOutcome, JournalWriter
 from generator.store.db import read_session
 
@@ -40,8 +40,15 @@ class Dispatcher:
     """
 
     def __init__(
-        self, generation: Generation, engine: Engine, provider: Provider, writer: JournalWriter, stats: RunStats,
-        on_progress: Callable[[RunStats], None], *, lease: RunLeaseHolder,
+        self,
+        generation: Generation,
+        engine: Engine,
+        provider: Provider,
+        writer: JournalWriter,
+        stats: RunStats,
+        on_progress: Callable[[RunStats], None],
+        *,
+        lease: RunLeaseHolder,
     ) -> None:
         settings = generation.settings
         self.generation = generation
@@ -86,8 +93,10 @@ class Dispatcher:
             self.stats.stop_reason = self.stopping
         if self.store_error is not None:
             kept = f"every answer received is kept in {self.writer.log_path}" if self.writer.log_error is None else self.writer.log_error
-            raise WorkFailed(f"storing answers failed, so the run stopped: {self.store_error}",
-                             fix=f"{kept}; once the store works, run the same command again: it stores them without paying again")
+            raise WorkFailed(
+                f"storing answers failed, so the run stopped: {self.store_error}",
+                fix=f"{kept}; once the store works, run the same command again: it stores them without paying again",
+            )
         if self.fatal is not None:
             raise _provider_refused(self.fatal, self.settings)
 
@@ -148,8 +157,13 @@ class Dispatcher:
             self.budget.settle(worst_case, 0.0)
             return
         request = ProviderRequest(
-            messages=call.request["messages"], temperature=settings.temperature, max_tokens=settings.max_tokens,
-            schema=ANSWER_SCHEMA, request_index=call.index, lane=lane, prompt_key=call.request["prompt_key"],
+            messages=call.request["messages"],
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            schema=ANSWER_SCHEMA,
+            request_index=call.index,
+            lane=lane,
+            prompt_key=call.request["prompt_key"],
         )
         started = time.perf_counter()
         try:
@@ -175,7 +189,11 @@ class Dispatcher:
         await self._store(self.writer.store_answer, call, reserved=worst_case, body=body, attempts=attempts, latency_ms=latency_ms)
 
     async def _store(
-        self, submit: Callable[..., asyncio.Future[CallOutcome]], item: journal.OpenCall | Arrival, *, reserved: float = 0.0,
+        self,
+        submit: Callable[..., asyncio.Future[CallOutcome]],
+        item: journal.OpenCall | Arrival,
+        *,
+        reserved: float = 0.0,
         **details: Any,
     ) -> None:
         """Hand a result to the writer; counters and budget settle once it is committed."""

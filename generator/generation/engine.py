@@ -7,19 +7,19 @@ import gc
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from collections.abc import Callable, Iterator
 from itertools import islice, takewhile
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from generator.config import GenerateSection, locate_key
 from generator.checks.reference import load_holdout
+from generator.config import GenerateSection, locate_key
 from generator.errors import UserError, WorkFailed
 from generator.generation import journal
+from generator.generation.answer_log import Arrival, answer_log_path, read_answer_log
 from generator.generation.dispatch import Dispatcher
 from generator.generation.feedback import rejection_reasons
 from generator.generation.planning import ContextFile, RequestPlanner, run_id_for, run_identity, seed_set_hash
@@ -27,10 +27,9 @@ from generator.generation.pricing import PriceTable, estimate_tokens
 from generator.generation.providers import import_provider, make_provider
 from generator.generation.providers.base import Provider
 from generator.generation.report import DryRun, RunStats
+from generator.generation.run_lease import run_lease
 from generator.generation.secrets import api_key
 from generator.generation.templates import PromptTemplate
-from generator.generation.answer_log import Arrival, answer_log_path, read_answer_log
-from generator.generation.run_lease import run_lease
 from generator.generation.writer import JournalWriter, Provenance
 from generator.project import Project
 from generator.seed_lint import raise_on_seed_errors
@@ -107,7 +106,9 @@ class Generation:
         return path
 
     def planner(self, reasons: list[tuple[str, int]]) -> RequestPlanner:
-        return RequestPlanner(settings=self.settings, template=self.template, seeds=self.seeds, context=self.context, rejection_reasons=reasons)
+        return RequestPlanner(
+            settings=self.settings, template=self.template, seeds=self.seeds, context=self.context, rejection_reasons=reasons
+        )
 
     def planner_for(self, run: Run) -> RequestPlanner:
         """The planner of a stored run: a resumed run keeps the feedback it started with, so its remaining prompts are the planned ones."""
@@ -128,11 +129,22 @@ class Generation:
         def cost(out: int) -> float | None:
             return None if price is None else (input_tokens * price[0] + out * price[1]) / 1_000_000
 
-        return DryRun(self.run_id, planner.total, self.settings.count, first.messages, input_tokens, output_tokens, worst,
-                      cost(output_tokens), cost(worst), self.settings.model)
+        return DryRun(
+            self.run_id,
+            planner.total,
+            self.settings.count,
+            first.messages,
+            input_tokens,
+            output_tokens,
+            worst,
+            cost(output_tokens),
+            cost(worst),
+            self.settings.model,
+        )
 
-    def run(self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None,
-            writer: JournalWriter | None = None) -> RunStats:
+    def run(
+        self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None, writer: JournalWriter | None = None
+    ) -> RunStats:
         """Lease and journal the run (or find it), store what an interrupted invocation left, send what it still lacks.
 
         `writer`: one created earlier (its process starts up while the caller gets ready); closed here.
@@ -144,8 +156,15 @@ class Generation:
         all_stored = False
         stats: RunStats | None = None
         try:
-            writer.start(project=self.project, settings=self.settings, db_url=engine.url.render_as_string(hide_password=False),
-                         run_id=self.run_id, provenance=provenance, log_path=log_path, store_file=store_file)
+            writer.start(
+                project=self.project,
+                settings=self.settings,
+                db_url=engine.url.render_as_string(hide_password=False),
+                run_id=self.run_id,
+                provenance=provenance,
+                log_path=log_path,
+                store_file=store_file,
+            )
             # The SDK import (~0.7 s for openai) is process start-up, not work on the run: it stays
             # out of the run's wall time.
             import_provider(self.settings.provider)
@@ -183,8 +202,13 @@ class Generation:
     def _provider(self) -> Provider:
         settings = self.settings
         return make_provider(
-            settings.provider, model=settings.model, base_url=settings.base_url, structured_output=settings.structured_output,
-            timeout=settings.timeout, concurrency=settings.concurrency, replay_file=self.replay_file,
+            settings.provider,
+            model=settings.model,
+            base_url=settings.base_url,
+            structured_output=settings.structured_output,
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+            replay_file=self.replay_file,
         )
 
     def _journal(self, engine: Engine, *, through_index: int) -> RunStats:
@@ -217,8 +241,9 @@ class Generation:
             head_start += takewhile(lambda row: row["request_index"] <= through_index, backlog)
             journal.journal_calls(session, rows=head_start)
             totals = journal.run_totals(session, run_id=run.id)
-            stats = RunStats(run_id=run.id, total_requests=planner.total, answered_before=totals.answered, resumed=resumed,
-                             run_cost_usd=totals.cost_usd)
+            stats = RunStats(
+                run_id=run.id, total_requests=planner.total, answered_before=totals.answered, resumed=resumed, run_cost_usd=totals.cost_usd
+            )
             if totals.answered == planner.total:
                 journal.finish_run(session, run_id=run.id, status="complete", stop_reason=None)
                 stats.status, stats.already_complete = "complete", resumed

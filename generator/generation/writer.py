@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import os
 import queue
 import signal
 import threading
@@ -48,7 +47,15 @@ from generator.generation.journal import ANSWERED, OPEN, OpenCall
 from generator.generation.parsing import parse_answer
 from generator.generation.pricing import PriceTable
 from generator.project import Project
-from generator.store.db import BUSY_TIMEOUT_MS, FileIdentity, check_store_file, create_store_engine, read_session, store_fault, write_session
+from generator.store.db import (
+    BUSY_TIMEOUT_MS,
+    FileIdentity,
+    check_store_file,
+    create_store_engine,
+    read_session,
+    store_fault,
+    write_session,
+)
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import LLMCall, Run, utcnow
 
@@ -123,8 +130,17 @@ class JournalWriter:
         self._threads: list[threading.Thread] = []
         self._closed = False
 
-    def start(self, *, project: Project, settings: GenerateSection, db_url: str, run_id: str, provenance: Provenance, log_path: Path,
-              store_file: FileIdentity) -> None:
+    def start(
+        self,
+        *,
+        project: Project,
+        settings: GenerateSection,
+        db_url: str,
+        run_id: str,
+        provenance: Provenance,
+        log_path: Path,
+        store_file: FileIdentity,
+    ) -> None:
         """What the run is: the writer rebuilds its inputs from these (a run id is the hash of all of them)."""
         self._conn.send((project, settings, db_url, run_id, provenance, store_file))
         self.log_path = log_path
@@ -146,13 +162,27 @@ class JournalWriter:
         """The run is journaled and leased: the writer may journal the rest of it and store answers."""
         self._inbox.put(_BEGIN)
 
-    def store_answer(self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False) -> asyncio.Future[CallOutcome]:
-        return self._submit(Arrival(call.id, call.index, call.request_hash, int(call.request["asked"]), call.seed_ids, body=body,
-                                    attempts=attempts, latency_ms=latency_ms, from_cache=from_cache))
+    def store_answer(
+        self, call: OpenCall, *, body: str, attempts: int, latency_ms: float | None, from_cache: bool = False
+    ) -> asyncio.Future[CallOutcome]:
+        return self._submit(
+            Arrival(
+                call.id,
+                call.index,
+                call.request_hash,
+                int(call.request["asked"]),
+                call.seed_ids,
+                body=body,
+                attempts=attempts,
+                latency_ms=latency_ms,
+                from_cache=from_cache,
+            )
+        )
 
     def store_failure(self, call: OpenCall, *, error: str, attempts: int) -> asyncio.Future[CallOutcome]:
-        return self._submit(Arrival(call.id, call.index, call.request_hash, int(call.request["asked"]), call.seed_ids, error=error,
-                                    attempts=attempts))
+        return self._submit(
+            Arrival(call.id, call.index, call.request_hash, int(call.request["asked"]), call.seed_ids, error=error, attempts=attempts)
+        )
 
     def store_recovered(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
         """An answer found in the log of an earlier, interrupted invocation: stored without being logged again."""
@@ -245,10 +275,8 @@ class JournalWriter:
             self.log_error = self.log_error or f"cannot write the answer log {self.log_path}: {exc.strerror or exc}"
 
     def _send(self, message: Any) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the writer is gone: the receiver fails everything sent
             self._conn.send(message)
-        except OSError:
-            pass  # the writer is gone: the receiver fails everything sent
 
     def _receive_replies(self) -> None:
         try:
@@ -303,8 +331,7 @@ def _serve(conn: Connection, journaled: Any, halt: Any) -> None:
         # the same prompts, the checker compares with the same holdout set.
         generation = Generation(project, settings, dry_run=True)
         if generation.run_id != run_id:
-            raise SynthgateError("the seeds, template or settings changed while the run was starting",
-                                 fix="run the same command again")
+            raise SynthgateError("the seeds, template or settings changed while the run was starting", fix="run the same command again")
         engine = create_store_engine(db_url)
         if conn.recv() != _BEGIN:
             return  # the run was already complete, or its lease is held elsewhere: nothing to do
@@ -399,7 +426,9 @@ class _Backlog:
 class _Store:
     """Parse, check and commit a batch of arrivals: call rows and candidates in one transaction."""
 
-    def __init__(self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable, store_file: FileIdentity) -> None:
+    def __init__(
+        self, engine: Engine, *, checker: CandidateChecker, provenance: Provenance, prices: PriceTable, store_file: FileIdentity
+    ) -> None:
         self.engine = engine
         self.checker = checker
         self.provenance = provenance
@@ -423,9 +452,9 @@ class _Store:
         parsed: list[tuple[Arrival, str, Conversation]] = []  # (call, source key, conversation)
         with write_session(self.engine) as session:
             answered = set(
-                session.connection().execute(
-                    select(_CALLS.c.id).where(_CALLS.c.id.in_([item.call_id for item in batch]), _CALLS.c.status.in_(ANSWERED))
-                ).scalars()
+                session.connection()
+                .execute(select(_CALLS.c.id).where(_CALLS.c.id.in_([item.call_id for item in batch]), _CALLS.c.status.in_(ANSWERED)))
+                .scalars()
             )
             for item in batch:
                 if item.call_id in answered:  # stored before, so are its candidates
@@ -439,8 +468,14 @@ class _Store:
             results = self.checker.check_new([(key, list(example.messages)) for _, key, example in parsed])
             new = [
                 NewCandidate.from_example(
-                    example, source_key=key, run_id=self.provenance.run_id, call_id=item.call_id, seed_ids=item.seed_ids,
-                    template_hash=self.provenance.template_hash, model=self.provenance.model, **result.model_dump(),
+                    example,
+                    source_key=key,
+                    run_id=self.provenance.run_id,
+                    call_id=item.call_id,
+                    seed_ids=item.seed_ids,
+                    template_hash=self.provenance.template_hash,
+                    model=self.provenance.model,
+                    **result.model_dump(),
                 )
                 for (item, key, example), result in zip(parsed, results, strict=True)
             ]
@@ -502,8 +537,17 @@ _COMPLETE_CALL = (
 )
 
 
-def _call_values(item: Arrival, *, status: str, error: str | None, response_text: str | None = None, finish_reason: str | None = None,
-                 input_tokens: int | None = None, output_tokens: int | None = None, cost_usd: float | None = None) -> dict[str, Any]:
+def _call_values(
+    item: Arrival,
+    *,
+    status: str,
+    error: str | None,
+    response_text: str | None = None,
+    finish_reason: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cost_usd: float | None = None,
+) -> dict[str, Any]:
     return {
         "new_call_id": item.call_id,
         "new_status": status,
@@ -532,10 +576,8 @@ def _resolve(futures: list[asyncio.Future[CallOutcome]], results: list[CallOutco
             else:
                 future.set_result(result)
 
-    try:
+    with contextlib.suppress(RuntimeError):  # the event loop is gone (Ctrl-C); the writes are committed, which is what matters
         futures[0].get_loop().call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the event loop is gone (Ctrl-C); the writes themselves are committed, which is what matters
 
 
 def _fail(futures: list[asyncio.Future[CallOutcome]], why: str) -> None:

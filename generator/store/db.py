@@ -44,7 +44,9 @@ def open_store_for_reading(url: str) -> Engine:
     engine = create_store_engine(url, create_folder=False)
     database = sqlite_path(engine)
     if database is not None and not database.exists():
-        raise WorkFailed(f"no review store at {database}", fix="pass the store with --db (or SYNTHGATE_DB), or create it with `synthgate seeds check`")
+        raise WorkFailed(
+            f"no review store at {database}", fix="pass the store with --db (or SYNTHGATE_DB), or create it with `synthgate seeds check`"
+        )
     try:
         revision = _read_revision(engine)
     except OperationalError:
@@ -80,9 +82,11 @@ def create_store_engine(url: str, *, create_folder: bool = True) -> Engine:
         # orjson reads the JSON columns (prompts, conversations) 2-3x faster than json, and the
         # generation sender reads every prompt of a run.
         engine = create_engine(parsed, json_deserializer=orjson.loads)
-    except Exception as exc:  # e.g. the driver package is not installed
-        raise UserError(f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc}",
-                        fix="install the database driver, or use the default SQLite store") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. the driver package is not installed: any failure is the same message
+        raise UserError(
+            f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc}",
+            fix="install the database driver, or use the default SQLite store",
+        ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -155,9 +159,13 @@ def migrate(engine: Engine) -> None:
     except OperationalError as exc:
         database = sqlite_path(engine)
         if database is not None and not os.access(database.parent, os.W_OK):
-            raise WorkFailed(f"the review store {database} is read-only here (its folder cannot be written)",
-                             fix="stats, export and verify work on it as it is; to change it, use a writable copy") from None
-        raise WorkFailed(f"cannot open the review store: {store_fault(exc)}", fix="check the --db URL and that the folder is writable") from None
+            raise WorkFailed(
+                f"the review store {database} is read-only here (its folder cannot be written)",
+                fix="stats, export and verify work on it as it is; to change it, use a writable copy",
+            ) from None
+        raise WorkFailed(
+            f"cannot open the review store: {store_fault(exc)}", fix="check the --db URL and that the folder is writable"
+        ) from None
 
 
 _MIGRATION_LOCK_KEY = 0x5EED6A7E  # any constant: every synthgate process agrees on it
