@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -117,7 +118,7 @@ def bare_sdk_calls(url: str, *, requests: int, concurrency: int) -> float:
         async def worker(number: int) -> None:
             for _ in remaining:
                 response = await clients[number % len(clients)].post("/chat/completions", cast_to=httpx2.Response, body=body)
-                response.text
+                _ = response.text  # read the whole body, as synthgate does
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
@@ -129,7 +130,7 @@ def bare_sdk_calls(url: str, *, requests: int, concurrency: int) -> float:
     return asyncio.run(run())
 
 
-def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency: float, server_flags: list[str]) -> dict:
+def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency: float, server_flags: list[str]) -> dict[str, Any]:
     server, url = start_server("--latency", str(latency), *server_flags)
     try:
         project = fresh_project(root)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from generator.cli import main
 from generator.store.db import open_store
@@ -35,7 +35,8 @@ class Result:
 
     @property
     def json(self) -> dict[str, Any]:
-        return json.loads(self.out)
+        parsed: dict[str, Any] = json.loads(self.out)
+        return parsed
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def store(project_dir: Path) -> Engine:
 def rows(project_dir: Path, model: type) -> list[Any]:
     engine = store(project_dir)
     with Session(engine) as session:
-        found = list(session.exec(select(model)))
+        found: list[Any] = list(session.exec(select(model)))
     engine.dispose()
     return found
 
@@ -308,7 +309,7 @@ def test_a_run_stopped_before_all_its_calls_were_journaled_is_completed_by_the_s
     # As if the run had stopped before the writer journaled them: only answered calls remain.
     engine = store(project_dir)
     with engine.begin() as connection:
-        connection.execute(delete(LLMCall).where(LLMCall.status != "ok"))
+        connection.execute(delete(LLMCall).where(col(LLMCall.status) != "ok"))
     engine.dispose()
     kept = rows(project_dir, LLMCall)
     assert 0 < len(kept) < 10
@@ -346,7 +347,7 @@ def test_recent_rejection_reasons_reach_the_prompt(server, generate, project_dir
     assert generate(*openai_args(fake, "-n", "3", "--per-request", "3")).code == 0
     engine = store(project_dir)
     with Session(engine) as session:
-        pending = [c.id for c in session.exec(select(Candidate).where(Candidate.status == "pending"))]
+        pending = [c.id for c in session.exec(select(Candidate).where(Candidate.status == "pending")) if c.id is not None]
         record_decision(session, candidate_id=pending[0], reviewer="ann", action="reject", reasons=["factually wrong"])
         record_decision(session, candidate_id=pending[1], reviewer="ann", action="reject", reasons=["factually wrong", "wrong tone"])
         other = add_candidates(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from generator.examples import canonical_hash
@@ -67,15 +68,17 @@ def journal_calls(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
         now = utcnow()
         # A Core insert: the ORM's bulk path costs more than the JSON it writes.
         session.connection().execute(
-            insert(LLMCall.__table__), [{"status": "pending", "attempts": 0, "from_cache": False, "created_at": now, **row} for row in rows]
+            insert(LLMCall.__table__),  # type: ignore[attr-defined]  # set by SQLModel when the class is made
+            [{"status": "pending", "attempts": 0, "from_cache": False, "created_at": now, **row} for row in rows],
         )
 
 
 def open_calls(session: Session, *, run_id: str, after_index: int, limit: int) -> list[OpenCall]:
-    rows = session.exec(
-        select(LLMCall.id, LLMCall.request_index, LLMCall.request_hash, LLMCall.request, LLMCall.seed_ids)
-        .where(LLMCall.run_id == run_id, col(LLMCall.status).in_(OPEN), LLMCall.request_index > after_index)
-        .order_by(LLMCall.request_index)
+    # SQLAlchemy's select: SQLModel's typed overloads stop at four columns.
+    rows = session.execute(
+        sa_select(col(LLMCall.id), col(LLMCall.request_index), col(LLMCall.request_hash), col(LLMCall.request), col(LLMCall.seed_ids))
+        .where(col(LLMCall.run_id) == run_id, col(LLMCall.status).in_(OPEN), col(LLMCall.request_index) > after_index)
+        .order_by(col(LLMCall.request_index))
         .limit(limit)
     ).all()
     return [OpenCall(id=r[0], index=r[1], request_hash=r[2], request=r[3], seed_ids=r[4]) for r in rows]
@@ -116,8 +119,8 @@ class RunTotals:
 def run_totals(session: Session, *, run_id: str) -> RunTotals:
     calls = dict(session.exec(select(LLMCall.status, func.count()).where(LLMCall.run_id == run_id).group_by(LLMCall.status)).all())
     cost = session.exec(select(func.coalesce(func.sum(LLMCall.cost_usd), 0.0)).where(LLMCall.run_id == run_id)).one()
-    return RunTotals(calls=calls, cost_usd=float(cost))
+    return RunTotals(calls=calls, cost_usd=float(cost or 0.0))
 
 
 def finish_run(session: Session, *, run_id: str, status: str, stop_reason: str | None) -> None:
-    session.execute(update(Run).where(Run.id == run_id).values(status=status, stop_reason=stop_reason, updated_at=utcnow()))
+    session.execute(update(Run).where(col(Run.id) == run_id).values(status=status, stop_reason=stop_reason, updated_at=utcnow()))

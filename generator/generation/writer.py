@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -516,7 +516,7 @@ class _Store:
         return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed"), []
 
 
-_CALLS = LLMCall.__table__
+_CALLS = LLMCall.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
 # Bind names differ from column names: an UPDATE reserves those for itself.
 _COMPLETE_CALL = (
     update(_CALLS)
@@ -574,7 +574,7 @@ def _resolve(futures: list[asyncio.Future[CallOutcome]], results: list[CallOutco
             if isinstance(result, BaseException):
                 future.set_exception(result)
             else:
-                future.set_result(result)
+                future.set_result(cast(CallOutcome, result))
 
     with contextlib.suppress(RuntimeError):  # the event loop is gone (Ctrl-C); the writes are committed, which is what matters
         futures[0].get_loop().call_soon_threadsafe(settle)
