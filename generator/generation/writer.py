@@ -104,10 +104,9 @@ class JournalWriter:
     """Logs arrivals durably, hands them to the writer process and resolves each caller's future once committed.
 
     Created first thing (the process then imports what it needs while this one gets ready), told
-    what to do by `start`. Three threads: the log thread (fsync a group), the forwarder
-    (sends what the log thread made durable down the pipe, in order; a writer still starting up
-    may keep it waiting, never the log) and the receiver (reads the writer's replies, in order,
-    and settles the futures). Nothing here blocks the event loop.
+    what to do by `start`. Two threads: the log thread (fsync a group, then send it down the pipe:
+    the pipe's only writer, so the writer process sees everything in order) and the receiver (reads
+    the writer's replies, in order, and settles the futures). Nothing here blocks the event loop.
     """
 
     def __init__(self) -> None:
@@ -120,7 +119,6 @@ class JournalWriter:
             self._process.start()
         child.close()
         self._inbox: queue.SimpleQueue[_Pending | str | None] = queue.SimpleQueue()
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Futures of the arrivals sent and not answered yet, oldest first (the writer replies in order).
         self._sent: deque[asyncio.Future[CallOutcome]] = deque()
         self._lock = threading.Lock()
@@ -147,7 +145,6 @@ class JournalWriter:
         self._log = AnswerLog(log_path)
         self._threads = [
             threading.Thread(target=self._log_durably, name="synthgate-answer-log"),
-            threading.Thread(target=self._forward, name="synthgate-journal-send"),
             threading.Thread(target=self._receive_replies, name="synthgate-journal-receive"),
         ]
         for thread in self._threads:
@@ -224,7 +221,11 @@ class JournalWriter:
         return future
 
     def _log_durably(self) -> None:
-        """The log thread: make each group durable (one fsync for all of it), then pass it on to be sent."""
+        """The log thread: make each group durable (one fsync for all of it), then send it to the writer.
+
+        A writer still starting up may keep it waiting on the pipe: that delays only the fsync, as
+        the answers are in the log (written by the event loop) already.
+        """
         finished = False
         while not finished:
             group: list[_Pending] = []
@@ -236,7 +237,7 @@ class JournalWriter:
                 if isinstance(item, _Pending):
                     group.append(item)
                 else:
-                    self._outbox.put(item)  # _BEGIN, in order with the arrivals
+                    self._send(item)  # _BEGIN, in order with the arrivals
                 try:
                     item = self._inbox.get_nowait()  # whatever arrived meanwhile joins this group (and its fsync)
                 except queue.Empty:
@@ -251,16 +252,8 @@ class JournalWriter:
                     self.unstored += len(group)
                     _fail([p.future for p in group], failure)
                 else:
-                    self._outbox.put([p.arrival for p in group])
-        self._outbox.put(None)
-
-    def _forward(self) -> None:
-        """The forwarder thread: the only writer of the pipe, so the writer process sees everything in order."""
-        while True:
-            message = self._outbox.get()
-            self._send(message)
-            if message is None:
-                return
+                    self._send([p.arrival for p in group])
+        self._send(None)
 
     def _append_to_log(self, arrivals: list[Arrival]) -> None:
         try:
