@@ -157,7 +157,7 @@ def _tree_rss_kib(pid: int) -> int:
 def run_measured(args: list[str], cwd: Path) -> tuple[float, float, float, int, str]:
     """Run `synthgate ARGS`: wall seconds, CPU seconds, peak RSS of its whole process tree (MB), exit code, output.
 
-    The export runs in one process; memory is still sampled over the whole tree every 20 ms, so a helper process would be counted.
+    A large export renders in spawned worker processes, so memory is sampled over the whole tree every 20 ms.
     """
     with tempfile.TemporaryFile("w+") as output:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

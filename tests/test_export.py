@@ -58,9 +58,9 @@ def undo(engine: Engine, reviewer: str = "ann") -> None:
         undo_last_decision(session, reviewer=reviewer)
 
 
-def export(engine: Engine, output: Path, **options: Any) -> ExportReport:
+def export(engine: Engine, output: Path, *, workers: int | None = None, **options: Any) -> ExportReport:
     with read_session(engine) as session:
-        return export_dataset(session, options=ExportOptions(output=output, **options))
+        return export_dataset(session, options=ExportOptions(output=output, **options), workers=workers)
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -196,19 +196,33 @@ def test_nothing_accepted_is_a_work_failure_and_writes_nothing(engine: Engine, t
 # --- output: order, determinism, atomicity ------------------------------------------------------------------
 
 
-def test_the_same_store_gives_byte_identical_files(engine: Engine, tmp_path: Path) -> None:
+def test_the_same_store_gives_byte_identical_files_in_one_process_or_several(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    pools: list[tuple[int, str]] = []
+
+    class RecordingPool(ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: Any) -> None:
+            pools.append((max_workers, kwargs["mp_context"].get_start_method()))
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr("generator.export.workers.ProcessPoolExecutor", RecordingPool)
     ids = add(engine, *(chat(i) for i in range(40)))
     for index, candidate in enumerate(ids):
         if index % 5 == 0:
             decide(engine, candidate, "edit", messages=chat(index, answer=f"fixed {index}"))
         elif index % 7 != 0:
             decide(engine, candidate, "accept", reviewer=["ann", "bob"][index % 2])
-    first, again = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first, again, parallel = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     export(engine, first)
     export(engine, again)
-    assert first.read_bytes() == again.read_bytes()
+    export(engine, parallel, workers=3)
+    assert pools == [(3, "spawn")]  # only the last export ran in worker processes, spawned (every OS has spawn)
+    assert first.read_bytes() == again.read_bytes() == parallel.read_bytes()
     strip = lambda text: [e | {"file": None} for e in text]  # noqa: E731
-    assert strip(entries(first)) == strip(entries(again))
+    assert strip(entries(first)) == strip(entries(parallel))
     assert [e["candidate_id"] for e in entries(first)] == sorted(e["candidate_id"] for e in entries(first))
 
 

@@ -18,7 +18,7 @@ from generator.export.manifest import manifest_path
 from generator.project import Project
 from generator.store.db import read_session
 from tests.conftest import run_cli
-from tests.test_export import add, chat, decide, decisions, entries, export, lines, raw_sql
+from tests.test_export import add, chat, decide, decisions, entries, export, lines
 
 
 @pytest.fixture
@@ -307,25 +307,39 @@ def test_exports_are_created_with_the_umask(engine: Engine, accepted: list[int],
 # --- processes -----------------------------------------------------------------------------------------------
 
 
-def test_export_starts_no_process_whatever_the_start_method(
+def test_export_workers_are_spawned_never_forked(
     engine: Engine, accepted: list[int], folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import multiprocessing.process
-
     def forbidden(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("export started a process")
+        raise AssertionError("export forked")
 
     monkeypatch.setattr(os, "fork", forbidden)
-    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", forbidden)
-    # Ids spanning 100,000: a store this large once made export fork its render workers.
-    (far,) = add(engine, chat(99))
-    raw_sql(engine, f"UPDATE candidate SET id = 100000 WHERE id = {far}")
-    with read_session(engine) as session:
-        report = export_dataset(session, options=ExportOptions(output=folder / "d.jsonl"))
+    # The parent holds an open read transaction all along: nothing of it may reach a worker.
+    report = export(engine, folder / "d.jsonl", workers=2)
     assert report.counts["lines"] == 3
+    assert [e["candidate_id"] for e in entries(folder / "d.jsonl")] == accepted
 
 
 # --- one snapshot ----------------------------------------------------------------------------------------------
+
+
+def test_a_review_saved_during_a_parallel_export_is_not_half_seen(engine: Engine, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.export.manifest import read_manifest_header
+    from generator.export.workers import render_all_candidates
+
+    first, second = add(engine, chat(0), chat(1))
+    decide(engine, first, "accept")
+
+    def a_reviewer_decides_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        decide(engine, second, "accept")  # after the export read its chain head, before the workers start
+        return render_all_candidates(*args, **kwargs)
+
+    monkeypatch.setattr("generator.export.exporter.render_all_candidates", a_reviewer_decides_meanwhile)
+    out = folder / "d.jsonl"
+    export(engine, out, workers=2)
+    # Each worker reads its own snapshot, which holds the new decision: its range is rendered again in the export's.
+    assert [e["candidate_id"] for e in entries(out)] == [first]
+    assert read_manifest_header(manifest_path(out))["decision_chain"]["seq"] == 1
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ from generator.errors import UserError, WorkFailed
 from generator.examples import canonical_hash
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import write_manifest
-from generator.export.render import Part, PartJob, SkipLog, render_candidates, render_seeds, spooled_content_hashes
+from generator.export.render import Part, PartJob, SkipLog, render_seeds, spooled_content_hashes
 from generator.export.targets import ExportTargets, OutputGuard
+from generator.export.workers import ChainHead, begin_snapshot, render_all_candidates
 from generator.export.writer import AtomicFile, OutputFile, commit_together, route_lines, write_entries
 from generator.project import Project
 from generator.store.db import sqlite_path
-from generator.store.models import DecisionChain, Run, utcnow
+from generator.store.models import Run, utcnow
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ class ExportReport:
     skipped: SkipLog
 
 
-def export_dataset(session: Session, *, options: ExportOptions, project: Project | None = None) -> ExportReport:
+def export_dataset(session: Session, *, options: ExportOptions, project: Project | None = None, workers: int | None = None) -> ExportReport:
     """Write the export and its manifest, or nothing at all (WorkFailed when no example passes).
+
+    `workers`: processes that render candidates (default: one per CPU, up to 4, for large stores).
 
     Where it may write is checked first (UserError, nothing written): never over the project's
     own files or the store, never over a folder, device or pipe, never into a missing folder, and
@@ -71,9 +74,8 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
     guard = OutputGuard(project, _store_file(session))
     data_files = [options.output, options.validation_path] if options.val_fraction > 0 else [options.output]
     targets = guard.plan(data_files, force=options.force)
-    _begin_one_snapshot(session)
-    # Read in the same transaction as the rows: the chain head describes exactly the state exported.
-    head = session.get(DecisionChain, 1)
+    # The first read of the export's one read transaction: the manifest's chain head describes exactly the state exported.
+    head = begin_snapshot(session)
     with tempfile.TemporaryDirectory(prefix="synthgate-export-") as spool_folder:
         job = PartJob(
             format=fmt.name,
@@ -86,7 +88,7 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         )
         parts = [render_seeds(session, job)] if options.include_seeds else []
         seed_hashes = frozenset(e for p in parts for e in spooled_content_hashes(p))
-        parts.append(render_candidates(session, replace(job, seed_hashes=seed_hashes, name="candidates")))
+        parts += render_all_candidates(session, replace(job, seed_hashes=seed_hashes), head=head, workers=workers)
         skipped = SkipLog()
         for part in parts:
             skipped.merge(part.skipped)
@@ -109,17 +111,6 @@ def _store_file(session: Session) -> Path | None:
     return sqlite_path(bind if isinstance(bind, Engine) else bind.engine)
 
 
-def _begin_one_snapshot(session: Session) -> None:
-    """Make every read of this export see one state of the store.
-
-    SQLite (WAL) already does: a transaction's first read fixes its snapshot. PostgreSQL's
-    default, READ COMMITTED, takes a new snapshot per statement, so ask for REPEATABLE READ
-    before the first read (after it, the level can no longer change).
-    """
-    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-
-
 def _write_files(
     session: Session,
     options: ExportOptions,
@@ -131,7 +122,7 @@ def _write_files(
     targets: ExportTargets,
     counts: dict[str, int],
     skipped: SkipLog,
-    head: DecisionChain | None,
+    head: ChainHead,
 ) -> ExportReport:
     """Assemble the parts into the data files and write the manifest; commit all of them or none."""
     train_path = targets.data_files[0]
@@ -160,7 +151,7 @@ def _write_files(
             "project": _project_summary(project),
             "runs": _runs_summary(session, set().union(*(p.run_ids for p in parts))),
             "template_hashes": sorted(set().union(*(p.template_hashes for p in parts))),
-            "decision_chain": {"seq": head.seq if head else 0, "head_hash": head.head_hash if head else ""},
+            "decision_chain": {"seq": head.seq, "head_hash": head.head_hash},
             "counts": counts,
             "skipped": skipped.as_manifest(),
             "files": [{"path": f.display_name, "split": f.split, "lines": f.lines, "sha256": f.sha256} for f in files],

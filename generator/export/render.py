@@ -1,9 +1,8 @@
 """Rendering an export's lines: accepted candidates (and seeds) through a format and its rules into spool files.
 
-One process, one read transaction: the rows, the forged-status count and the manifest's chain
-head all come from one snapshot of the store. No worker processes: they would each read their
-own snapshot, and need a start method that every OS has (benchmarks/export_scale.py measures
-what one process does with 1,000,000 accepted candidates).
+Everything read for one part (its rows and its forged-status count) comes from one read
+transaction; `export.workers` renders a large store's candidates in several processes, each over
+a range of ids, and keeps the parts consistent with the parent's snapshot.
 """
 
 from __future__ import annotations
@@ -69,6 +68,7 @@ class PartJob:
     seed_hashes: frozenset[str]
     spool_folder: Path
     name: str
+    id_range: tuple[int, int] | None = None  # (first, last) candidate id; None: all
 
 
 @dataclass
@@ -127,12 +127,12 @@ class _Renderer:
 
 
 def render_candidates(session: Session, job: PartJob) -> Part:
-    """Every candidate that passes the gate, in id order (seeds already in the export left out)."""
+    """Every candidate (of the job's id range) that passes the gate, in id order; seeds already in the export left out."""
     part = Part(PartSpool(job.spool_folder, job.name))
     renderer = _Renderer(job, part)
     tally = GateTally()
     with part.spool:
-        for item in iter_accepted(session, tags=job.tags, on_refusal=part.skipped.refused, tally=tally):
+        for item in iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, tally=tally):
             ident = f"candidate:{item.candidate_id}"
             if item.content_hash in job.seed_hashes:
                 part.skipped.add("already in the export as a verified seed (promoted)", ident)
@@ -150,7 +150,7 @@ def render_candidates(session: Session, job: PartJob) -> Part:
                 entry=_candidate_entry(item),
             )
     # Counted in the same read transaction as the rows above, so both see one state of the store.
-    forged = count_accepted_statuses(session) - tally.backed_statuses
+    forged = count_accepted_statuses(session, id_range=job.id_range) - tally.backed_statuses
     if forged:
         part.skipped.counts[FORGED] += forged
     return part
