@@ -35,7 +35,7 @@ def open_store(url: str) -> Engine:
 def open_store_for_reading(url: str) -> Engine:
     """An engine for commands that only read (stats, export, verify): works on a store this user cannot write.
 
-    It never creates a store. A SQLite store in WAL mode needs its `-shm` file even to be read;
+    A SQLite store in WAL mode needs its `-shm` file even to be read;
     where that cannot be created (a folder this user cannot write, as when a trainer running as
     another user exports), the file is read as immutable: without locks, which is safe as long as
     nobody writes it meanwhile — and nobody is: the file's owner has no connection open, or the
@@ -44,9 +44,8 @@ def open_store_for_reading(url: str) -> Engine:
     engine = create_store_engine(url, create_folder=False)
     database = sqlite_path(engine)
     if database is not None and not database.exists():
-        raise WorkFailed(
-            f"no review store at {database}", fix="pass the store with --db (or SYNTHGATE_DB), or create it with `synthgate seeds check`"
-        )
+        engine.dispose()
+        return open_store(url)  # a new project: an empty store, as every other command would make it
     try:
         revision = _read_revision(engine)
     except OperationalError:
