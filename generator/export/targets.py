@@ -70,9 +70,10 @@ class OutputGuard:
             raise UserError(f"is {protected}; an export never replaces it (not even with --force)", file=path, fix=_ELSEWHERE)
         folder = path.parent
         if not folder.is_dir():
-            problem = "does not exist" if not folder.exists() else "is not a folder"
+            if folder.exists():
+                raise UserError(f"{folder} is not a folder", file=path, fix="choose a path inside a folder")
             raise UserError(
-                f"the folder {folder} {problem}", file=path, fix=f"create the folder first (mkdir -p {folder}), or choose another path"
+                f"the folder {folder} does not exist", file=path, fix=f"create it first (mkdir -p {folder}), or choose another path"
             )
         try:
             mode = path.stat().st_mode
