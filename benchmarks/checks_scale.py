@@ -21,8 +21,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -48,8 +50,7 @@ class Corpus:
         weights = [1 / rank for rank in range(1, len(vocabulary) + 1)]
         self.rng.shuffle(weights)
         self.sentences = [
-            " ".join(self.rng.choices(vocabulary, weights, k=self.rng.randint(6, 18))).capitalize() + "."
-            for _ in range(40_000)
+            " ".join(self.rng.choices(vocabulary, weights, k=self.rng.randint(6, 18))).capitalize() + "." for _ in range(40_000)
         ]
 
     def conversation(self) -> list[dict[str, str]]:
@@ -67,16 +68,20 @@ def shout(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"].upper() + "  "} for m in messages]
 
 
-def write_jsonl(path: Path, records: list[dict]) -> None:
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
 
 
-def build_project(root: Path, *, candidates: int, seeds: int, holdout: int) -> tuple[dict[str, str], list[list[dict[str, str]]], list, list]:
+def build_project(
+    root: Path, *, candidates: int, seeds: int, holdout: int
+) -> tuple[dict[str, str], list[list[dict[str, str]]], list[dict[str, Any]], list[dict[str, Any]]]:
     """A project whose store holds `candidates` pending candidates, some of them planted duplicates."""
     corpus = Corpus()
     init_project(root)
-    seed_records = [{"id": f"seed-{i:04d}", "tags": [TAGS[i % len(TAGS)]], "messages": corpus.conversation()} for i in range(seeds)]
-    holdout_records = [{"id": f"holdout-{i:04d}", "messages": corpus.conversation()} for i in range(holdout)]
+    seed_records: list[dict[str, Any]] = [
+        {"id": f"seed-{i:04d}", "tags": [TAGS[i % len(TAGS)]], "messages": corpus.conversation()} for i in range(seeds)
+    ]
+    holdout_records: list[dict[str, Any]] = [{"id": f"holdout-{i:04d}", "messages": corpus.conversation()} for i in range(holdout)]
     write_jsonl(root / "seeds" / "seeds.jsonl", seed_records)
     (root / "eval").mkdir()
     write_jsonl(root / "eval" / "holdout.jsonl", holdout_records)
@@ -150,15 +155,23 @@ def main() -> None:
         root = Path(folder) / "project"
         started = time.perf_counter()
         planted, conversations, seeds, holdout = build_project(root, candidates=args.candidates, seeds=args.seeds, holdout=args.holdout)
-        print(f"set-up (not timed): {args.candidates:,} pending candidates, {args.seeds:,} seeds, {args.holdout:,} holdout "
-              f"examples, {len(planted):,} planted duplicates, in {time.perf_counter() - started:.1f} s")
+        print(
+            f"set-up (not timed): {args.candidates:,} pending candidates, {args.seeds:,} seeds, {args.holdout:,} holdout "
+            f"examples, {len(planted):,} planted duplicates, in {time.perf_counter() - started:.1f} s"
+        )
 
         elapsed, peak_mb, output = run_check(root)
         print(output.rstrip())
         engine = open_store(f"sqlite:///{root / '.synthgate' / 'queue.db'}")
         with read_session(engine) as session:
-            found = dict(session.execute(select(Candidate.source_key, Candidate.filter_reason).where(Candidate.status == "filtered")).all())
-            pending = session.execute(select(func.count()).where(Candidate.status == "pending", Candidate.nearest_seed_id.is_not(None))).scalar()
+            found = dict(
+                session.execute(
+                    select(col(Candidate.source_key), col(Candidate.filter_reason)).where(col(Candidate.status) == "filtered")
+                ).all()
+            )
+            pending = session.execute(
+                select(func.count()).where(col(Candidate.status) == "pending", col(Candidate.nearest_seed_id).is_not(None))
+            ).scalar()
         engine.dispose()
         caught = Counter(reason for key, reason in planted.items() if found.get(key) == reason)
         for reason, total in sorted(Counter(planted.values()).items()):
@@ -172,10 +185,13 @@ def main() -> None:
         full_pairs = n * refs + n * (n - 1) // 2
         extrapolated = baseline / pairs * full_pairs
         print()
-        print(f"synthgate check, {args.candidates:,} candidates: {elapsed:.1f} s, peak memory {peak_mb:,.0f} MB "
-              f"(targets: < 60 s, < 2,048 MB)")
-        print(f"naive pairwise Jaccard: {baseline:.1f} s for {args.subset:,} candidates ({pairs:,} pairs); "
-              f"extrapolated to {args.candidates:,} ({full_pairs:,} pairs): {extrapolated:,.0f} s ({extrapolated / 3600:.1f} h)")
+        print(
+            f"synthgate check, {args.candidates:,} candidates: {elapsed:.1f} s, peak memory {peak_mb:,.0f} MB (targets: < 60 s, < 2,048 MB)"
+        )
+        print(
+            f"naive pairwise Jaccard: {baseline:.1f} s for {args.subset:,} candidates ({pairs:,} pairs); "
+            f"extrapolated to {args.candidates:,} ({full_pairs:,} pairs): {extrapolated:,.0f} s ({extrapolated / 3600:.1f} h)"
+        )
         print(f"speed-up over naive pairwise: {extrapolated / elapsed:,.0f}x")
 
 

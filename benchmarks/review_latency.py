@@ -36,6 +36,8 @@ from sqlalchemy import Engine, insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from textual import events  # noqa: E402
+
 from generator.init_project import init_project  # noqa: E402
 from generator.store.db import open_store, read_session, write_session  # noqa: E402
 from generator.store.models import Candidate, utcnow  # noqa: E402
@@ -43,7 +45,6 @@ from generator.store.queue import queue_counts  # noqa: E402
 from review_tui.app import make_review_app  # noqa: E402
 from review_tui.messages import CandidateShown  # noqa: E402
 from tests.review_snapshot_app import Terminal  # noqa: E402
-from textual import events  # noqa: E402
 
 SYSTEM = "You are Ledgerly's support assistant. Answer accurately and concisely, using only documented features."
 TAGS = ["billing", "invoices", "payments", "bank-sync", "reports", "account", "tax", "exports"]
@@ -68,7 +69,10 @@ def build_store(path: Path, count: int) -> Engine:
                 "messages": [
                     {"role": "system", "content": SYSTEM},
                     {"role": "user", "content": f"How do I change the due date on invoice INV-{i}?"},
-                    {"role": "assistant", "content": f"Open invoice INV-{i}, choose Edit, set the due date and save. Reminders follow the new date."},
+                    {
+                        "role": "assistant",
+                        "content": f"Open invoice INV-{i}, choose Edit, set the due date and save. Reminders follow the new date.",
+                    },
                 ],
                 "tags": [TAGS[i % len(TAGS)]],
                 "seed_ids": [],
@@ -184,8 +188,10 @@ def main() -> None:
         base, figures = baseline.figures(), measured.figures()
 
     print()
-    print(f"{args.decisions} decisions per store in {args.rounds} interleaved rounds; "
-          f"load average (1 min) {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs (other processes included)")
+    print(
+        f"{args.decisions} decisions per store in {args.rounds} interleaved rounds; "
+        f"load average (1 min) {min(loads):.2f}-{max(loads):.2f} on {os.cpu_count()} CPUs (other processes included)"
+    )
     print(f"{'':22}{f'{small_count:,} queued':>14}{f'{args.candidates:,} queued':>20}{'ratio':>8}")
     for name, target in (("terminal startup s", 1.5), ("in-app startup s", None), ("p50 ms", None), ("p95 ms", 50.0), ("max ms", None)):
         ratio = figures[name] / base[name] if base[name] else float("nan")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,15 @@ import pytest
 
 from generator.config import GenerateSection, PriceSection
 from generator.errors import UserError
-from generator.generation.limits import RETRY_AFTER_CAP, Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, send_with_retries
+from generator.generation.limits import (
+    RETRY_AFTER_CAP,
+    Budget,
+    CallFailed,
+    FatalProviderError,
+    RateLimitGate,
+    RetryPolicy,
+    send_with_retries,
+)
 from generator.generation.parsing import ANSWER_SCHEMA, json_from_text, parse_answer
 from generator.generation.planning import DRY_RUN_SAMPLE, RequestPlanner
 from generator.generation.pricing import PriceTable, estimate_tokens
@@ -27,7 +36,10 @@ from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO / "generator" / "scaffold" / "prompts" / "generate.jinja"
-CONVERSATION = [{"role": "user", "content": "How do I void an invoice?"}, {"role": "assistant", "content": "Open it and choose More → Void."}]
+CONVERSATION = [
+    {"role": "user", "content": "How do I void an invoice?"},
+    {"role": "assistant", "content": "Open it and choose More → Void."},
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +59,14 @@ def _template(tmp_path: Path, text: str) -> PromptTemplate:
 def test_default_template_renders_seeds_in_their_own_line_format(seeds) -> None:
     template = PromptTemplate.load(DEFAULT_TEMPLATE)
     messages = template.render(
-        {"examples": [s.example for s in seeds[:2]], "count": 3, "tags": [], "focus": "edge:frustrated",
-         "rejection_reasons": [("factually wrong", 4)], "context": []}
+        {
+            "examples": [s.example for s in seeds[:2]],
+            "count": 3,
+            "tags": [],
+            "focus": "edge:frustrated",
+            "rejection_reasons": [("factually wrong", 4)],
+            "context": [],
+        }
     )
     assert [m["role"] for m in messages] == ["system", "user"]
     user = messages[1]["content"]
@@ -63,7 +81,14 @@ def test_template_context_files_reach_the_system_message(seeds) -> None:
     from generator.generation.planning import ContextFile
 
     messages = PromptTemplate.load(DEFAULT_TEMPLATE).render(
-        {"examples": [], "count": 1, "tags": ["billing"], "focus": None, "rejection_reasons": [], "context": [ContextFile("facts.md", "Plans cost $15.")]}
+        {
+            "examples": [],
+            "count": 1,
+            "tags": ["billing"],
+            "focus": None,
+            "rejection_reasons": [],
+            "context": [ContextFile("facts.md", "Plans cost $15.")],
+        }
     )
     assert "Plans cost $15." in messages[0]["content"]
     assert "must be tagged `billing`" in messages[1]["content"]
@@ -91,7 +116,7 @@ def test_template_sandbox_refuses_python_internals(tmp_path: Path) -> None:
 
 
 def test_template_without_user_block_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no {% block user %}"):
+    with pytest.raises(UserError, match=re.escape("no {% block user %}")):
         _template(tmp_path, "{% block system %}only a system message{% endblock %}")
 
 
@@ -146,7 +171,7 @@ def test_sampling_covers_every_tag_and_favours_rare_ones(seeds) -> None:
     sampler = FewShotSampler(seeds, k=4, sampling_seed=0)
     tags = sorted({t for s in seeds for t in s.example.tags})
     focuses = [sampler.sample(i).focus for i in range(len(tags))]
-    assert sorted(focuses) == tags  # every tag, edge cases included, gets its turn
+    assert Counter(focuses) == Counter(tags)  # every tag, edge cases included, gets its turn
     shown: Counter[str] = Counter()
     for i in range(200):
         fs = sampler.sample(i)
@@ -171,20 +196,28 @@ def test_sampling_aimed_at_a_tag(seeds) -> None:
 
 def test_identical_prompts_get_distinct_request_hashes_and_a_rerun_the_same_ones(seeds) -> None:
     settings = GenerateSection(few_shot=0, count=9, per_request=3, tag="billing")  # every prompt is the same
-    planner = RequestPlanner(settings=settings, template=PromptTemplate.load(DEFAULT_TEMPLATE), seeds=seeds, context=[], rejection_reasons=[])
+    planner = RequestPlanner(
+        settings=settings, template=PromptTemplate.load(DEFAULT_TEMPLATE), seeds=seeds, context=[], rejection_reasons=[]
+    )
     rows = list(planner.journal_rows(run_id="r", skip=set()))
     assert len({json.dumps(r["request"]["messages"]) for r in rows}) == 1
     assert len({r["request_hash"] for r in rows}) == 3
     again = list(planner.journal_rows(run_id="r", skip={0}))
     assert [r["request_hash"] for r in again] == [r["request_hash"] for r in rows[1:]]
-    other_model = RequestPlanner(settings=settings.model_copy(update={"model": "gpt-4o"}), template=planner.template,
-                                 seeds=seeds, context=[], rejection_reasons=[])
+    other_model = RequestPlanner(
+        settings=settings.model_copy(update={"model": "gpt-4o"}), template=planner.template, seeds=seeds, context=[], rejection_reasons=[]
+    )
     assert not {r["request_hash"] for r in rows} & {r["request_hash"] for r in other_model.journal_rows(run_id="r", skip=set())}
 
 
 def test_the_last_request_asks_only_for_what_is_missing(seeds) -> None:
-    planner = RequestPlanner(settings=GenerateSection(count=7, per_request=5), template=PromptTemplate.load(DEFAULT_TEMPLATE),
-                             seeds=seeds, context=[], rejection_reasons=[])
+    planner = RequestPlanner(
+        settings=GenerateSection(count=7, per_request=5),
+        template=PromptTemplate.load(DEFAULT_TEMPLATE),
+        seeds=seeds,
+        context=[],
+        rejection_reasons=[],
+    )
     assert planner.total == 2
     assert [planner.asked(i) for i in range(2)] == [5, 2]
 
@@ -193,15 +226,25 @@ def test_the_last_request_asks_only_for_what_is_missing(seeds) -> None:
 
 
 def test_a_small_run_is_estimated_over_every_prompt(seeds) -> None:
-    planner = RequestPlanner(settings=GenerateSection(count=50, per_request=5), template=PromptTemplate.load(DEFAULT_TEMPLATE),
-                             seeds=seeds, context=[], rejection_reasons=[])
+    planner = RequestPlanner(
+        settings=GenerateSection(count=50, per_request=5),
+        template=PromptTemplate.load(DEFAULT_TEMPLATE),
+        seeds=seeds,
+        context=[],
+        rejection_reasons=[],
+    )
     every = sum(estimate_tokens("".join(m["content"] for m in planner.build(i).messages)) for i in range(planner.total))
     assert planner.estimated_input_tokens() == every
 
 
 def test_a_large_run_is_estimated_from_a_sample_close_to_the_whole(seeds, monkeypatch: pytest.MonkeyPatch) -> None:
-    planner = RequestPlanner(settings=GenerateSection(count=5000, per_request=5), template=PromptTemplate.load(DEFAULT_TEMPLATE),
-                             seeds=seeds, context=[], rejection_reasons=[])
+    planner = RequestPlanner(
+        settings=GenerateSection(count=5000, per_request=5),
+        template=PromptTemplate.load(DEFAULT_TEMPLATE),
+        seeds=seeds,
+        context=[],
+        rejection_reasons=[],
+    )
     every = sum(estimate_tokens("".join(m["content"] for m in planner.build(i).messages)) for i in range(planner.total))
     rendered = Counter[str]()
     build = planner.build
@@ -250,14 +293,19 @@ def test_a_context_file_that_is_a_named_pipe_does_not_hang_the_dry_run(project_d
 
 
 def _openai(content: str | None, finish: str = "stop", refusal: str | None = None) -> str:
-    return json.dumps({"object": "chat.completion", "choices": [{"index": 0, "finish_reason": finish,
-                       "message": {"role": "assistant", "content": content, "refusal": refusal}}],
-                       "usage": {"prompt_tokens": 11, "completion_tokens": 7}})
+    return json.dumps(
+        {
+            "object": "chat.completion",
+            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7},
+        }
+    )
 
 
 def _anthropic(content: list, stop: str = "tool_use") -> str:
-    return json.dumps({"type": "message", "role": "assistant", "content": content, "stop_reason": stop,
-                       "usage": {"input_tokens": 5, "output_tokens": 3}})
+    return json.dumps(
+        {"type": "message", "role": "assistant", "content": content, "stop_reason": stop, "usage": {"input_tokens": 5, "output_tokens": 3}}
+    )
 
 
 def test_parse_openai_structured_answer() -> None:
@@ -275,7 +323,10 @@ def test_parse_plain_json_in_a_fence_and_caps_at_asked() -> None:
 
 
 def test_parse_anthropic_tool_answer() -> None:
-    answer = parse_answer(_anthropic([{"type": "tool_use", "name": "submit_examples", "input": {"examples": [{"messages": CONVERSATION, "tags": []}]}}]), asked=1)
+    answer = parse_answer(
+        _anthropic([{"type": "tool_use", "name": "submit_examples", "input": {"examples": [{"messages": CONVERSATION, "tags": []}]}}]),
+        asked=1,
+    )
     assert answer.status == "ok" and answer.input_tokens == 5
 
 
@@ -283,7 +334,11 @@ def test_parse_anthropic_tool_answer() -> None:
     ("body", "status", "error"),
     [
         (_openai('{"examples": [{"messages": '), "invalid", "invalid JSON"),
-        (_openai(json.dumps({"examples": [{"messages": [{"role": "user"}], "tags": []}]})), "invalid", "messages.0.content: Field required"),
+        (
+            _openai(json.dumps({"examples": [{"messages": [{"role": "user"}], "tags": []}]})),
+            "invalid",
+            "messages.0.content: Field required",
+        ),
         (_openai(json.dumps({"conversations": []})), "invalid", "schema mismatch"),
         (_openai('{"examples": [', finish="length"), "truncated", "max_tokens"),
         (_openai(None, refusal="I can't help with that."), "refused", "can't help"),
@@ -310,8 +365,10 @@ def test_partly_valid_answer_keeps_the_good_examples_and_says_why_others_were_dr
 def test_well_formed_but_untrainable_conversations_are_kept_for_the_checks_to_filter() -> None:
     """An empty answer or a missing assistant turn is a structural defect: stored as filtered with its
     reason (visible in stats), not dropped on the call."""
-    items = [{"messages": [{"role": "user", "content": "hi"}], "tags": ["Billing", "not a tag!"]},
-             {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], "tags": []}]
+    items = [
+        {"messages": [{"role": "user", "content": "hi"}], "tags": ["Billing", "not a tag!"]},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}], "tags": []},
+    ]
     answer = parse_answer(_openai(json.dumps({"examples": items})), asked=5)
     assert answer.status == "ok" and answer.error is None
     assert [len(c.messages) for c in answer.examples] == [1, 2]
@@ -339,7 +396,9 @@ def test_answer_schema_is_strict_mode_compatible() -> None:
 
 
 def test_prices_match_dated_model_names_and_config_overrides() -> None:
-    table = PriceTable({"my-local": PriceSection(input_per_mtok=1, output_per_mtok=2), "gpt-4o-mini": PriceSection(input_per_mtok=0, output_per_mtok=0)})
+    table = PriceTable(
+        {"my-local": PriceSection(input_per_mtok=1, output_per_mtok=2), "gpt-4o-mini": PriceSection(input_per_mtok=0, output_per_mtok=0)}
+    )
     assert table.price("claude-sonnet-4-5-20250929") == (3.0, 15.0)
     assert table.price("gpt-4o-2024-11-20") == (2.5, 10.0)
     assert table.price("gpt-4o-mini-2024-07-18") == (0, 0)  # overridden, and the longest prefix wins
@@ -362,7 +421,7 @@ def test_retry_delay_honours_retry_after_with_a_cap_and_backs_off_exponentially(
 def test_retry_after_header_forms() -> None:
     assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
     assert retry_after_seconds({"retry-after": "7"}) == 7.0
-    assert 0 <= retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
     assert retry_after_seconds({"retry-after": "soon"}) is None
     assert retry_after_seconds({}) is None
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
@@ -32,7 +35,7 @@ LEASE = 60
 _keys = itertools.count()
 
 
-def queue(engine: Engine, count: int, **fields) -> list[int]:  # type: ignore[no-untyped-def]
+def queue(engine: Engine, count: int, **fields: Any) -> list[int]:
     with write_session(engine) as session:
         return add_candidates(
             session,
@@ -47,7 +50,7 @@ def queue(engine: Engine, count: int, **fields) -> list[int]:  # type: ignore[no
         )
 
 
-def claim(engine: Engine, reviewer: str, filters: QueueFilter | None = None, **kwargs) -> int | None:  # type: ignore[no-untyped-def]
+def claim(engine: Engine, reviewer: str, filters: QueueFilter | None = None, **kwargs: Any) -> int | None:
     with write_session(engine) as session:
         view = claim_next_candidate(session, reviewer=reviewer, lease_seconds=LEASE, filters=filters, **kwargs)
         return view.id if view else None
@@ -83,9 +86,11 @@ def test_renewing_extends_the_lease_and_fails_once_it_is_lost(engine: Engine) ->
     (cid,) = queue(engine, 1)
     claim(engine, "ann")
     before = row(engine, cid).lease_expires_at
+    assert before is not None
     with write_session(engine) as session:
         assert renew_lease(session, candidate_id=cid, reviewer="ann", lease_seconds=LEASE * 10)
-    assert row(engine, cid).lease_expires_at > before
+    after = row(engine, cid).lease_expires_at
+    assert after is not None and after > before
     with write_session(engine) as session:
         assert not renew_lease(session, candidate_id=cid, reviewer="bob", lease_seconds=LEASE)
         record_decision(session, candidate_id=cid, reviewer="ann", action="accept")
@@ -113,6 +118,7 @@ def test_skip_moves_the_candidate_behind_every_pending_one(engine: Engine) -> No
     order = []
     for _ in range(3):
         cid = claim(engine, "ann")
+        assert cid is not None
         order.append(cid)
         with write_session(engine) as session:
             record_decision(session, candidate_id=cid, reviewer="ann", action="accept")
@@ -131,9 +137,8 @@ def test_only_the_lease_holder_can_skip(engine: Engine) -> None:
 def test_a_decision_on_a_candidate_leased_to_someone_else_is_refused_until_the_lease_expires(engine: Engine) -> None:
     (cid,) = queue(engine, 1)
     claim(engine, "ann")
-    with write_session(engine) as session:
-        with pytest.raises(QueueError, match="being reviewed by ann"):
-            record_decision(session, candidate_id=cid, reviewer="bob", action="accept")
+    with write_session(engine) as session, pytest.raises(QueueError, match="being reviewed by ann"):
+        record_decision(session, candidate_id=cid, reviewer="bob", action="accept")
     with write_session(engine) as session:
         session.execute(text("UPDATE candidate SET lease_expires_at = :past"), {"past": utcnow() - timedelta(seconds=1)})
     with write_session(engine) as session:
@@ -152,6 +157,7 @@ def test_undo_walks_back_newest_first_as_many_times_as_asked(engine: Engine) -> 
         first = undo_last_decision(session, reviewer="ann", lease_seconds=LEASE)
         second = undo_last_decision(session, reviewer="ann", lease_seconds=LEASE)
         assert undo_last_decision(session, reviewer="ann", lease_seconds=LEASE) is None
+    assert first is not None and second is not None
     assert (first.candidate_id, second.candidate_id) == (ids[1], ids[0])
     assert [row(engine, i).status for i in ids] == ["pending", "pending", "accepted"]
     # Undone candidates come back to the reviewer who undid them.
@@ -159,7 +165,7 @@ def test_undo_walks_back_newest_first_as_many_times_as_asked(engine: Engine) -> 
     with write_session(engine) as session:
         record_decision(session, candidate_id=ids[0], reviewer="ann", action="edit", edited=edited)
         again = undo_last_decision(session, reviewer="ann", lease_seconds=LEASE)
-    assert again.candidate_id == ids[0]
+    assert again is not None and again.candidate_id == ids[0]
     with read_session(engine) as session:
         assert list(verify_chain(session)) == []
 
@@ -184,7 +190,7 @@ def test_flagged_and_run_filters(engine: Engine) -> None:
     assert claim(engine, "bob") == plain[0]
 
 
-def test_concurrent_claimers_on_separate_connections_never_share_a_candidate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_claimers_on_separate_connections_never_share_a_candidate(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'q.db'}"
     ids = queue(open_store(url), 40)
     claimed: dict[str, list[int]] = {}
@@ -212,10 +218,10 @@ def test_concurrent_claimers_on_separate_connections_never_share_a_candidate(tmp
     assert sorted(everything) == sorted(ids)
 
 
-def _statements(engine: Engine, work) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
-    seen: list[tuple[str, object]] = []
+def _statements(engine: Engine, work: Callable[[], None]) -> list[tuple[str, Sequence[Any]]]:
+    seen: list[tuple[str, Sequence[Any]]] = []  # SQLite's qmark style: the parameters are a tuple
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
         if "candidate" in statement and not statement.startswith(("INSERT", "EXPLAIN")):
             seen.append((statement, parameters))
 
@@ -234,6 +240,7 @@ def test_claim_skip_and_renew_never_scan_the_candidate_table(engine: Engine) -> 
     def work() -> None:
         with write_session(engine) as session:
             view = claim_next_candidate(session, reviewer="ann", lease_seconds=LEASE)
+            assert view is not None
             claim_next_candidate(session, reviewer="ann", lease_seconds=LEASE)
             renew_lease(session, candidate_id=view.id, reviewer="ann", lease_seconds=LEASE)
             skip_candidate(session, candidate_id=view.id, reviewer="ann")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -36,10 +37,8 @@ def seeds_check(
     cli = state(ctx)
     if files:
         project = None
-        try:
+        with suppress(UserError):  # checking loose files outside a project is fine
             project = cli.project
-        except UserError:
-            pass  # checking loose files outside a project is fine
         config = project.config.seeds if project else SeedsSection()
         paths = files
         root = project.root if project else Path.cwd()
@@ -73,9 +72,7 @@ def seeds_check(
         console.print(table)
         stats = length_stats(seed_set.seeds)
         assert stats is not None
-        console.print(
-            f"Answer length (chars): min {stats.minimum}, median {stats.median:.0f}, p90 {stats.p90:.0f}, max {stats.maximum}"
-        )
+        console.print(f"Answer length (chars): min {stats.minimum}, median {stats.median:.0f}, p90 {stats.p90:.0f}, max {stats.maximum}")
     for problem in errors + warnings:
         console.print(f"{problem.severity}: {problem.render(root)}")
     console.print(f"{len(errors)} error(s), {len(warnings)} warning(s).")

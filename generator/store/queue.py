@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import String, cast, func, or_, update
+from sqlalchemy import ColumnElement, String, cast, func, or_, update
 from sqlmodel import Session, col, select
 
 from generator.errors import SynthgateError
@@ -90,8 +91,8 @@ def _require_reviewer(reviewer: str) -> str:
     return name
 
 
-def _filter_clauses(filters: QueueFilter | None) -> list:
-    clauses = []
+def _filter_clauses(filters: QueueFilter | None) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
     if filters is None:
         return clauses
     if filters.tag:
@@ -100,7 +101,7 @@ def _filter_clauses(filters: QueueFilter | None) -> list:
         literal = filters.tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append(cast(Candidate.tags, String).like(f'%"{literal}"%', escape="\\"))
     if filters.run_id:
-        clauses.append(Candidate.run_id == filters.run_id)
+        clauses.append(col(Candidate.run_id) == filters.run_id)
     if filters.flagged_only:
         clauses.append(cast(Candidate.flags, String) != "[]")
     return clauses
@@ -125,27 +126,27 @@ def claim_next_candidate(
     matching = _filter_clauses(filters)
     held = session.exec(
         select(Candidate.id)
-        .where(Candidate.status == "pending", Candidate.lease_owner == reviewer, Candidate.lease_expires_at > now, *matching)
-        .order_by(Candidate.review_order, Candidate.id)
+        .where(col(Candidate.status) == "pending", col(Candidate.lease_owner) == reviewer, col(Candidate.lease_expires_at) > now, *matching)
+        .order_by(col(Candidate.review_order), col(Candidate.id))
         .limit(1)
     ).first()
     if held is not None:
-        session.execute(update(Candidate).where(Candidate.id == held).values(lease_expires_at=expires))
+        session.execute(update(Candidate).where(col(Candidate.id) == held).values(lease_expires_at=expires))
         session.commit()
         return get_candidate(session, candidate_id=held)
-    free = or_(col(Candidate.lease_expires_at).is_(None), Candidate.lease_expires_at <= now)
+    free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now)
     next_id = (
         select(Candidate.id)
-        .where(Candidate.status == "pending", free, *matching)
-        .order_by(Candidate.review_order, Candidate.id)
+        .where(col(Candidate.status) == "pending", free, *matching)
+        .order_by(col(Candidate.review_order), col(Candidate.id))
         .limit(1)
         .scalar_subquery()
     )
     claimed = session.execute(
         update(Candidate)
-        .where(Candidate.id == next_id, Candidate.status == "pending", free)
+        .where(col(Candidate.id) == next_id, col(Candidate.status) == "pending", free)
         .values(lease_owner=reviewer, lease_expires_at=expires)
-        .returning(Candidate.id)
+        .returning(col(Candidate.id))
     ).first()
     session.commit()
     if claimed is None:
@@ -153,15 +154,13 @@ def claim_next_candidate(
     return get_candidate(session, candidate_id=claimed[0])
 
 
-def renew_lease(
-    session: Session, *, candidate_id: int, reviewer: str, lease_seconds: int, now: datetime | None = None
-) -> bool:
+def renew_lease(session: Session, *, candidate_id: int, reviewer: str, lease_seconds: int, now: datetime | None = None) -> bool:
     """Extend the reviewer's lease on a candidate still on their screen; False if they no longer hold it."""
     reviewer = _require_reviewer(reviewer)
     now = now or utcnow()
-    renewed = session.execute(
+    renewed = session.exec(  # an UPDATE through exec(): typed as the cursor result it is, with its rowcount
         update(Candidate)
-        .where(Candidate.id == candidate_id, Candidate.status == "pending", Candidate.lease_owner == reviewer)
+        .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", col(Candidate.lease_owner) == reviewer)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
     )
     session.commit()
@@ -170,9 +169,9 @@ def renew_lease(
 
 def release_leases(session: Session, *, reviewer: str) -> int:
     """Give back every candidate the reviewer holds (on quit, or when their filters change); returns how many."""
-    released = session.execute(
+    released = session.exec(
         update(Candidate)
-        .where(Candidate.lease_owner == reviewer, Candidate.status == "pending")
+        .where(col(Candidate.lease_owner) == reviewer, col(Candidate.status) == "pending")
         .values(lease_owner=None, lease_expires_at=None)
     )
     session.commit()
@@ -183,10 +182,10 @@ def skip_candidate(session: Session, *, candidate_id: int, reviewer: str) -> Non
     """Send a candidate to the back of the queue and release it: it comes back later."""
     # Behind every pending candidate; decided ones do not matter. Restricting to pending lets the
     # queue index answer in one seek instead of reading a million rows.
-    back = (session.exec(select(func.max(Candidate.review_order)).where(Candidate.status == "pending")).one() or 0) + 1
+    back = (session.exec(select(func.max(col(Candidate.review_order))).where(col(Candidate.status) == "pending")).one() or 0) + 1
     session.execute(
         update(Candidate)
-        .where(Candidate.id == candidate_id, Candidate.status == "pending", Candidate.lease_owner == reviewer)
+        .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", col(Candidate.lease_owner) == reviewer)
         .values(lease_owner=None, lease_expires_at=None, review_order=back)
     )
     session.commit()
@@ -227,11 +226,11 @@ def record_decision(
     # Someone else's live lease means the candidate is on their screen: deciding it here would
     # race them. An expired lease is fair game (the candidate went back to the pool).
     not_held_by_another = or_(
-        col(Candidate.lease_owner).is_(None), Candidate.lease_owner == reviewer, Candidate.lease_expires_at <= now
+        col(Candidate.lease_owner).is_(None), col(Candidate.lease_owner) == reviewer, col(Candidate.lease_expires_at) <= now
     )
-    changed = session.execute(
+    changed = session.exec(
         update(Candidate)
-        .where(Candidate.id == candidate_id, Candidate.status == "pending", not_held_by_another)
+        .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", not_held_by_another)
         .values(status=_EFFECT[action], lease_owner=None, lease_expires_at=None)
     )
     if changed.rowcount != 1:
@@ -264,17 +263,18 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
     reviewer = _require_reviewer(reviewer)
     # live() is a NOT EXISTS: it walks the reviewer's decisions newest first and stops at the first
     # live one, probing the undoes_id index; NOT IN would collect every undo in the database first.
+    decisions = Decision.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
     target = session.exec(
         select(Decision)
-        .where(Decision.reviewer == reviewer, Decision.action != "undo", live(Decision.__table__))
+        .where(col(Decision.reviewer) == reviewer, col(Decision.action) != "undo", live(decisions))
         .order_by(col(Decision.id).desc())
         .limit(1)
     ).first()
     if target is None:
         return None
-    changed = session.execute(
+    changed = session.exec(
         update(Candidate)
-        .where(Candidate.id == target.candidate_id, Candidate.status == _EFFECT[target.action])
+        .where(col(Candidate.id) == target.candidate_id, col(Candidate.status) == _EFFECT[target.action])
         .values(status="pending", lease_owner=reviewer, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
     )
     if changed.rowcount != 1:
@@ -296,14 +296,14 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
     return view
 
 
-def _append_decision(session: Session, **fields) -> DecisionView:  # type: ignore[no-untyped-def]
+def _append_decision(session: Session, **fields: Any) -> DecisionView:
     # Advancing the chain head first takes the write lock (a row lock on Postgres), so no two
     # decisions can ever claim the same predecessor: the chain stays a line, never a fork.
     head = session.execute(
         update(DecisionChain)
-        .where(DecisionChain.id == 1)
-        .values(seq=DecisionChain.seq + 1)
-        .returning(DecisionChain.seq, DecisionChain.head_hash)
+        .where(col(DecisionChain.id) == 1)
+        .values(seq=col(DecisionChain.seq) + 1)
+        .returning(col(DecisionChain.seq), col(DecisionChain.head_hash))
     ).one()
     seq, prev_hash = head
     # Under the lock taken above, so two machines deciding at once cannot both create a key.
@@ -325,7 +325,7 @@ def _append_decision(session: Session, **fields) -> DecisionView:  # type: ignor
     row.hash = hash_of_row(row)
     row.proof = key.proof(row.hash)  # what raw SQL cannot forge: the key is not in the store
     session.add(row)
-    session.execute(update(DecisionChain).where(DecisionChain.id == 1).values(head_hash=row.hash))
+    session.execute(update(DecisionChain).where(col(DecisionChain.id) == 1).values(head_hash=row.hash))
     session.flush()
     return _decision_view(row)
 
@@ -378,9 +378,7 @@ def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
 
 def queue_counts(session: Session, *, filters: QueueFilter | None = None) -> dict[str, int]:
     """Candidates per status (every status present, zero when empty)."""
-    rows = session.exec(
-        select(Candidate.status, func.count()).where(*_filter_clauses(filters)).group_by(Candidate.status)
-    ).all()
+    rows = session.exec(select(Candidate.status, func.count()).where(*_filter_clauses(filters)).group_by(Candidate.status)).all()
     counts = dict.fromkeys(CANDIDATE_STATUSES, 0)
     counts.update({status: n for status, n in rows})
     return counts
