@@ -154,7 +154,9 @@ def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency
         started = time.perf_counter()
         out, err, code, peak_mb = run_child(args)
         process_wall = time.perf_counter() - started
-        if code != 0:
+        # Exit 1 with a summary: a few requests failed every retry (at 20% 429s and 5 retries, one
+        # in ~16,000 does) — the run is not lost, the same command retries them; counted below.
+        if code != 0 and not (code == 1 and out.startswith("{")):
             raise SystemExit(f"{label}: generate exited {code}:\n{err}")
         summary = json.loads(out)
         with urllib.request.urlopen(f"{url}/_stats") as response:
@@ -184,7 +186,9 @@ def main() -> None:
         )
 
         # Interleaved repeats, medians reported: a shared 2-core machine moves single runs by ±0.1.
-        baselines, plains = [], []
+        # --repeat 0 skips scenarios 1 and 2.
+        baselines: list[float] = []
+        plains: list[dict[str, Any]] = []
         for _ in range(args.repeat):
             server, url = start_server("--latency", str(args.latency))
             try:
@@ -195,38 +199,39 @@ def main() -> None:
             plains.append(
                 scenario("plain", root, requests=args.requests, concurrency=args.concurrency, latency=args.latency, server_flags=[])
             )
-        baseline = statistics.median(baselines)
-        walls = [run["summary"]["seconds"] for run in plains]
-        wall = statistics.median(walls)
-        plain = plains[walls.index(wall)] if wall in walls else plains[0]
-        print(f"\n1. no faults (median of {args.repeat} interleaved runs; runs: {', '.join(f'{w:.2f}' for w in walls)} s)")
-        print(f"   wall time (run)      {wall:7.2f} s   (whole process incl. start-up and SDK import: {plain['process_wall']:.2f} s)")
-        print(f"   ideal                {ideal:7.2f} s   (requests x latency / concurrency)")
-        print(f"   ratio                {wall / ideal:7.2f}     (target <= 1.25)")
-        print(
-            f"   baseline             {baseline:7.2f} s   bare SDK calls, same server and concurrency: ratio to ideal {baseline / ideal:.2f}, synthgate / baseline {wall / baseline:.2f}"
-        )
-        print(
-            f"   requests sent        {plain['summary']['requests_sent']:7d}     candidates {plain['summary']['candidates']}, lost {max(run['lost'] for run in plains)}"
-        )
+        if args.repeat:
+            baseline = statistics.median(baselines)
+            walls = [run["summary"]["seconds"] for run in plains]
+            wall = statistics.median(walls)
+            plain = plains[walls.index(wall)] if wall in walls else plains[0]
+            print(f"\n1. no faults (median of {args.repeat} interleaved runs; runs: {', '.join(f'{w:.2f}' for w in walls)} s)")
+            print(f"   wall time (run)      {wall:7.2f} s   (whole process incl. start-up and SDK import: {plain['process_wall']:.2f} s)")
+            print(f"   ideal                {ideal:7.2f} s   (requests x latency / concurrency)")
+            print(f"   ratio                {wall / ideal:7.2f}     (target <= 1.25)")
+            print(
+                f"   baseline             {baseline:7.2f} s   bare SDK calls, same server and concurrency: ratio to ideal {baseline / ideal:.2f}, synthgate / baseline {wall / baseline:.2f}"
+            )
+            print(
+                f"   requests sent        {plain['summary']['requests_sent']:7d}     candidates {plain['summary']['candidates']}, lost {max(run['lost'] for run in plains)}"
+            )
 
-        storm = scenario(
-            "429s",
-            root,
-            requests=args.requests,
-            concurrency=args.concurrency,
-            latency=args.latency,
-            server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "1"],
-        )
-        summary = storm["summary"]
-        print("\n2. 20% of answers 429 with Retry-After: 1 s")
-        print(f"   wall time (run)      {summary['seconds']:7.2f} s   ratio to ideal {summary['seconds'] / ideal:.2f}")
-        print(
-            f"   status               {summary['status']:>7}     429s served {storm['served']['behaviours'].get('429', 0)}, retries {summary['retries']}"
-        )
-        print(
-            f"   requests lost        {storm['lost']:7d}     (answered {args.requests - summary['failed_calls']} of {args.requests}, candidates {summary['candidates']})"
-        )
+            storm = scenario(
+                "429s",
+                root,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                latency=args.latency,
+                server_flags=["--rate-limit", "0.2", "--retry-after", "1", "--seed", "1"],
+            )
+            summary = storm["summary"]
+            print("\n2. 20% of answers 429 with Retry-After: 1 s")
+            print(f"   wall time (run)      {summary['seconds']:7.2f} s   ratio to ideal {summary['seconds'] / ideal:.2f}")
+            print(
+                f"   status               {summary['status']:>7}     429s served {storm['served']['behaviours'].get('429', 0)}, retries {summary['retries']}"
+            )
+            print(
+                f"   requests lost        {storm['lost']:7d}     (answered {args.requests - summary['failed_calls']} of {args.requests}, candidates {summary['candidates']})"
+            )
 
         if args.big:
             big = scenario("memory", root, requests=args.big, concurrency=args.concurrency, latency=0.05, server_flags=[])
@@ -254,6 +259,7 @@ def main() -> None:
             print(f"   peak memory          {large['peak_mb']:7.1f} MB  (target < 400 MB; generate and its writer together)")
             print(
                 f"   answers lost         {large['lost']:7d}     (status {summary['status']}, retries {summary['retries']}, "
+                f"failed every retry {summary['failures']['failed']}, "
                 f"candidates {summary['candidates']})"
             )
 
