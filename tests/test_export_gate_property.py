@@ -58,7 +58,9 @@ def fresh_engine(blank_store: Path, folder: Path) -> Engine:
 
 @settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=steps)
-def test_export_holds_exactly_the_live_acceptances_in_final_content(blank_store: Path, tmp_path: Path, steps: list[tuple[str, int, str]]) -> None:
+def test_export_holds_exactly_the_live_acceptances_in_final_content(
+    blank_store: Path, tmp_path: Path, steps: list[tuple[str, int, str]]
+) -> None:
     engine = fresh_engine(blank_store, tmp_path)
     try:
         ids = add(engine, *(chat(i) for i in range(CANDIDATES)))

@@ -56,9 +56,15 @@ def read_manifest_header(path: Path) -> dict[str, Any]:
                     header[key] = builder.value
                     builder = None
     except FileNotFoundError:
-        raise UserError("no manifest beside this export", file=path, fix="verify a file written by `synthgate export` (its manifest is FILE.manifest.json)") from None
+        raise UserError(
+            "no manifest beside this export",
+            file=path,
+            fix="verify a file written by `synthgate export` (its manifest is FILE.manifest.json)",
+        ) from None
     except ijson.JSONError as exc:
-        raise UserError(f"the manifest is not valid JSON: {exc}", file=path, fix="restore the manifest written by `synthgate export`") from None
+        raise UserError(
+            f"the manifest is not valid JSON: {exc}", file=path, fix="restore the manifest written by `synthgate export`"
+        ) from None
     if header.get("synthgate_manifest") != MANIFEST_VERSION or not isinstance(header.get("files"), list):
         raise UserError(
             "not a synthgate export manifest (no 'synthgate_manifest' version or 'files' list)",
@@ -92,4 +98,8 @@ def iter_manifest_entries(path: Path) -> Iterator[dict[str, Any]]:
         try:
             yield from ijson.items(handle, "lines.item", use_float=True)
         except ijson.JSONError as exc:
-            raise UserError(f"the manifest's line entries are not valid JSON: {exc}", file=path, fix="restore the manifest written by `synthgate export`") from None
+            raise UserError(
+                f"the manifest's line entries are not valid JSON: {exc}",
+                file=path,
+                fix="restore the manifest written by `synthgate export`",
+            ) from None
