@@ -21,8 +21,8 @@ from generator.examples import messages_hash
 from generator.store.audit import HASHED_FIELDS, decision_hash, latest_live_decision_id
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
 
-_candidate = Candidate.__table__
-_decision = Decision.__table__
+_candidate = Candidate.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
+_decision = Decision.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
 
 # Rows fetched per round trip: large enough to amortise the driver, small enough to stream.
 STREAM_BATCH = 2000
@@ -185,4 +185,4 @@ def count_accepted_statuses(session: Session, *, id_range: tuple[int, int] | Non
     statement = select(func.count()).select_from(_candidate).where(_candidate.c.status == "accepted")
     if id_range is not None:
         statement = statement.where(_candidate.c.id.between(*id_range))
-    return session.execute(statement).scalar_one()
+    return int(session.execute(statement).scalar_one())
