@@ -102,27 +102,36 @@ def _exact_duplicates(seeds: list[Seed]) -> tuple[list[LineProblem], list[Seed]]
 
 
 def _near_duplicates(unique: list[Seed], threshold: float) -> list[LineProblem]:
+    """Warnings for seeds similar to an earlier one.
+
+    A family of n variants of one seed would make every variant compare with all the variants before
+    it (quadratic: 50,000 such lines took 100 s). So seeds like no earlier one ("originals") and the
+    near-duplicates found ("variants") go to two indexes, and the variants' index is asked only when
+    no original matches: a variant costs one comparison with its original, and a seed close to a
+    variant but not to the original is still reported.
+    """
     if len(unique) < 2:
         return []
     problems = []
-    index = NearDuplicateIndex(threshold=threshold)
+    originals = NearDuplicateIndex(threshold=threshold)
+    variants = NearDuplicateIndex(threshold=threshold)
     # Measured like the candidate checks: on the turns, not the shared system prompt.
-    signatures = index.signatures(similarity_text(s.example.messages) for s in unique)
+    signatures = originals.signatures(similarity_text(s.example.messages) for s in unique)
     for position, (seed, signature) in enumerate(zip(unique, signatures, strict=True)):
-        matches = index.query(signature)
-        if matches:
-            key, score = matches[0]
-            other = unique[int(key)]
-            problems.append(
-                LineProblem(
-                    seed.file, seed.line, f"near-duplicate of {_where(other)} (similarity {score:.2f}); keep the better one", "warning"
-                )
+        matches = originals.query(signature) or variants.query(signature)
+        if not matches:
+            originals.add(str(position), signature)
+            continue
+        key, score = matches[0]
+        problems.append(
+            LineProblem(
+                seed.file,
+                seed.line,
+                f"near-duplicate of {_where(unique[int(key)])} (similarity {score:.2f}); keep the better one",
+                "warning",
             )
-        else:
-            # As in the candidate checks, a near-duplicate is not indexed itself: a family of n similar
-            # seeds is one entry, not n that every later member is compared with (quadratic). The
-            # price: a seed similar to a near-duplicate but not to its original goes unreported.
-            index.add(str(position), signature)
+        )
+        variants.add(str(position), signature)
     return problems
 
 

@@ -60,8 +60,7 @@ def test_each_broken_line_is_reported_with_its_number(tmp_path: Path) -> None:
 
 
 def test_duplicate_explicit_ids_are_errors(tmp_path: Path) -> None:
-    messages: list[dict[str, str]] = GOOD["messages"]  # type: ignore[assignment]
-    other = {**GOOD, "id": "b-1", "messages": [*messages[:2], {"role": "assistant", "content": "Different."}]}
+    other = {**GOOD, "id": "b-1", "messages": GOOD["messages"][:2] + [{"role": "assistant", "content": "Different."}]}
     seed_set = load_seeds([write_lines(tmp_path / "s.jsonl", [json.dumps({**GOOD, "id": "b-1"}), json.dumps(other)])])
     assert [(p.line, "already used" in p.message) for p in seed_set.errors] == [(2, True)]
 
@@ -116,7 +115,7 @@ def test_lint_finds_duplicates_drift_small_tags_and_trailing_space(tmp_path: Pat
     drift["messages"][0]["content"] = "You are a helpful assistant."
     drift["messages"][-1]["content"] = "## Answer\n**Yes.** " + drift["messages"][-1]["content"] + "  "
     drift["tags"] = ["rare-tag"]
-    path = write_lines(tmp_path / "s.jsonl", [json.dumps(s) for s in [*seeds, exact, near, drift]])
+    path = write_lines(tmp_path / "s.jsonl", [json.dumps(s) for s in seeds + [exact, near, drift]])
     problems = lint_seeds(load_seeds([path]), SeedsSection())
     found = {(p.line, p.severity, p.message.split(" (")[0].split(":")[0]) for p in problems}
     assert (21, "error", "exact duplicate of s.jsonl") in found
@@ -199,23 +198,23 @@ def test_a_family_of_near_duplicates_costs_linear_comparisons(tmp_path: Path, mo
     """Issue 11, point 9: n variants of one seed were each compared with every variant before them (n^2 / 2)."""
     import generator.similarity
 
-    words = [f"word{i}" for i in range(60)]
+    words = [f"word{i}" for i in range(100)]
     variants = []
     for i in range(400):
         answer = words.copy()
-        answer[i % 60] = f"changed{i}"  # one word differs: every pair is a near-duplicate
-        variants.append(
-            json.dumps({"messages": [{"role": "user", "content": "the same question"}, {"role": "assistant", "content": " ".join(answer)}]})
-        )
+        if i:
+            answer[i % 100] = f"changed{i}"  # one word from the first line (similarity ~0.94; to each other ~0.89)
+        conversation = [{"role": "user", "content": "the same question"}, {"role": "assistant", "content": " ".join(answer)}]
+        variants.append(json.dumps({"messages": conversation}))
     compared = Counter[str]()
     exact_jaccard = generator.similarity.jaccard_of_sorted
 
-    def counting(a, b):
+    def counting(a, b):  # type: ignore[no-untyped-def]
         compared["pairs"] += 1
         return exact_jaccard(a, b)
 
     monkeypatch.setattr(generator.similarity, "jaccard_of_sorted", counting)
     problems = lint_seeds(load_seeds([write_lines(tmp_path / "s.jsonl", variants)]), SeedsSection())
     near = [p for p in problems if "near-duplicate" in p.message]
-    assert len(near) >= 390  # still found (LSH may miss a few at 0.9 similarity)
-    assert compared["pairs"] <= 2 * len(variants)
+    assert len(near) == len(variants) - 1 and all("near-duplicate of s.jsonl:1 " in p.message for p in near)
+    assert compared["pairs"] <= 2 * len(variants)  # was 79,800: every pair
