@@ -2,7 +2,8 @@
 
 Targets: under 30 s and under 500 MB (the export streams; it never loads all rows). The store is
 built with bulk inserts; its decisions carry correct chain hashes computed with
-`audit.decision_hash` -- benchmark-only set-up, not a product code path (the product has no API
+`audit.decision_hash` and proofs made with the store's signing key (kept in WORK/home unless
+SYNTHGATE_HOME is set, so `--verify` finds it) -- benchmark-only set-up, not a product code path (the product has no API
 that writes an accepting decision without a reviewer in the review UI).
 
 The baseline, measured in the same run, is the floor the database sets: streaming the same
@@ -38,6 +39,7 @@ from generator.init_project import init_project  # noqa: E402
 from generator.store.audit import GENESIS, decision_hash  # noqa: E402
 from generator.store.db import open_store, read_session, write_session  # noqa: E402
 from generator.store.models import Candidate, Decision, DecisionChain, Run, utcnow  # noqa: E402
+from generator.store.signing import key_for_signing  # noqa: E402
 
 SYSTEM = "You are Ledgerly's support assistant. Answer accurately and concisely, using only documented features."
 TAGS = ["billing", "invoices", "bank-sync", "reports", "account"]
@@ -79,6 +81,8 @@ def build_store(url: str, rows: int, edit_every: int) -> None:
                 }
             ],
         )
+        # The key record_decision would sign with (created here, on the store's first decision).
+        key = key_for_signing(session)
     prev_hash = GENESIS
     for first in range(1, rows + 1, CHUNK):
         ids = range(first, min(first + CHUNK, rows + 1))
@@ -118,6 +122,7 @@ def build_store(url: str, rows: int, edit_every: int) -> None:
                 "prev_hash": prev_hash,
             }
             fields["hash"] = prev_hash = decision_hash(**fields)
+            fields["proof"] = key.proof(prev_hash)
             decisions.append(fields)
         with write_session(engine) as session:
             session.execute(insert(Candidate), candidates)
@@ -184,6 +189,9 @@ def main() -> None:
     options = parser.parse_args()
 
     work = options.dir or Path(tempfile.mkdtemp(prefix="synthgate-export-bench-"))
+    # The store's signing key goes beside the store, not into the user's config folder; the
+    # export and verify subprocesses inherit it.
+    os.environ.setdefault("SYNTHGATE_HOME", str(work / "home"))
     project = work / "project"
     if not project.exists():
         init_project(project)

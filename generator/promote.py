@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from generator.examples import Example, describe_validation_error
-from generator.export.selection import Refusal, iter_accepted
+from generator.export.selection import PROOFS_UNCHECKED, Refusal, iter_accepted, proof_check
 from generator.export.targets import seed_pattern_matching
 from generator.export.writer import AtomicFile
 from generator.project import Project
@@ -27,6 +27,7 @@ class PromoteReport:
     invalid: dict[str, str] = field(default_factory=dict)  # candidate -> why it cannot be a seed
     refused: list[Refusal] = field(default_factory=list)  # accepted by their decisions, refused by the gate
     outside_seed_paths: bool = False
+    notes: list[str] = field(default_factory=list)  # what the user must still know (e.g. proofs not checked here)
 
 
 def promote_accepted(session: Session, *, project: Project, target: Path, tags: Iterable[str] = ()) -> PromoteReport:
@@ -46,7 +47,10 @@ def promote_accepted(session: Session, *, project: Project, target: Path, tags: 
         if target.is_file():
             existing = target.read_bytes()
             output.handle.write(existing if not existing or existing.endswith(b"\n") else existing + b"\n")
-        for item in iter_accepted(session, tags=tags, on_refusal=report.refused.append):
+        proofs = proof_check(session)
+        if proofs.unchecked:
+            report.notes.append(PROOFS_UNCHECKED)
+        for item in iter_accepted(session, tags=tags, on_refusal=report.refused.append, proofs=proofs):
             seed_id = f"promoted-{item.content_hash[:12]}"
             try:
                 example = Example.model_validate({"messages": item.messages, "tags": item.tags, "id": seed_id})

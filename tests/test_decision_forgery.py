@@ -22,13 +22,15 @@ from sqlalchemy import Engine, text
 
 from generator.errors import UserError
 from generator.export.manifest import manifest_path
+from generator.export.selection import PROOFS_UNCHECKED
 from generator.store.audit import decision_hash
 from generator.store.db import MIGRATIONS_DIR, create_store_engine, read_session, write_session
 from generator.store.models import Run
 from generator.store.queue import record_decision
 from generator.store.signing import key_path, store_identity
 from tests.conftest import run_cli
-from tests.test_export import _sync_project_seeds, add, chat, decide, export
+from tests.test_export import _sync_project_seeds, add, chat, decide, entries, export
+from tests.test_promote import promote
 from tests.test_verify import problems, verify
 
 # --- what an attacker with the store (and not the key) can do -------------------------------------------
@@ -106,6 +108,14 @@ def the_key_file(engine: Engine) -> Path:
         return key_path(store_identity(session).store_id)
 
 
+def export_without_the_key(engine: Engine, out: Path, monkeypatch: pytest.MonkeyPatch, elsewhere: Path) -> None:
+    """Export on a machine that does not hold the store's key: the gate cannot check proofs there, verify must."""
+    with monkeypatch.context() as patch:
+        patch.setenv("SYNTHGATE_HOME", str(elsewhere))
+        report = export(engine, out)
+    assert report.notes == [PROOFS_UNCHECKED]
+
+
 def rewrite_manifest(out: Path, change: Callable[[dict[str, Any]], None]) -> None:
     manifest = json.loads(manifest_path(out).read_text())
     change(manifest)
@@ -165,13 +175,16 @@ def test_the_chain_head_and_the_store_identity_refuse_to_be_replaced_or_rewound(
 # --- forged decisions fail verify, naming the line ------------------------------------------------------
 
 
-def test_a_decision_inserted_with_raw_sql_fails_verify_naming_its_line(engine: Engine, tmp_path: Path, project_dir: Path) -> None:
+def test_a_decision_inserted_with_raw_sql_fails_verify_naming_its_line(
+    engine: Engine, tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     honest, rejected = add(engine, chat(0), chat(1))
     decide(engine, honest, "accept")
     decide(engine, rejected, "reject", reviewer="bob")
     forged = write_unsigned_decision(database_of(engine), candidate_id=rejected, reviewer="ann")  # undo bob's rejection, as ann
     out = tmp_path / "train.jsonl"
-    export(engine, out)  # the forged accept has a valid hash and a consistent chain: the export takes it
+    # Without the key the gate cannot tell the forged accept (valid hash, consistent chain) from an honest one.
+    export_without_the_key(engine, out, monkeypatch, tmp_path / "another-machine")
     message = f"decision {forged} carries no valid proof: it was not written by synthgate's review path"
     found = problems(verify(engine, out))
     assert ("train.jsonl", 2, message) in found
@@ -182,7 +195,9 @@ def test_a_decision_inserted_with_raw_sql_fails_verify_naming_its_line(engine: E
     assert f"FAIL train.jsonl:2: {message}" in result.stdout
 
 
-def test_a_replaced_decision_fails_verify_even_with_the_guards_dropped(engine: Engine, tmp_path: Path) -> None:
+def test_a_replaced_decision_fails_verify_even_with_the_guards_dropped(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """INSERT OR REPLACE after dropping the trigger: the hash recomputes, but the proof was made for the old hash."""
     kept, replaced = add(engine, chat(0), chat(1))
     decide(engine, kept, "accept")
@@ -226,6 +241,8 @@ def test_a_replaced_decision_fails_verify_even_with_the_guards_dropped(engine: E
     raw.close()
     out = tmp_path / "out.jsonl"
     export(engine, out)
+    assert [e["candidate_id"] for e in entries(out)] == [kept]  # the gate refuses it where the key is
+    export_without_the_key(engine, out, monkeypatch, tmp_path / "another-machine")
     assert ("out.jsonl", 2, "decision 2 carries no valid proof: it was not written by synthgate's review path") in problems(
         verify(engine, out)
     )
@@ -246,7 +263,9 @@ def test_decisions_signed_with_another_key_fail(engine: Engine, tmp_path: Path) 
     assert all("carries no valid proof" in problem for _, _, problem in found)
 
 
-def test_raising_the_signing_boundary_in_the_store_does_not_turn_forgeries_into_legacy(engine: Engine, tmp_path: Path) -> None:
+def test_raising_the_signing_boundary_in_the_store_does_not_turn_forgeries_into_legacy(
+    engine: Engine, tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     honest, target = add(engine, chat(0), chat(1))
     decide(engine, honest, "accept")
     forged = write_unsigned_decision(database_of(engine), candidate_id=target)
@@ -256,12 +275,66 @@ def test_raising_the_signing_boundary_in_the_store_does_not_turn_forgeries_into_
     raw.commit()
     raw.close()
     out = tmp_path / "out.jsonl"
-    export(engine, out)
+    export(engine, out)  # the gate takes where signing began from the key file, not from the store
+    assert [e["candidate_id"] for e in entries(out)] == [honest]
+    assert promote(engine, project_dir).added == 1
+    export_without_the_key(engine, out, monkeypatch, tmp_path / "another-machine")
     report = verify(engine, out)
     found = problems(report)
     assert ("out.jsonl", 2, f"decision {forged} carries no valid proof: it was not written by synthgate's review path") in found
     assert any("signed from decision 100 on, but its key was made when signing began at decision 1" in p for _, _, p in found)
     assert report.legacy_count == 0
+
+
+# --- the export gate and promote refuse forged decisions where the key is ----------------------------------
+
+
+FORGED_REASON = "left out by the gate: the decision carries no valid proof: it was not written by synthgate's review path"
+
+
+def test_a_decision_inserted_with_raw_sql_is_neither_exported_nor_promoted(engine: Engine, tmp_path: Path, project_dir: Path) -> None:
+    honest, rejected = add(engine, chat(0), chat(1))
+    decide(engine, honest, "accept")
+    decide(engine, rejected, "reject", reviewer="bob")
+    write_unsigned_decision(database_of(engine), candidate_id=rejected, reviewer="ann")
+    out = tmp_path / "train.jsonl"
+    report = export(engine, out)
+    assert [e["candidate_id"] for e in entries(out)] == [honest]
+    assert report.skipped.counts[FORGED_REASON] == 1 and report.skipped.listed[FORGED_REASON] == [f"candidate:{rejected}"]
+    assert report.notes == []  # the key is here: the proofs were checked
+    in_workers = export(engine, tmp_path / "workers.jsonl", workers=2)  # spawned workers read the key themselves
+    assert [e["candidate_id"] for e in entries(tmp_path / "workers.jsonl")] == [honest]
+    assert in_workers.skipped.counts[FORGED_REASON] == 1
+    assert verify(engine, out).ok is False  # the chain still holds the forgery: verify says so
+    promoted = promote(engine, project_dir)
+    assert promoted.added == 1 and [(r.candidate_id, r.reason) for r in promoted.refused] == [
+        (rejected, FORGED_REASON.removeprefix("left out by the gate: "))
+    ]
+    assert promoted.notes == []
+
+    result = run_cli("--db", str(engine.url), "export", "-o", str(tmp_path / "cli.jsonl"), cwd=project_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"skipped 1: {FORGED_REASON} (e.g. candidate:{rejected})" in " ".join(result.stderr.split())
+    assert "note:" not in result.stderr
+
+
+def test_without_the_key_export_and_promote_still_work_and_say_once_that_proofs_were_not_checked(
+    engine: Engine, tmp_path: Path, project_dir: Path
+) -> None:
+    first, second = add(engine, chat(0), chat(1))
+    decide(engine, first, "accept")
+    decide(engine, second, "accept")
+    elsewhere = {"SYNTHGATE_HOME": str(tmp_path / "another-machine")}
+    out = tmp_path / "out.jsonl"
+    result = run_cli("--db", str(engine.url), "export", "-o", str(out), cwd=project_dir, env=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert len(entries(out)) == 2
+    said = " ".join(result.stderr.split())
+    assert said.count("note: decision proofs were not checked here") == 1 and "run `synthgate verify`" in said
+    result = run_cli("--db", str(engine.url), "promote", cwd=project_dir, env=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert " ".join(result.stderr.split()).count("note: decision proofs were not checked here") == 1
+    assert verify(engine, out).ok  # where the key is
 
 
 # --- the key: outside the store, created once, needed to verify -------------------------------------------
@@ -435,8 +508,10 @@ def test_a_seed_exported_twice_fails(engine: Engine, tmp_path: Path, project_dir
 
 def test_an_export_checked_against_another_store_says_so(engine: Engine, exported_run: Path) -> None:
     manifest = json.loads(manifest_path(exported_run).read_text())
-    # As the exporter would write it: a summary key, before the line entries.
-    manifest_path(exported_run).write_text(json.dumps({"store_id": "00000000-0000-4000-8000-000000000000", **manifest}))
+    with read_session(engine) as session:
+        assert manifest["store_id"] == store_identity(session).store_id  # the exporter names its store
+    manifest["store_id"] = "00000000-0000-4000-8000-000000000000"
+    manifest_path(exported_run).write_text(json.dumps(manifest))
     found = problems(verify(engine, exported_run))
     assert (
         len(found) == 1
@@ -447,7 +522,9 @@ def test_an_export_checked_against_another_store_says_so(engine: Engine, exporte
 # --- decisions older than signing are legacy, not forged ---------------------------------------------------
 
 
-def test_decisions_made_before_signing_are_reported_as_legacy_and_later_ones_are_signed(tmp_path: Path, project_dir: Path) -> None:
+def test_decisions_made_before_signing_are_reported_as_legacy_and_later_ones_are_signed(
+    tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'old' / 'queue.db'}"
     old = store_at_revision(url, "0001")
     legacy_accept, legacy_reject, fresh = add(old, chat(0), chat(1), chat(2))
@@ -470,11 +547,17 @@ def test_decisions_made_before_signing_are_reported_as_legacy_and_later_ones_are
     assert report.notes == [
         "1 line(s) rest on legacy decisions, made before decisions were signed (out.jsonl:1): the hash chain proves them, but no key does"
     ]
+    result = run_cli("--db", str(engine.url), "verify", str(out), cwd=project_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = " ".join(result.stdout.split())
+    assert said.index("note: 1 line(s) rest on legacy decisions") < said.index("OK: 2 line(s) verified")
 
     # After the migration, an unsigned decision is a forgery, not a legacy one.
     (late,) = add(engine, chat(3))
     forged = write_unsigned_decision(tmp_path / "old" / "queue.db", candidate_id=late)
     export(engine, out)
+    assert [e["candidate_id"] for e in entries(out)] == [legacy_accept, fresh]  # legacy passes, the forgery does not
+    export_without_the_key(engine, out, monkeypatch, tmp_path / "another-machine")
     assert ("out.jsonl", 3, f"decision {forged} carries no valid proof: it was not written by synthgate's review path") in problems(
         verify(engine, out)
     )

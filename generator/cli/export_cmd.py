@@ -105,6 +105,8 @@ def export_command(
         err_console.print("warning: every category is too small for a validation share; no validation file was written")
     for line in iter_skip_lines(report):
         err_console.print(line)
+    for note in report.notes:
+        err_console.print(f"note: {note}")
 
 
 @app.command("verify")
@@ -133,6 +135,8 @@ def verify_command(
     if report.failure_count > len(report.failures):
         console.print(f"... and {report.failure_count - len(report.failures)} more failure(s)")
     if report.ok:
+        for note in report.notes:
+            console.print(f"note: {note}")
         console.print(
             f"OK: {report.lines_checked} line(s) verified against the review store ({report.format}; manifest {report.manifest})."
         )
@@ -173,6 +177,8 @@ def promote_command(
         err_console.print(f"skipped {candidate}: not a valid seed: {problem}")
     for refusal in report.refused:
         err_console.print(f"skipped candidate:{refusal.candidate_id}: left out by the gate: {refusal.reason}")
+    for note in report.notes:
+        err_console.print(f"note: {note}")
     if report.outside_seed_paths:
         err_console.print(f"warning: {target} is not matched by [seeds] paths; add it there so generation uses the promoted seeds")
     if report.added:

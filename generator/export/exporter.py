@@ -6,7 +6,7 @@ import hashlib
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ from generator.examples import canonical_hash
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import write_manifest
 from generator.export.render import Part, PartJob, SkipLog, render_seeds, spooled_content_hashes
+from generator.export.selection import PROOFS_UNCHECKED, proof_check
 from generator.export.targets import ExportTargets, OutputGuard
 from generator.export.workers import ChainHead, begin_snapshot, render_all_candidates
 from generator.export.writer import AtomicFile, OutputFile, commit_together, route_lines, write_entries
 from generator.project import Project
 from generator.store.db import sqlite_path
 from generator.store.models import Run, utcnow
+from generator.store.signing import store_identity
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ExportReport:
     manifest: Path
     counts: dict[str, int]
     skipped: SkipLog
+    notes: list[str] = field(default_factory=list)  # what the user must still know (e.g. proofs not checked here)
 
 
 def export_dataset(session: Session, *, options: ExportOptions, project: Project | None = None, workers: int | None = None) -> ExportReport:
@@ -76,6 +79,8 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
     targets = guard.plan(data_files, force=options.force)
     # The first read of the export's one read transaction: the manifest's chain head describes exactly the state exported.
     head = begin_snapshot(session)
+    # Read here only to tell the user; each rendering process checks the proofs with its own read of the key.
+    notes = [PROOFS_UNCHECKED] if proof_check(session).unchecked else []
     with tempfile.TemporaryDirectory(prefix="synthgate-export-") as spool_folder:
         job = PartJob(
             format=fmt.name,
@@ -103,7 +108,11 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
             "seeds": kinds["seed"],
             "skipped": sum(skipped.counts.values()),
         }
-        return _write_files(session, options, project, fmt, parts, guard=guard, targets=targets, counts=counts, skipped=skipped, head=head)
+        report = _write_files(
+            session, options, project, fmt, parts, guard=guard, targets=targets, counts=counts, skipped=skipped, head=head
+        )
+    report.notes.extend(notes)
+    return report
 
 
 def _store_file(session: Session) -> Path | None:
@@ -141,6 +150,8 @@ def _write_files(
         header = {
             "exported_at": utcnow().isoformat(timespec="seconds"),
             "synthgate_version": __version__,
+            # verify compares it with the store it is pointed at, and says so plainly when they differ.
+            "store_id": store_identity(session).store_id,
             "format": fmt.name,
             "options": {
                 "include_seeds": options.include_seeds,

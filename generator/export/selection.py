@@ -2,8 +2,10 @@
 
 "Accepted" is derived from the decisions themselves, never from `candidate.status` alone: a row
 is exported only when its latest live (not undone) decision is `accept` or `edit`, was made by
-a named reviewer, still hashes to the value the chain recorded, and is about the very content
-being exported. A raw `UPDATE candidate SET status='accepted'` therefore exports nothing.
+a named reviewer, still hashes to the value the chain recorded, carries a proof made with the
+store's key (where this machine holds the key), and is about the very content being exported. A
+raw `UPDATE candidate SET status='accepted'` therefore exports nothing, and nor does a decision
+inserted by raw SQL with its hash recomputed.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from sqlalchemy import Select, Text, cast, func, select
 from sqlmodel import Session
 
 from generator.examples import messages_hash
-from generator.store.audit import HASHED_FIELDS, decision_hash, latest_live_decision_id
+from generator.store.audit import HASHED_FIELDS, NO_PROOF, decision_hash, latest_live_decision_id
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
+from generator.store.signing import SigningKey, load_key, store_identity
 
 _candidate = Candidate.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
 _decision = Decision.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
@@ -68,6 +71,45 @@ class Refusal:
     reason: str
 
 
+# Said once by export and promote when the proofs could not be checked on this machine.
+PROOFS_UNCHECKED = (
+    "decision proofs were not checked here: this review store's signing key is not on this machine; "
+    "run `synthgate verify` on the export where the key is"
+)
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """How the gate checks decision proofs: with the store's key, from the decision where signing began."""
+
+    key: SigningKey | None  # None: the key is not on this machine, so proofs cannot be checked here
+    # The key file's word, not the store's: raising it in the store would pass forgeries off as legacy.
+    signed_from: int
+    # Decisions a key would have to prove exist, but the key is not here (export and promote say so once).
+    unchecked: bool = False
+
+    def problem(self, decision_id: int, decision_hash: str, proof: str | None) -> str | None:
+        """Why the decision's proof does not let it through (None: it does, it is legacy, or there is no key here)."""
+        if self.key is None or decision_id < self.signed_from or self.key.proves(decision_hash, proof):
+            return None
+        return f"the decision {NO_PROOF}"
+
+
+def proof_check(session: Session) -> ProofCheck:
+    """The store's key as the gate uses it: read once per export, never created here."""
+    meta = store_identity(session)
+    key = load_key(meta)
+    if key is not None:
+        return ProofCheck(key, key.signed_from_decision)
+    newest = session.execute(select(func.max(_decision.c.id))).scalar_one()
+    # The store's boundary alone cannot be trusted (it may have been raised): a proof anywhere means a key exists.
+    unchecked = newest is not None and (
+        newest >= meta.signed_from_decision
+        or session.execute(select(_decision.c.id).where(_decision.c.proof.is_not(None)).limit(1)).first() is not None
+    )
+    return ProofCheck(None, meta.signed_from_decision, unchecked=unchecked)
+
+
 def _json_text(column: Any, name: str) -> Any:
     # JSON columns are fetched as text and decoded with orjson: several times faster than the
     # driver's json.loads, which matters at a million rows.
@@ -92,6 +134,7 @@ def _accepted_rows() -> Select[Any]:
             _json_text(_decision.c.reasons, "reasons"),
             _json_text(_decision.c.edited_messages, "edited_messages"),
             _decision.c.hash,
+            _decision.c.proof,
         )
         .select_from(_candidate)
         .join(_decision, _decision.c.id == latest_live_decision_id(_candidate.c.id))
@@ -125,14 +168,18 @@ def iter_accepted(
     id_range: tuple[int, int] | None = None,
     on_refusal: Callable[[Refusal], None] | None = None,
     tally: GateTally | None = None,
+    proofs: ProofCheck | None = None,
 ) -> Iterator[AcceptedCandidate]:
     """Every candidate that passes the gate, in candidate id order, streamed in batches.
 
     With `tags`, only candidates carrying at least one of them; with `id_range` (first, last),
     only those ids. Candidates whose decisions accept them but fail a gate check are passed to
-    `on_refusal` and never yielded. `tally` counts what else the gate saw.
+    `on_refusal` and never yielded. `tally` counts what else the gate saw. `proofs`: how to check
+    decision proofs (default: with the key proof_check finds on this machine).
     """
     wanted = set(tags)
+    if proofs is None:
+        proofs = proof_check(session)
     # One statement streamed in batches (a server-side cursor where the driver has one), read
     # in one transaction: the export sees one consistent snapshot of the store.
     statement = _accepted_rows()
@@ -146,6 +193,7 @@ def iter_accepted(
             tally.backed_statuses += 1
         fields = dict(zip(names, decision_values, strict=True))
         stored_hash = fields.pop("hash")
+        stored_proof = fields.pop("proof")
         try:
             row_tags = orjson.loads(tags_json)
             if wanted and wanted.isdisjoint(row_tags):
@@ -158,6 +206,9 @@ def iter_accepted(
         else:
             final = fields["edited_messages"] if fields["action"] == "edit" else original
             problem = gate_problem(fields, stored_hash=stored_hash, final_messages=final or [])
+            if problem is None:
+                # After the hash check, so one HMAC per decision that would otherwise pass.
+                problem = proofs.problem(fields["id"], stored_hash, stored_proof)
             if problem is None and status != "accepted":
                 problem = "its status disagrees with its decisions (the store is inconsistent)"
         if problem is not None:
