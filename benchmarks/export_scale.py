@@ -34,6 +34,8 @@ from sqlmodel import col
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from process_tree import tree_rss_kib  # noqa: E402  (beside this script)
+
 from generator.examples import messages_hash  # noqa: E402
 from generator.init_project import init_project  # noqa: E402
 from generator.store.audit import GENESIS, decision_hash  # noqa: E402
@@ -144,21 +146,6 @@ def baseline_seconds(url: str, out: Path) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc (Linux)."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, StopIteration):
-            continue  # the process ended between looks
-    return total
-
-
 def run_measured(args: list[str], cwd: Path) -> tuple[float, float, float, int, str]:
     """Run `synthgate ARGS`: wall seconds, CPU seconds, peak RSS of its whole process tree (MB), exit code, output.
 
@@ -170,7 +157,7 @@ def run_measured(args: list[str], cwd: Path) -> tuple[float, float, float, int, 
         process = subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
         peak_kib = 0
         while process.poll() is None:
-            peak_kib = max(peak_kib, _tree_rss_kib(process.pid))
+            peak_kib = max(peak_kib, tree_rss_kib(process.pid))
             time.sleep(0.02)
         elapsed = time.perf_counter() - began
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

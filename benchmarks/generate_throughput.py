@@ -39,7 +39,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from process_tree import tree_rss_kib  # noqa: E402  (beside this script)
+
 from generator.init_project import init_project  # noqa: E402
+from tests.conftest import generate_args  # noqa: E402
 
 
 def start_server(*flags: str) -> tuple[subprocess.Popen[str], str]:
@@ -58,21 +61,6 @@ def fresh_project(root: Path) -> Path:
     return project
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB (Linux /proc)."""
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
-            continue  # gone meanwhile
-    return total / 1024
-
-
 def run_child(args: list[str]) -> tuple[str, str, int, float]:
     """Run a process and return stdout, stderr, exit code and the peak RSS of its process tree in MB."""
     process = subprocess.Popen(
@@ -84,7 +72,7 @@ def run_child(args: list[str]) -> tuple[str, str, int, float]:
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.05):
-            peak = max(peak, tree_rss_mb(process.pid))
+            peak = max(peak, tree_rss_kib(process.pid) / 1024)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -134,23 +122,7 @@ def scenario(label: str, root: Path, *, requests: int, concurrency: int, latency
     server, url = start_server("--latency", str(latency), *server_flags)
     try:
         project = fresh_project(root)
-        args = [
-            sys.executable,
-            "-m",
-            "generator",
-            "--project",
-            str(project),
-            "generate",
-            "--base-url",
-            f"{url}/v1",
-            "-n",
-            str(requests),
-            "--per-request",
-            "1",
-            "--concurrency",
-            str(concurrency),
-            "--json",
-        ]
+        args = [sys.executable, "-m", "generator", *generate_args(project, f"{url}/v1", count=requests, concurrency=concurrency)]
         started = time.perf_counter()
         out, err, code, peak_mb = run_child(args)
         process_wall = time.perf_counter() - started

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,48 +30,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from generator.init_project import init_project  # noqa: E402
+from generate_throughput import fresh_project  # noqa: E402  (beside this script)
+
+from tests.conftest import generate_args, start_cli, wait_for_logged_answers  # noqa: E402
 from tests.fake_llm_server import FakeLLMServer, FaultPlan  # noqa: E402
 
-ENV = {**os.environ, "OPENAI_API_KEY": "sk-benchmark"}
-
-
-def logged_answers(project: Path) -> int:
-    folder = project / ".synthgate" / "answers"
-    return sum(len(path.read_bytes().strip(b"\0").splitlines()) for path in folder.glob("*.jsonl")) if folder.exists() else 0
+KEY = {"OPENAI_API_KEY": "sk-benchmark"}
 
 
 def trial(root: Path, rng: random.Random, *, requests: int, concurrency: int, latency: float) -> dict[str, float]:
-    project = root / f"project-{time.monotonic_ns()}"
-    init_project(project)
-    shutil.copyfile(REPO / "seeds" / "support.jsonl", project / "seeds" / "seeds.jsonl")
+    project = fresh_project(root)
     with FakeLLMServer(FaultPlan(latency=latency)) as fake:
-        command = [
-            sys.executable,
-            "-m",
-            "generator",
-            "--project",
-            str(project),
-            "generate",
-            "--base-url",
-            fake.openai_base_url,
-            "-n",
-            str(requests),
-            "--per-request",
-            "1",
-            "--concurrency",
-            str(concurrency),
-            "--json",
-        ]
-        process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        while logged_answers(project) == 0 and process.poll() is None:
-            time.sleep(0.005)
+        args = generate_args(project, fake.openai_base_url, count=requests, concurrency=concurrency)
+        process = start_cli(args, env=KEY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_logged_answers(process, project / ".synthgate", 1)
         time.sleep(rng.uniform(0.0, 0.8 * requests * latency / concurrency))  # somewhere in the run
         os.killpg(process.pid, signal.SIGKILL)
         in_flight = fake.in_flight  # read at once: requests the server had not answered when the group died
         process.wait()
         sent_first = fake.requests
-        rerun = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+        rerun = subprocess.run(
+            [sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **KEY}, capture_output=True, text=True, timeout=600
+        )
         if rerun.returncode != 0:
             raise SystemExit(f"the rerun failed:\n{rerun.stderr}")
         summary = json.loads(rerun.stdout)

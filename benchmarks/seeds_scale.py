@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -43,11 +44,11 @@ def seed_lines(count: int, seed: int = 0) -> list[str]:
     def reworded(content: str, share: float) -> str:
         return WORD.sub(lambda word: rng.choice(vocabulary) if rng.random() < share else word.group(0), content)
 
-    def variant(record: dict, share: float) -> dict:
+    def variant(record: dict[str, Any], share: float) -> dict[str, Any]:
         turns = [m if m["role"] == "system" else {**m, "content": reworded(m["content"], share)} for m in record["messages"]]
         return {"tags": record.get("tags", []), "messages": turns}
 
-    records: list[dict] = []
+    records: list[dict[str, Any]] = []
     for _ in range(count):
         roll = rng.random()
         if roll < 0.01 and records:

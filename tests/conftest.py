@@ -6,12 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from generator.generation.answer_log import read_answer_log
 from generator.store.db import open_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,3 +60,26 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     return subprocess.run(
         [sys.executable, "-m", "generator", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def generate_args(project_dir: Path, base_url: str, *, count: int, per_request: int = 1, concurrency: int) -> list[str]:
+    """`synthgate generate` arguments for a run against the fake server at `base_url`, with a --json summary."""
+    return ["--project", str(project_dir), "generate", "--base-url", base_url, "-n", str(count), "--per-request", str(per_request),
+            "--concurrency", str(concurrency), "--json"]  # fmt: skip
+
+
+def start_cli(args: list[str], *, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[str]:
+    """Start `synthgate ARGS` in a subprocess (to be killed or interrupted while it runs)."""
+    return subprocess.Popen([sys.executable, "-m", "generator", *args], cwd=REPO, env={**os.environ, **(env or {})}, text=True, **popen)
+
+
+def logged_answers(state_dir: Path) -> int:
+    """Answers durable in the project's answer logs: the first place an answer goes, whether or not the store has it yet."""
+    return sum(len(read_answer_log(path)) for path in (state_dir / "answers").glob("*.jsonl"))
+
+
+def wait_for_logged_answers(process: subprocess.Popen[str], state_dir: Path, at_least: int) -> None:
+    """Until `at_least` answers are in the log (or the process has ended: the caller then sees it did)."""
+    deadline = time.monotonic() + 60
+    while logged_answers(state_dir) < at_least and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)

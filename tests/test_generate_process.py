@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from generator.store.db import open_store
 from generator.store.models import Candidate, LLMCall, RunLease
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, generate_args, run_cli, start_cli, wait_for_logged_answers
 from tests.fake_llm_server import FakeLLMServer, FaultPlan
 
 pytestmark = pytest.mark.slow
@@ -30,12 +30,6 @@ def _calls_and_candidates(project_dir: Path) -> tuple[list[LLMCall], list[Candid
         calls, candidates = list(session.exec(select(LLMCall))), list(session.exec(select(Candidate)))
     engine.dispose()
     return calls, candidates
-
-
-def _logged(project_dir: Path) -> int:
-    """Answers durable in the run's answer log (the first place an answer goes), whether or not the store has them yet."""
-    log = project_dir / ".synthgate" / "answers"
-    return sum(len(path.read_bytes().strip(b"\0").splitlines()) for path in log.glob("*.jsonl")) if log.exists() else 0
 
 
 def _wait_for_the_orphaned_writer(project_dir: Path) -> None:
@@ -62,30 +56,11 @@ def _alive(pid: int) -> bool:
 def test_kill_9_mid_run_then_the_same_command_completes_with_exact_counts(project_dir: Path) -> None:
     requests, per_request, concurrency = 30, 2, 2
     with FakeLLMServer(FaultPlan(latency=0.25)) as fake:
-        args = [
-            "--project",
-            str(project_dir),
-            "generate",
-            "--base-url",
-            fake.openai_base_url,
-            "-n",
-            str(requests * per_request),
-            "--per-request",
-            str(per_request),
-            "--concurrency",
-            str(concurrency),
-            "--json",
-        ]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "generator", *args],
-            cwd=REPO,
-            env={**os.environ, **KEY},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        args = generate_args(
+            project_dir, fake.openai_base_url, count=requests * per_request, per_request=per_request, concurrency=concurrency
         )
-        deadline = time.monotonic() + 60
-        while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
+        process = start_cli(args, env=KEY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_logged_answers(process, project_dir / ".synthgate", 3)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
         _wait_for_the_orphaned_writer(project_dir)  # it commits what it was handed, then lets go of the run
@@ -120,32 +95,10 @@ def test_kill_9_of_the_whole_process_group_loses_no_answer_that_arrived(project_
     """An OOM kill, a closed SSH session or a container stop kills the writer process too: the answer log keeps what arrived."""
     requests, concurrency = 16, 4
     with FakeLLMServer(FaultPlan(latency=0.2)) as fake:
-        args = [
-            "--project",
-            str(project_dir),
-            "generate",
-            "--base-url",
-            fake.openai_base_url,
-            "-n",
-            str(requests),
-            "--per-request",
-            "1",
-            "--concurrency",
-            str(concurrency),
-            "--json",
-        ]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "generator", *args],
-            cwd=REPO,
-            env={**os.environ, **KEY},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        args = generate_args(project_dir, fake.openai_base_url, count=requests, concurrency=concurrency)
+        process = start_cli(args, env=KEY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         log = project_dir / ".synthgate" / "answers"
-        deadline = time.monotonic() + 60
-        while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
+        wait_for_logged_answers(process, project_dir / ".synthgate", 3)
         os.killpg(process.pid, signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
         sent_before = fake.requests
@@ -205,31 +158,9 @@ def test_standalone_fake_server_process_with_rate_limits(project_dir: Path) -> N
 def test_ctrl_c_stores_every_answer_received_and_says_how_to_resume(project_dir: Path) -> None:
     requests, concurrency = 40, 3
     with FakeLLMServer(FaultPlan(latency=0.3)) as fake:
-        args = [
-            "--project",
-            str(project_dir),
-            "generate",
-            "--base-url",
-            fake.openai_base_url,
-            "-n",
-            str(requests),
-            "--per-request",
-            "1",
-            "--concurrency",
-            str(concurrency),
-            "--json",
-        ]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "generator", *args],
-            cwd=REPO,
-            env={**os.environ, **KEY},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while _logged(project_dir) < 3 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
+        args = generate_args(project_dir, fake.openai_base_url, count=requests, concurrency=concurrency)
+        process = start_cli(args, env=KEY, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for_logged_answers(process, project_dir / ".synthgate", 3)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err

@@ -60,7 +60,8 @@ def test_each_broken_line_is_reported_with_its_number(tmp_path: Path) -> None:
 
 
 def test_duplicate_explicit_ids_are_errors(tmp_path: Path) -> None:
-    other = {**GOOD, "id": "b-1", "messages": GOOD["messages"][:2] + [{"role": "assistant", "content": "Different."}]}
+    messages: list[dict[str, str]] = GOOD["messages"]  # type: ignore[assignment]
+    other = {**GOOD, "id": "b-1", "messages": [*messages[:2], {"role": "assistant", "content": "Different."}]}
     seed_set = load_seeds([write_lines(tmp_path / "s.jsonl", [json.dumps({**GOOD, "id": "b-1"}), json.dumps(other)])])
     assert [(p.line, "already used" in p.message) for p in seed_set.errors] == [(2, True)]
 
@@ -115,7 +116,7 @@ def test_lint_finds_duplicates_drift_small_tags_and_trailing_space(tmp_path: Pat
     drift["messages"][0]["content"] = "You are a helpful assistant."
     drift["messages"][-1]["content"] = "## Answer\n**Yes.** " + drift["messages"][-1]["content"] + "  "
     drift["tags"] = ["rare-tag"]
-    path = write_lines(tmp_path / "s.jsonl", [json.dumps(s) for s in seeds + [exact, near, drift]])
+    path = write_lines(tmp_path / "s.jsonl", [json.dumps(s) for s in [*seeds, exact, near, drift]])
     problems = lint_seeds(load_seeds([path]), SeedsSection())
     found = {(p.line, p.severity, p.message.split(" (")[0].split(":")[0]) for p in problems}
     assert (21, "error", "exact duplicate of s.jsonl") in found
@@ -209,7 +210,7 @@ def test_a_family_of_near_duplicates_costs_linear_comparisons(tmp_path: Path, mo
     compared = Counter[str]()
     exact_jaccard = generator.similarity.jaccard_of_sorted
 
-    def counting(a, b):  # type: ignore[no-untyped-def]
+    def counting(a, b):
         compared["pairs"] += 1
         return exact_jaccard(a, b)
 

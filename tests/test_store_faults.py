@@ -13,13 +13,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, generate_args, run_cli, wait_for_logged_answers
 from tests.fake_llm_server import FakeLLMServer, FaultPlan
 
 pytestmark = pytest.mark.slow
@@ -27,26 +26,8 @@ KEY = {"OPENAI_API_KEY": "sk-test-faults-0123456789"}
 REQUESTS = 24
 
 
-def _logged(state_dir: Path) -> int:
-    log = state_dir / "answers"
-    return sum(len(path.read_bytes().strip(b"\0").splitlines()) for path in log.glob("*.jsonl")) if log.exists() else 0
-
-
 def _generate_args(project_dir: Path, fake: FakeLLMServer) -> list[str]:
-    return [
-        "--project",
-        str(project_dir),
-        "generate",
-        "--base-url",
-        fake.openai_base_url,
-        "-n",
-        str(REQUESTS),
-        "--per-request",
-        "1",
-        "--concurrency",
-        "2",
-        "--json",
-    ]
+    return generate_args(project_dir, fake.openai_base_url, count=REQUESTS, concurrency=2)
 
 
 def _fault_mid_run(
@@ -56,9 +37,7 @@ def _fault_mid_run(
     process = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, **KEY, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 60
-    while _logged(state_dir) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
+    wait_for_logged_answers(process, state_dir, 2)
     assert process.poll() is None, "the run ended before the fault"
     fault()
     out, err = process.communicate(timeout=120)

@@ -1,7 +1,8 @@
-"""The answer log: every answer a run receives is appended to a local file and fsynced before anything else happens to it.
+"""The answer log: every answer a run receives is written to a local file before anything else happens to it.
 
-It is the run's write-ahead log. The writer process stores answers in the review store a few
-milliseconds later; if that never happens — the whole process group killed, the disk full, the
+It is the run's write-ahead log: written the moment the SDK returns an answer (from then on a
+kill of every process loses nothing), fsynced in groups (then a power cut loses nothing). The
+writer process stores the answers in the review store a few milliseconds later; if that never happens — the whole process group killed, the disk full, the
 store locked, read-only or deleted — the answers are still here, and the next run of the same
 command stores them before it sends anything, so no answer is paid for twice. A run that ends with
 every answer stored removes its log.

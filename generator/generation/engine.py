@@ -153,8 +153,6 @@ class Generation:
         log_path = answer_log_path(self.project.state_dir, db_url=engine.url.render_as_string(hide_password=True), run_id=self.run_id)
         store_file = FileIdentity.of(sqlite_path(engine))  # the store exists: the CLI opened (and migrated) it
         writer = writer or JournalWriter()
-        all_stored = False
-        stats: RunStats | None = None
         try:
             writer.start(
                 project=self.project,
@@ -175,7 +173,7 @@ class Generation:
                 logged = read_answer_log(log_path)
                 stats = self._journal(engine, through_index=max((a.request_index for a in logged), default=-1))
                 if stats.status == "complete":
-                    all_stored = writer.close()
+                    log_path.unlink(missing_ok=True)  # left by a run that stored everything but was stopped before it removed it
                     return stats
                 writer.begin()
                 # What exists now (modules, config, seeds, planner) lives as long as the run: taken out
@@ -188,16 +186,16 @@ class Generation:
                     dispatcher = Dispatcher(self, engine, provider, writer, stats, on_progress, lease=lease)
                     asyncio.run(dispatcher.run(recovered=self._recoverable(engine, logged)))
                 finally:
-                    all_stored = writer.close()  # even on Ctrl-C: every answer received is committed (or stays in the log)
+                    # Even on Ctrl-C: every answer received is committed, or stays in the log. Removed
+                    # only here, under the lease: another process may be running (and logging) this run.
+                    if writer.close():
+                        log_path.unlink(missing_ok=True)
                     gc.unfreeze()  # the run is over: a caller that goes on (tests, a notebook) collects as usual
                     self._finish(engine, stats, writer, store_file)
                     stats.seconds = time.perf_counter() - started
+                return stats
         finally:
-            all_stored = writer.close() and all_stored
-            if all_stored:
-                log_path.unlink(missing_ok=True)  # every answer in it is in the store now
-        assert stats is not None
-        return stats
+            writer.close()  # whatever stopped the run before it began
 
     def _provider(self) -> Provider:
         settings = self.settings

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, update
+from sqlmodel import col
 
 from generator.errors import WorkFailed
 from generator.store.db import write_session
@@ -37,7 +38,7 @@ class RunLeaseHolder:
         self.holder = holder
         self.lost = False
         self._stop = threading.Event()
-        self._renewer = threading.Thread(target=self._renew_until_stopped, name="synthgate-run-lease", daemon=True)
+        threading.Thread(target=self._renew_until_stopped, name="synthgate-run-lease", daemon=True).start()
 
     def _renew_until_stopped(self) -> None:
         while not self._stop.wait(RENEW_EVERY):
@@ -45,7 +46,7 @@ class RunLeaseHolder:
                 with write_session(self.engine) as session:
                     renewed = session.execute(
                         update(RunLease)
-                        .where(RunLease.run_id == self.run_id, RunLease.holder == self.holder)  # type: ignore[arg-type]
+                        .where(col(RunLease.run_id) == self.run_id, col(RunLease.holder) == self.holder)
                         .values(expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS))
                     )
                 self.lost = renewed.rowcount == 0  # type: ignore[attr-defined]
@@ -57,7 +58,7 @@ class RunLeaseHolder:
     def release(self) -> None:
         self._stop.set()
         with contextlib.suppress(Exception), write_session(self.engine) as session:  # it runs out by itself otherwise
-            session.execute(delete(RunLease).where(RunLease.run_id == self.run_id, RunLease.holder == self.holder))  # type: ignore[arg-type]
+            session.execute(delete(RunLease).where(col(RunLease.run_id) == self.run_id, col(RunLease.holder) == self.holder))
 
 
 @contextlib.contextmanager
@@ -73,7 +74,6 @@ def run_lease(engine: Engine, run_id: str, *, pids: list[int]) -> Iterator[RunLe
             )
         time.sleep(0.1)
     lease = RunLeaseHolder(engine, run_id, holder)
-    lease._renewer.start()
     try:
         yield lease
     finally:
@@ -88,7 +88,7 @@ def _try_take(engine: Engine, run_id: str, holder: str) -> RunLease | None:
         if current is None:
             current = RunLease(run_id=run_id, holder=holder, expires_at=now)
         elif _as_utc(current.expires_at) > now and not _holder_gone(current.holder):
-            return RunLease(run_id=run_id, holder=current.holder, expires_at=current.expires_at)
+            return current  # loaded values stay readable after the session (expire_on_commit is off)
         current.holder, current.expires_at = holder, now + timedelta(seconds=LEASE_SECONDS)
         session.add(current)
     return None

@@ -94,7 +94,6 @@ class Provenance:
 class _Pending:
     arrival: Arrival
     future: asyncio.Future[CallOutcome]
-    logged: bool  # already in the answer log (recovered from it)
 
 
 _BEGIN = "begin"
@@ -123,7 +122,7 @@ class JournalWriter:
         self._sent: deque[asyncio.Future[CallOutcome]] = deque()
         self._lock = threading.Lock()
         self._failure: str | None = None  # why nothing more can be stored
-        self.unstored = 0  # arrivals the store did not take (they stay in the answer log)
+        self.unstored = 0  # arrivals the store did not take (they stay in the answer log); counted under _lock
         self.log_error: str | None = None  # why the answer log could not be written (answers then rely on the store alone)
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -183,7 +182,7 @@ class JournalWriter:
 
     def store_recovered(self, arrival: Arrival) -> asyncio.Future[CallOutcome]:
         """An answer found in the log of an earlier, interrupted invocation: stored without being logged again."""
-        return self._submit(arrival, logged=True)
+        return self._submit(arrival, log=False)
 
     def journaled(self) -> bool:
         """Whether the writer has journaled every call it will (read it before loading calls, then that load sees them all)."""
@@ -209,15 +208,15 @@ class JournalWriter:
                 self._log.close()
         return self.unstored == 0 and self.log_error is None
 
-    def _submit(self, arrival: Arrival, *, logged: bool = False) -> asyncio.Future[CallOutcome]:
+    def _submit(self, arrival: Arrival, *, log: bool = True) -> asyncio.Future[CallOutcome]:
         if self._closed:
             raise RuntimeError("the journal writer has stopped")
         future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
-        if not logged:
+        if log:
             # One write() at once, in this thread: from here on the answer is in the kernel and
             # survives a kill of every process of the group. The log thread fsyncs it in a group.
             self._append_to_log([arrival])
-        self._inbox.put(_Pending(arrival, future, logged))
+        self._inbox.put(_Pending(arrival, future))
         return future
 
     def _log_durably(self) -> None:
@@ -248,8 +247,9 @@ class JournalWriter:
                     failure = self._failure
                     if failure is None:
                         self._sent.extend(p.future for p in group)
+                    else:
+                        self.unstored += len(group)
                 if failure is not None:
-                    self.unstored += len(group)
                     _fail([p.future for p in group], failure)
                 else:
                     self._send([p.arrival for p in group])
@@ -280,10 +280,11 @@ class JournalWriter:
                     count = len(detail) if kind == "ok" else detail[1]
                     with self._lock:
                         futures = [self._sent.popleft() for _ in range(count)]
+                        if kind != "ok":
+                            self.unstored += count
                     if kind == "ok":
                         _resolve(futures, detail)
                     else:
-                        self.unstored += count
                         _fail(futures, detail[0])
                 kind, detail = self._conn.recv()
         except (EOFError, OSError) as exc:  # also how a normal close ends, with nothing left unanswered
@@ -291,8 +292,8 @@ class JournalWriter:
         with self._lock:
             self._failure = detail
             unanswered, self._sent = list(self._sent), deque()
-        if unanswered:
             self.unstored += len(unanswered)
+        if unanswered:
             _fail(unanswered, detail)
 
 

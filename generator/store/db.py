@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
 from generator.errors import UserError, WorkFailed
@@ -47,22 +47,16 @@ def open_store_for_reading(url: str) -> Engine:
         engine.dispose()
         return open_store(url)  # a new project: an empty store, as every other command would make it
     try:
-        revision = _read_revision(engine)
+        revision = current_revision(engine)
     except OperationalError:
         if database is None:
             raise
         engine.dispose()
         engine = create_engine(f"sqlite:///file:{database}?mode=ro&immutable=1&uri=true", json_deserializer=orjson.loads)
-        revision = _read_revision(engine)
+        revision = current_revision(engine)
     if revision != HEAD_REVISION:
         migrate(engine)  # an older store is upgraded (that one write needs write access, and says so)
     return engine
-
-
-def _read_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        names = set(inspect(connection).get_table_names())
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar() if "alembic_version" in names else None
 
 
 def create_store_engine(url: str, *, create_folder: bool = True) -> Engine:
@@ -135,11 +129,9 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 def current_revision(engine: Engine) -> str | None:
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (OperationalError, ProgrammingError):
-        return None  # a blank database: no version table yet
+    """The store's schema revision; None for a blank database. A store that cannot be read raises OperationalError."""
+    with engine.connect() as connection:
+        return _revision_on(connection)
 
 
 def migrate(engine: Engine) -> None:
@@ -171,11 +163,12 @@ _MIGRATION_LOCK_KEY = 0x5EED6A7E  # any constant: every synthgate process agrees
 
 
 def _revision_on(connection: Connection) -> str | None:
-    try:
-        with connection.begin_nested():  # a failed probe (no table yet) must not abort the transaction on PostgreSQL
-            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (OperationalError, ProgrammingError):
-        return None
+    # Asked of the catalogue, not by a query that may fail: a failed statement would abort the
+    # enclosing transaction on PostgreSQL.
+    if "alembic_version" not in inspect(connection).get_table_names():
+        return None  # a blank database
+    revision: str | None = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return revision
 
 
 def _run_alembic(connection: Connection) -> None:
@@ -221,7 +214,7 @@ def sqlite_path(engine: Engine) -> Path | None:
 
 def store_fault(error: BaseException) -> str:
     """One line saying what went wrong with the store, in the user's words (never a traceback)."""
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
         return f"the review store stayed locked by another process ({text})"
