@@ -19,6 +19,7 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -211,13 +212,14 @@ class FakeLLMServer:
         self.plan = plan or FaultPlan()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._seen_bodies: Counter[str] = Counter()
+        self.seen_bodies: Counter[str] = Counter()  # body digest -> requests answered ok (a request paid again counts 2)
         self.requests = 0
         self.behaviours: Counter[str] = Counter()
         self.paths: Counter[str] = Counter()
         self.seen_keys: set[str] = set()
         self.log: deque[dict[str, Any]] = deque(maxlen=200)  # the latest requests: path, JSON body, behaviour, arrival time
         self.in_flight = 0
+        self.answered_at: dict[str, float] = {}  # body digest -> when its first good answer was sent (monotonic)
         self.stopping = threading.Event()
         self.httpd = _Server((host, port), _Handler)
         self.httpd.fake = self
@@ -279,12 +281,14 @@ class FakeLLMServer:
         # same server replays the same sequence, so runs are reproducible.
         digest = hashlib.sha256(body).hexdigest()
         with self._lock:
-            self._seen_bodies[digest] += 1
-            return int(digest[:12], 16) + self._seen_bodies[digest]
+            self.seen_bodies[digest] += 1
+            return int(digest[:12], 16) + self.seen_bodies[digest]
 
-    def _done(self) -> None:
+    def _done(self, answered: str | None) -> None:
         with self._lock:
             self.in_flight -= 1
+            if answered is not None:
+                self.answered_at.setdefault(answered, time.monotonic())
 
 
 class _Server(ThreadingHTTPServer):
@@ -292,11 +296,17 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the default listen backlog of 5 resets connections under concurrency
     fake: FakeLLMServer  # the fake whose plan the handlers follow, set right after the server is made
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (the kill tests do it on purpose) is not a server fault.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeLLM/1.0"
     wbufsize = 1 << 16  # headers and body leave in one segment (flushed after each request)
+    status = 0  # the status of the answer being sent (0 until one is)
 
     def setup(self) -> None:
         super().setup()
@@ -318,7 +328,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client died mid-request (a kill test): nothing to answer
+            self.close_connection = True
+            return
         if self.path.endswith("/chat/completions"):
             wire = "openai"
         elif self.path.endswith("/messages"):
@@ -328,10 +342,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         auth = self.headers.get("Authorization") or self.headers.get("x-api-key")
         behaviour = self.fake._next_behaviour(self.path, auth, body)
+        self.status = 0
         try:
             self._serve(wire, behaviour, body)
         finally:
-            self.fake._done()
+            self.fake._done(hashlib.sha256(body).hexdigest() if self.status == 200 else None)
 
     def _serve(self, wire: str, behaviour: str, body: bytes) -> None:
         plan = self.fake.plan
@@ -392,6 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
+        self.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -399,6 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+        self.wfile.flush()  # sent now, so answered_at is when the client could have it
 
 
 def _retry_after_value(seconds: float) -> str:
