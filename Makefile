@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The browser tests drive Debian's Chromium (Playwright's own browser downloads are unreachable).
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || echo "note: the browser tests need /usr/bin/chromium: sudo apt-get install chromium (they are skipped without it)"
 	touch $(STAMP)
 
 # Generate ~50 candidates offline from recorded sample responses, review them, then show the stats.

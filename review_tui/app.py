@@ -50,12 +50,14 @@ def make_review_app(
     filters: QueueFilter | None = None,
     clock: Callable[[], float] = time.monotonic,
     blink: bool = True,
+    client_kind: str = "terminal",
 ) -> ReviewApp:
     """A review app for `reviewer` over the store behind `engine`.
 
     `clock` (seconds, monotonic) times each decision and the session's pace; tests pass a fake one.
     `blink=False` stops cursors blinking, so screenshots are deterministic.
+    `client_kind` is recorded with each decision: "terminal", or "browser" when synthgate serve runs the app.
     """
     config = config or ReviewSection()
-    client = QueueClient(engine=engine, reviewer=reviewer, lease_seconds=config.lease_seconds, filters=filters or QueueFilter())
+    client = QueueClient(engine=engine, reviewer=reviewer, lease_seconds=config.lease_seconds, filters=filters or QueueFilter(), client_kind=client_kind)
     return ReviewApp(client=client, config=config, clock=clock, blink=blink)

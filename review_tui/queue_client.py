@@ -22,6 +22,7 @@ class QueueClient:
     reviewer: str
     lease_seconds: int
     filters: QueueFilter = field(default_factory=QueueFilter)
+    client_kind: str = "terminal"  # recorded with each decision: "terminal", or "browser" under synthgate serve
 
     @property
     def renew_every_seconds(self) -> float:
@@ -39,12 +40,12 @@ class QueueClient:
         """Record and commit one decision (`queue.record_decision`'s arguments, less the reviewer);
         when this returns, the decision survives a kill -9."""
         with write_session(self.engine) as session:
-            return queue.record_decision(session, reviewer=self.reviewer, **decision)
+            return queue.record_decision(session, reviewer=self.reviewer, client=self.client_kind, **decision)
 
     def undo(self) -> tuple[DecisionView, CandidateView] | None:
         """Undo this reviewer's latest live decision; returns the undo and the candidate to show again."""
         with write_session(self.engine) as session:
-            undo = queue.undo_last_decision(session, reviewer=self.reviewer, lease_seconds=self.lease_seconds)
+            undo = queue.undo_last_decision(session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, client=self.client_kind)
             if undo is None:
                 return None
             return undo, queue.get_candidate(session, candidate_id=undo.candidate_id)

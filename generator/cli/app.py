@@ -110,6 +110,7 @@ from generator.cli import seeds_cmd  # noqa: E402,F401
 from generator.cli import generate_cmd  # noqa: E402,F401
 from generator.cli import check_cmd  # noqa: E402,F401
 from generator.cli import review_cmd  # noqa: E402,F401
+from generator.cli import serve_cmd  # noqa: E402,F401
 from generator.cli import export_cmd  # noqa: E402,F401
 from generator.cli import stats_cmd  # noqa: E402,F401
 # isort: on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 
 from generator.cli.app import app, check_tags, state
 from generator.errors import UserError
+from generator.serve.identity import SERVED_ENV, engine_as_reviewer
 
 
 @app.command("review")
@@ -52,7 +54,10 @@ def review_command(
                     f"--run {run!r}: no such generation run in the store",
                     fix="pass a run id that `synthgate stats` lists, or leave --run out",
                 )
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    # Under synthgate serve the browser is the terminal: the server set this, naming the reviewer itself.
+    served = os.environ.get(SERVED_ENV) == "browser"
+    engine = engine_as_reviewer(cli.engine, reviewer=name) if served else cli.engine
+    if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError(
             "synthgate review needs an interactive terminal", fix="run it in a terminal (over SSH and in tmux is fine), not through a pipe"
         )
@@ -61,10 +66,11 @@ def review_command(
     from review_tui.app import make_review_app
 
     review_app = make_review_app(
-        engine=cli.engine,
+        engine=engine,
         reviewer=name,
         config=config,
         filters=QueueFilter(tag=tag, run_id=run, flagged_only=flagged),
+        client_kind="browser" if served else "terminal",
     )
     review_app.run()
 

@@ -165,6 +165,10 @@ class Decision(SQLModel, table=True):
     content_hash: str  # hash of the content this decision is about (the edited version for an edit)
     undoes_id: int | None = Field(default=None, foreign_key="decision.id", index=True)
     seconds: float | None = None
+    # Where the decision was made: "terminal" (synthgate review) or "browser" (synthgate serve).
+    # Not hashed (decisions made before the column existed keep their hashes); the append-only
+    # triggers keep it from changing after the fact.
+    client: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     prev_hash: str
     hash: str = Field(unique=True)
@@ -194,3 +198,18 @@ class StoreMeta(SQLModel, table=True):
     store_id: str  # a random UUID
     # Decisions with a lower id were made before decisions were signed (a store older than signing).
     signed_from_decision: int
+
+
+class WebSession(SQLModel, table=True):
+    """A browser sign-in: a one-time invite link, or the session it was spent for. Only the token's hash is stored."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (CheckConstraint("kind IN ('invite','session')", name="ck_web_session_kind"),)
+
+    token_hash: str = Field(primary_key=True)  # sha256 of the random token the link or cookie carries
+    reviewer: str = Field(index=True)
+    kind: str  # invite | session
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    spent_at: datetime | None = None  # an invite, once used to sign in
+    revoked_at: datetime | None = None  # `team revoke`: ends every invite and session of the reviewer

@@ -201,9 +201,11 @@ def record_decision(
     note: str | None = None,
     edited: Example | None = None,
     seconds: float | None = None,
+    client: str = "terminal",
 ) -> DecisionView:
     """Append a reviewer's accept, reject or edit (= accept a corrected version) and commit it.
 
+    `client` says where it was made: "terminal" (synthgate review) or "browser" (synthgate serve).
     The candidate must be pending. A reject needs at least one reason; an edit needs the
     corrected example, which must differ from the candidate.
     """
@@ -249,12 +251,13 @@ def record_decision(
         content_hash=content_hash,
         undoes_id=None,
         seconds=seconds,
+        client=client,
     )
     session.commit()
     return view
 
 
-def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 900) -> DecisionView | None:
+def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 900, client: str = "terminal") -> DecisionView | None:
     """Undo this reviewer's most recent live decision (an undo is itself a decision).
 
     The candidate returns to pending, leased to the reviewer so it is shown to them again.
@@ -291,6 +294,7 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
         content_hash=target.content_hash,
         undoes_id=target.id,
         seconds=None,
+        client=client,
     )
     session.commit()
     return view

@@ -1,0 +1,20 @@
+"""Whose decisions a served review app writes: the one seam where the store learns the signed-in reviewer."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+# Set by synthgate serve in each app process's environment (never by the browser): `synthgate review`
+# then runs without a terminal (the browser is its terminal) and records decisions as made in the browser.
+SERVED_ENV = "SYNTHGATE_SERVED_CLIENT"
+
+
+def engine_as_reviewer(engine: Engine, *, reviewer: str) -> Engine:
+    """The engine a served review app uses for `reviewer`, who signed in through synthgate serve.
+
+    On SQLite the reviewer's name travels with each decision (the server chose it from the session,
+    never from the browser), so the engine is used as it is. On PostgreSQL, once reviewers are
+    database roles, this is where the app process takes on that role (`SET ROLE <reviewer>` on each
+    new connection) so the database, not the app, decides whose decision it is.
+    """
+    return engine
