@@ -512,11 +512,9 @@ def test_an_export_checked_against_another_store_says_so(engine: Engine, exporte
         assert manifest["store_id"] == store_identity(session).store_id  # the exporter names its store
     manifest["store_id"] = "00000000-0000-4000-8000-000000000000"
     manifest_path(exported_run).write_text(json.dumps(manifest))
-    found = problems(verify(engine, exported_run))
-    assert (
-        len(found) == 1
-        and "this export was made from review store '00000000-0000-4000-8000-000000000000', not from this one" in found[0][2]
-    )
+    # A user error (exit 2) naming the export's store, not a tamper failure on every line.
+    with pytest.raises(UserError, match="this export was made from store 00000000-0000-4000-8000-000000000000 at sqlite:///"):
+        verify(engine, exported_run)
 
 
 # --- decisions older than signing are legacy, not forged ---------------------------------------------------

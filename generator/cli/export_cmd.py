@@ -114,7 +114,9 @@ def verify_command(
     ctx: typer.Context,
     file: Annotated[
         Path,
-        typer.Argument(help="A training file written by `synthgate export` (its FILE.manifest.json must be beside it).", dir_okay=False),
+        typer.Argument(
+            help="A training or validation file written by `synthgate export` (its manifest must be in the same folder).", dir_okay=False
+        ),
     ],
 ) -> None:
     """Re-prove every line of an export against the review store; exit 1 if any line fails.
@@ -123,11 +125,23 @@ def verify_command(
     and whose content is the line's content (seed lines: a verified seed with that content), and
     the decision chain must be intact. Lines edited, added or removed after export are reported
     by number, as are decisions altered, removed or undone in the store.
+
+    Only reads: it never creates or changes a store. Pointed at another store than the export's
+    (or at none), it names the store the export came from and exits 2.
     """
-    from generator.export.verify import verify_export
-    from generator.store.db import read_session
+    from generator.export.manifest import find_manifest, read_manifest_header
+    from generator.export.verify import verify_export, wrong_store_error
+    from generator.store.db import create_store_engine, read_session, sqlite_path
 
     cli = state(ctx)
+    manifest = find_manifest(file)
+    header = read_manifest_header(manifest)
+    unopened = create_store_engine(cli.project.db_url, create_folder=False)  # connects to nothing yet
+    missing = sqlite_path(unopened)
+    unopened.dispose()
+    if missing is not None and not missing.exists():
+        # Verify only reads: opening a store that is not there would create an empty one.
+        raise wrong_store_error(header, manifest, verifying_against=f"no store (nothing at {missing})")
     with read_session(cli.reading_engine) as session:
         report = verify_export(session, data_file=file)
     for failure in report.failures:

@@ -120,6 +120,16 @@ def _store_file(session: Session) -> Path | None:
     return sqlite_path(bind if isinstance(bind, Engine) else bind.engine)
 
 
+def store_location(session: Session) -> str:
+    """Where the store lives, as a user would pass it to --db: its SQLite file, or its URL without a password."""
+    path = _store_file(session)
+    if path is not None:
+        return f"sqlite:///{path.resolve()}"
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=True)
+
+
 def _write_files(
     session: Session,
     options: ExportOptions,
@@ -152,6 +162,7 @@ def _write_files(
             "synthgate_version": __version__,
             # verify compares it with the store it is pointed at, and says so plainly when they differ.
             "store_id": store_identity(session).store_id,
+            "store_location": store_location(session),
             "format": fmt.name,
             "options": {
                 "include_seeds": options.include_seeds,

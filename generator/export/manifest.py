@@ -25,6 +25,22 @@ def manifest_path(data_file: Path) -> Path:
     return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
 
 
+def find_manifest(data_file: Path) -> Path:
+    """The manifest that describes `data_file`: FILE.manifest.json, else a manifest in its folder that lists it (a validation file)."""
+    beside = manifest_path(data_file)
+    if beside.exists() or not data_file.is_file():
+        return beside
+    wanted = data_file.resolve()
+    for candidate in sorted(data_file.parent.glob("*" + MANIFEST_SUFFIX)):
+        try:
+            header = read_manifest_header(candidate)
+        except UserError:
+            continue  # someone else's JSON, or a damaged manifest: not the one that lists this file
+        if any((candidate.parent / described["path"]).resolve() == wanted for described in header["files"]):
+            return candidate
+    return beside  # reading it reports "no manifest beside this export"
+
+
 def write_manifest(target: AtomicFile, header: dict[str, Any], write_lines: Callable[[IO[bytes]], None]) -> None:
     """Write the summary, then the per-line entries that `write_lines` streams into the `lines` array."""
     summary = json.dumps({"synthgate_manifest": MANIFEST_VERSION, **header}, indent=2, ensure_ascii=False)

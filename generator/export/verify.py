@@ -22,9 +22,11 @@ import orjson
 from sqlmodel import Session, col, func, select
 
 from generator.batching import batched
+from generator.errors import UserError
 from generator.examples import FormatError, messages_hash
+from generator.export.exporter import store_location
 from generator.export.formats import FORMATS, ExportFormat
-from generator.export.manifest import iter_manifest_entries, manifest_path, read_manifest_header
+from generator.export.manifest import find_manifest, iter_manifest_entries, read_manifest_header
 from generator.export.selection import gate_problem, hashed_fields
 from generator.export.verify_summary import Tally, chain_anchor, summary_problems
 from generator.store.audit import NO_PROOF, latest_live_decision_id, verify_chain
@@ -107,18 +109,14 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
 
     Raises UserError when the store's signing key is needed but not on this machine.
     """
-    path = manifest_path(data_file)
+    path = find_manifest(data_file)
     header = read_manifest_header(path)
     fmt = FORMATS.get(header.get("format", ""))
     report = VerifyReport(manifest=path, format=str(header.get("format")))
     meta = store_identity(session)
     if "store_id" in header and header["store_id"] != meta.store_id:
-        report.fail(
-            path.name,
-            None,
-            f"this export was made from review store {header['store_id']!r}, not from this one ({meta.store_id}): point --db at the store it came from",
-        )
-        return report
+        # Another store is not tampering: every line would "fail" for a reason that says nothing.
+        raise wrong_store_error(header, path, verifying_against=f"{meta.store_id} at {store_location(session)}")
     if fmt is None:
         report.fail(path.name, None, f"unknown format {header.get('format')!r} in the manifest")
         return report
@@ -147,6 +145,18 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
         report.fail(path.name, None, problem)
     _check_chain(session, report, path.name, anchor, key)
     return report
+
+
+def wrong_store_error(header: dict[str, Any], manifest: Path, *, verifying_against: str) -> UserError:
+    """Exit 2: the export came from another store; say which, and how to point verify at it."""
+    made_from = _shown(header.get("store_id"))
+    location = header.get("store_location")
+    where = f" at {_shown(location)}" if location else ""
+    return UserError(
+        f"this export was made from store {made_from}{where}; you are verifying against {verifying_against}: pass --db",
+        file=manifest,
+        fix=f"synthgate --db {_shown(location)} verify ..." if location else "pass --db with the store the export was made from",
+    )
 
 
 def _store_key(session: Session, report: VerifyReport, name: str, meta: StoreMeta) -> SigningKey | None:
