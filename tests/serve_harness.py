@@ -107,3 +107,27 @@ def screen_text(page: Any) -> str:
 def wait_for_screen(page: Any, text: str, *, timeout_ms: float = 30_000) -> None:
     """Wait until `text` shows on the page's terminal (Playwright polls; no fixed sleeps)."""
     page.wait_for_function(f"text => ({SCREEN_TEXT})().includes(text)", arg=text, timeout=timeout_ms, polling=20)
+
+
+SHOWN_CANDIDATE = f"""() => {{
+  const match = ({SCREEN_TEXT})().match(/candidate #(\\d+)/);
+  return match ? Number(match[1]) : null;
+}}"""
+
+
+def wait_for_candidate(page: Any, *, other_than: int | None = None, timeout_ms: float = 30_000) -> int:
+    """The id of the candidate on screen, once one other than `other_than` shows (its provenance panel names it)."""
+    handle = page.wait_for_function(
+        f"previous => {{ const shown = ({SHOWN_CANDIDATE})(); return shown !== null && shown !== previous ? shown : null; }}",
+        arg=other_than,
+        timeout=timeout_ms,
+        polling=10,
+    )
+    shown: int = handle.json_value()
+    return shown
+
+
+def press(page: Any, key: str) -> None:
+    """A key typed into the page's terminal (xterm.js reads keys from its hidden textarea)."""
+    page.focus("textarea.xterm-helper-textarea")
+    page.keyboard.press(key)

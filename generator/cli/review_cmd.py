@@ -73,6 +73,9 @@ def review_command(
         client_kind="browser" if served else "terminal",
     )
     review_app.run()
+    # The app may end without its quit key: a browser tab closed under synthgate serve, SIGTERM.
+    # Whatever it still holds (the shown candidate, one an undo reserved) goes back to the queue now.
+    review_app.client.release()
 
 
 def resolve_reviewer(given: str | None, *, configured: str | None, project_root: Path) -> str:
