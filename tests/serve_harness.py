@@ -131,3 +131,30 @@ def press(page: Any, key: str) -> None:
     """A key typed into the page's terminal (xterm.js reads keys from its hidden textarea)."""
     page.focus("textarea.xterm-helper-textarea")
     page.keyboard.press(key)
+
+
+# Timed in the page, on the browser's clock: from the key's keydown to the moment xterm.js has
+# parsed the output that puts another candidate on screen (no polling interval in the figure).
+ARM_KEY_TIMER = f"""previous => {{
+  const terminal = window.__synthgateTerminal;
+  const textarea = document.querySelector("textarea.xterm-helper-textarea");
+  window.__synthgateNext = new Promise(resolve => {{
+    let pressedAt = null;
+    textarea.addEventListener("keydown", () => {{ pressedAt = performance.now(); }}, {{once: true, capture: true}});
+    const watch = terminal.onWriteParsed(() => {{
+      const shown = ({SHOWN_CANDIDATE})();
+      if (pressedAt !== null && shown !== null && shown !== previous) {{
+        watch.dispose();
+        resolve([shown, performance.now() - pressedAt]);
+      }}
+    }});
+  }});
+}}"""
+
+
+def timed_key(page: Any, key: str, *, shown: int) -> tuple[int, float]:
+    """Press `key` on candidate `shown`; (the next candidate's id, milliseconds from keydown to it on screen)."""
+    page.evaluate(ARM_KEY_TIMER, shown)
+    press(page, key)
+    next_id, milliseconds = page.evaluate("() => window.__synthgateNext")
+    return int(next_id), float(milliseconds)
