@@ -30,6 +30,7 @@ COOKIE = "synthgate_session"
 # Sign-in attempts per client address: a person mistypes a few times; a guesser needs ~2^256 tries.
 SIGN_IN_ATTEMPTS = 10
 SIGN_IN_PERIOD_SECONDS = 60
+MAX_TRACKED_ADDRESSES = 10_000  # one small limiter per address: bounded memory under many addresses
 # How soon `team revoke` (another process, writing the store) closes an open review tab.
 REVOCATION_CHECK_SECONDS = 1.0
 # How long a review app may take to save and quit after its tab closes before it is killed.
@@ -112,6 +113,8 @@ class ReviewServer(Server):
         if not self._same_origin(request):
             raise web.HTTPForbidden(text="sign-in from another site refused")
         address = request.remote or "unknown"
+        if len(self.sign_in_limits) > MAX_TRACKED_ADDRESSES:  # forget the addresses whose attempts have all drained away
+            self.sign_in_limits = {a: lim for a, lim in self.sign_in_limits.items() if not lim.has_capacity(SIGN_IN_ATTEMPTS)}
         limiter = self.sign_in_limits.setdefault(address, AsyncLimiter(SIGN_IN_ATTEMPTS, SIGN_IN_PERIOD_SECONDS))
         if not limiter.has_capacity():
             return self._page(request, "signed_out.html", status=429, too_many=True)
