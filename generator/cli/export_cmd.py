@@ -96,7 +96,8 @@ def export_command(
     counts = report.counts
     console.print(
         f"Exported {counts['lines']} example(s) as {chosen}: {counts['accepted']} accepted, "
-        f"{counts['edited']} edited, {counts['seeds']} seed(s)."
+        f"{counts['edited']} edited, {counts['seeds']} seed(s)"
+        + (f", {counts['rejected']} rejected (label false)." if "rejected" in counts else ".")
     )
     for written in report.files:
         console.print(f"  {written.split}: {written.path} ({written.lines} lines, sha256 {written.sha256[:16]}...)")

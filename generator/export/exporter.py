@@ -108,6 +108,8 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
             "seeds": kinds["seed"],
             "skipped": sum(skipped.counts.values()),
         }
+        if fmt.labelled:
+            counts["rejected"] = kinds["rejected"]  # the negatives a human's rejection made
         report = _write_files(
             session, options, project, fmt, parts, guard=guard, targets=targets, counts=counts, skipped=skipped, head=head
         )

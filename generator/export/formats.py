@@ -33,6 +33,8 @@ class ExportFormat:
     problems: Callable[[Any], list[str]]  # why a record breaks the format's rules ([] = valid)
     read_back: Callable[[Any], tuple[Messages, Messages | None]]  # record -> (final, original)
     needs_original: bool = False  # only examples with a model original that a reviewer corrected
+    # Unpaired labels (KTO): every human decision is a line, rejected answers and corrected originals labelled false.
+    labelled: bool = False
 
 
 def _plain(messages: Messages) -> Messages:
@@ -229,6 +231,73 @@ def _dpo_read_back(record: Any) -> tuple[Messages, Messages | None]:
         raise FormatError(f"not an openai-dpo line (missing {exc})") from None
 
 
+# --- trl-dpo: TRL's conversational preference format ------------------------------------------------
+#
+# TRL's DPOTrainer reads {"prompt": [messages up to the last user turn], "chosen": [assistant message],
+# "rejected": [assistant message]}. Pairs come from a human decision over two answers to one prompt:
+# today a reviewer's correction over the model's original; a group of variants answering the same
+# prompt would add every accepted/rejected combination through the same record.
+
+
+def preference_pair(prompt: Messages, chosen: Messages, rejected: Messages) -> dict[str, Any]:
+    return {"prompt": _plain(prompt), "chosen": _plain(chosen), "rejected": _plain(rejected)}
+
+
+def _trl_dpo_render(final: Messages, original: Messages | None) -> dict[str, Any]:
+    dpo = _dpo_render(final, original)  # the same rules decide which corrections make a pair
+    return preference_pair(dpo["input"]["messages"], dpo["preferred_output"], dpo["non_preferred_output"])
+
+
+def _conversation_problems(prompt: Any, answers: dict[str, Any]) -> list[str]:
+    """TRL's conversational rules: each answer one assistant message, and the prompt followed by it a trainable chat."""
+    if not isinstance(prompt, list) or not prompt:
+        return ["'prompt' must be a non-empty list of messages"]
+    problems = []
+    for side, answer in answers.items():
+        if not isinstance(answer, list) or len(answer) != 1 or not isinstance(answer[0], dict) or answer[0].get("role") != "assistant":
+            problems.append(f"'{side}' must be exactly one assistant message")
+        else:
+            # The chat-template rules (alternating turns, ending on the answer) over the whole conversation.
+            problems += [f"prompt + {side}: {p}" for p in _trl_problems({"messages": prompt + answer})]
+    return problems
+
+
+def _trl_dpo_problems(record: Any) -> list[str]:
+    if not isinstance(record, dict) or set(record) != {"prompt", "chosen", "rejected"}:
+        return ["a line must hold exactly 'prompt', 'chosen' and 'rejected'"]
+    problems = _conversation_problems(record["prompt"], {"chosen": record["chosen"], "rejected": record["rejected"]})
+    if not problems and record["chosen"] == record["rejected"]:
+        problems.append("the chosen and rejected answers are identical")
+    return problems
+
+
+def _trl_dpo_read_back(record: Any) -> tuple[Messages, Messages | None]:
+    return record["prompt"] + record["chosen"], record["prompt"] + record["rejected"]
+
+
+# --- trl-kto: TRL's unpaired preference format ---------------------------------------------------------
+
+
+def kto_record(messages: Messages, label: bool) -> dict[str, Any]:
+    """{"prompt", "completion", "label"}: label true for an answer a human accepted, false for one a human turned down."""
+    if messages[-1]["role"] != "assistant" or not any(m["role"] == "user" for m in messages):
+        raise Unrepresentable("the conversation does not end on an answer to a user's turn")
+    return {"prompt": _plain(messages[:-1]), "completion": _plain(messages[-1:]), "label": label}
+
+
+def _trl_kto_problems(record: Any) -> list[str]:
+    if not isinstance(record, dict) or set(record) != {"prompt", "completion", "label"}:
+        return ["a line must hold exactly 'prompt', 'completion' and 'label'"]
+    problems = _conversation_problems(record["prompt"], {"completion": record["completion"]})
+    if not isinstance(record["label"], bool):
+        problems.append("'label' must be true or false")
+    return problems
+
+
+def _trl_kto_read_back(record: Any) -> tuple[Messages, Messages | None]:
+    return record["prompt"] + record["completion"], None
+
+
 def _messages_read_back(record: Any) -> tuple[Messages, Messages | None]:
     """openai and trl lines hold the messages themselves (read back only after the rules passed)."""
     return _plain(record["messages"]), None
@@ -254,6 +323,22 @@ FORMATS: dict[str, ExportFormat] = {
             _dpo_problems,
             _dpo_read_back,
             needs_original=True,
+        ),
+        ExportFormat(
+            "trl-dpo",
+            'TRL preference pairs, conversational: {"prompt", "chosen", "rejected"} (edited examples only)',
+            _trl_dpo_render,
+            _trl_dpo_problems,
+            _trl_dpo_read_back,
+            needs_original=True,
+        ),
+        ExportFormat(
+            "trl-kto",
+            'TRL unpaired preferences: {"prompt", "completion", "label"}; every human decision, rejected answers labelled false',
+            lambda final, original: kto_record(final, True),
+            _trl_kto_problems,
+            _trl_kto_read_back,
+            labelled=True,
         ),
     )
 }

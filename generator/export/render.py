@@ -8,6 +8,7 @@ a range of ids, and keeps the parts consistent with the parent's snapshot.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,8 +20,15 @@ from sqlmodel import Session, select
 
 from generator.errors import UserError
 from generator.examples import category_of
-from generator.export.formats import FORMATS, ExportFormat, Unrepresentable
-from generator.export.selection import AcceptedCandidate, GateTally, Refusal, count_accepted_statuses, iter_accepted
+from generator.export.formats import FORMATS, ExportFormat, Unrepresentable, kto_record
+from generator.export.selection import (
+    REJECTING_ACTIONS,
+    AcceptedCandidate,
+    GateTally,
+    Refusal,
+    count_accepted_statuses,
+    iter_accepted,
+)
 from generator.export.writer import PartSpool, split_rank
 from generator.store.models import SeedRecord
 
@@ -100,9 +108,10 @@ class _Renderer:
         original: list[dict[str, Any]] | None,
         tags: list[str],
         entry: dict[str, Any],
+        label: bool | None = None,  # labelled formats: whether a human accepted this answer
     ) -> None:
         try:
-            record = self.fmt.render(final, original)
+            record = self.fmt.render(final, original) if label is None else kto_record(final, label)
         except Unrepresentable as skip:
             self.part.skipped.add(f"{self.fmt.name} cannot hold it: {skip.reason}", ident)
             return
@@ -132,7 +141,7 @@ def render_candidates(session: Session, job: PartJob) -> Part:
     renderer = _Renderer(job, part)
     tally = GateTally()
     with part.spool:
-        for item in iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, tally=tally):
+        for item in _decided(session, job, renderer.fmt, part, tally):
             ident = f"candidate:{item.candidate_id}"
             if item.content_hash in job.seed_hashes:
                 part.skipped.add("already in the export as a verified seed (promoted)", ident)
@@ -141,14 +150,44 @@ def render_candidates(session: Session, job: PartJob) -> Part:
                 part.run_ids.add(item.run_id)
             if item.template_hash:
                 part.template_hashes.add(item.template_hash)
-            renderer.emit(
-                ident=ident,
-                kind="edited" if item.edited else "accepted",
-                final=item.messages,
-                original=item.original_messages,
-                tags=item.tags,
-                entry=_candidate_entry(item),
-            )
+            if not renderer.fmt.labelled:
+                kind = "edited" if item.edited else "accepted"
+                renderer.emit(
+                    ident=ident,
+                    kind=kind,
+                    final=item.messages,
+                    original=item.original_messages,
+                    tags=item.tags,
+                    entry=_candidate_entry(item),
+                )
+            elif item.action in REJECTING_ACTIONS:
+                renderer.emit(
+                    ident=ident,
+                    kind="rejected",
+                    final=item.messages,
+                    original=None,
+                    tags=item.tags,
+                    entry=_candidate_entry(item, label=False),
+                    label=False,
+                )
+            else:
+                # Every human decision is a label: an accepted answer true; a corrected one true, and the
+                # model's original it replaced false (the reviewer's "not like this").
+                kind = "edited" if item.edited else "accepted"
+                renderer.emit(
+                    ident=ident,
+                    kind=kind,
+                    final=item.messages,
+                    original=None,
+                    tags=item.tags,
+                    entry=_candidate_entry(item, label=True),
+                    label=True,
+                )
+                if item.edited:
+                    entry = _candidate_entry(item, label=False)
+                    renderer.emit(
+                        ident=ident, kind=kind, final=item.original_messages, original=None, tags=item.tags, entry=entry, label=False
+                    )
     # Counted in the same read transaction as the rows above, so both see one state of the store.
     forged = count_accepted_statuses(session, id_range=job.id_range) - tally.backed_statuses
     if forged:
@@ -182,8 +221,22 @@ def render_seeds(session: Session, job: PartJob) -> Part:
     return part
 
 
-def _candidate_entry(item: AcceptedCandidate) -> dict[str, Any]:
+def _decided(session: Session, job: PartJob, fmt: ExportFormat, part: Part, tally: GateTally) -> Iterator[AcceptedCandidate]:
+    """The candidates the gate lets through, in id order; for a labelled format merged with those a human rejected."""
+    accepted = iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, tally=tally)
+    if not fmt.labelled:
+        return accepted
+    rejected = iter_accepted(session, tags=job.tags, id_range=job.id_range, on_refusal=part.skipped.refused, actions=REJECTING_ACTIONS)
+    return heapq.merge(accepted, rejected, key=lambda item: item.candidate_id)
+
+
+def _candidate_entry(item: AcceptedCandidate, *, label: bool | None = None) -> dict[str, Any]:
+    labelled = {} if label is None else {"label": label}
+    # A reject's reasons are what the negative teaches; kept in the manifest, never in the training line.
+    reasons = {"reasons": item.reasons} if item.action in REJECTING_ACTIONS else {}
     return {
+        **labelled,
+        **reasons,
         "kind": "candidate",
         "candidate_id": item.candidate_id,
         "decision_id": item.decision_id,

@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, Text, cast, func, select
+from sqlalchemy import ColumnElement, Select, Text, cast, func, or_, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from generator.examples import messages_hash
-from generator.store.audit import HASHED_FIELDS, NO_PROOF, decision_hash, latest_live_decision_id
+from generator.store.audit import HASHED_FIELDS, NO_PROOF, decision_hash, latest_live_decision_id, live
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
 from generator.store.signing import SigningKey, load_key, store_identity
 
@@ -47,6 +48,7 @@ class AcceptedCandidate:
     action: str  # "accept" or "edit"
     decided_at: datetime
     decision_hash: str
+    reasons: list[str]  # the reviewer's reason tags (what a reject says is wrong)
 
     @property
     def edited(self) -> bool:
@@ -116,10 +118,12 @@ def _json_text(column: Any, name: str) -> Any:
     return cast(column, Text).label(name)
 
 
-_CANDIDATE_COLUMNS = 5  # the candidate's columns come first in _accepted_rows, then the decision's
+_CANDIDATE_COLUMNS = 5  # the candidate's columns come first in _decided_rows, then the decision's
+# A human's "not like this": exported only as a negative, by formats that carry labels (trl-kto).
+REJECTING_ACTIONS: tuple[str, ...] = ("reject",)
 
 
-def _accepted_rows() -> Select[Any]:
+def _decided_rows(actions: tuple[str, ...]) -> Select[Any]:
     # Driven by the candidate primary key, so rows arrive in id order with no sort, and the
     # decision is reached through its indexes: this streams at a million rows.
     plain = [c for c in _decision.c if c.name in HASHED_FIELDS and c.name not in ("reasons", "edited_messages")]
@@ -138,9 +142,28 @@ def _accepted_rows() -> Select[Any]:
         )
         .select_from(_candidate)
         .join(_decision, _decision.c.id == latest_live_decision_id(_candidate.c.id))
-        .where(_decision.c.action.in_(ACCEPTING_ACTIONS))
+        .where(_decision.c.action.in_(actions), _decision.c.kind != "canary", _overlap_settled(actions))
         .order_by(_candidate.c.id)
     )
+
+
+def _overlap_settled(actions: tuple[str, ...]) -> ColumnElement[bool]:
+    # An overlapped candidate passes only when as many reviewers as it needs decided the same way
+    # on this very content, or when the latest decision is an adjudicator's: one accept of two is
+    # not enough. A canary decision (on a filtered candidate) never lets anything through.
+    d = aliased(_decision)
+    agreeing = (
+        select(func.count(func.distinct(d.c.reviewer)))
+        .where(
+            d.c.candidate_id == _candidate.c.id,
+            d.c.kind == "review",
+            d.c.action.in_(actions),
+            d.c.content_hash == _decision.c.content_hash,
+            live(d),
+        )
+        .scalar_subquery()
+    )
+    return or_(_candidate.c.reviews_needed <= 1, _decision.c.kind == "adjudication", agreeing >= _candidate.c.reviews_needed)
 
 
 def hashed_fields(row: Any) -> dict[str, Any]:
@@ -148,9 +171,14 @@ def hashed_fields(row: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in HASHED_FIELDS}
 
 
-def gate_problem(fields: dict[str, Any], *, stored_hash: str, final_messages: list[dict[str, Any]]) -> str | None:
-    """Why this decision cannot let `final_messages` through (None: it can). Reasons name no ids, so they group."""
-    if fields["action"] not in ACCEPTING_ACTIONS:
+def gate_problem(
+    fields: dict[str, Any], *, stored_hash: str, final_messages: list[dict[str, Any]], actions: tuple[str, ...] = ACCEPTING_ACTIONS
+) -> str | None:
+    """Why this decision cannot let `final_messages` through (None: it can). Reasons name no ids, so they group.
+
+    `actions`: what the decision must be; REJECTING_ACTIONS only where a format holds a human's "not like this" as a negative.
+    """
+    if fields["action"] not in actions:
         return f"the latest decision is '{fields['action']}', not an acceptance"
     if not (fields["reviewer"] or "").strip():
         return "the decision names no reviewer"
@@ -169,8 +197,13 @@ def iter_accepted(
     on_refusal: Callable[[Refusal], None] | None = None,
     tally: GateTally | None = None,
     proofs: ProofCheck | None = None,
+    actions: tuple[str, ...] = ACCEPTING_ACTIONS,
 ) -> Iterator[AcceptedCandidate]:
     """Every candidate that passes the gate, in candidate id order, streamed in batches.
+
+    With `actions=REJECTING_ACTIONS`, instead every candidate a named reviewer rejected, under the
+    same checks (a live decision, its hash and proof, its content): the negatives of a labelled
+    format. A rejected candidate is never yielded by the default call, the positives.
 
     With `tags`, only candidates carrying at least one of them; with `id_range` (first, last),
     only those ids. Candidates whose decisions accept them but fail a gate check are passed to
@@ -182,14 +215,15 @@ def iter_accepted(
         proofs = proof_check(session)
     # One statement streamed in batches (a server-side cursor where the driver has one), read
     # in one transaction: the export sees one consistent snapshot of the store.
-    statement = _accepted_rows()
+    statement = _decided_rows(actions)
+    expected_status = "accepted" if actions == ACCEPTING_ACTIONS else "rejected"
     if id_range is not None:
         statement = statement.where(_candidate.c.id.between(*id_range))
     result = session.connection().execution_options(yield_per=STREAM_BATCH).execute(statement)
     names = tuple(result.keys())[_CANDIDATE_COLUMNS:]
     # Plain tuples unpacked by position: attribute access on a million rows costs seconds.
     for candidate_json, tags_json, run_id, template_hash, status, *decision_values in result:
-        if tally is not None and status == "accepted":
+        if tally is not None and status == "accepted" and actions == ACCEPTING_ACTIONS:
             tally.backed_statuses += 1
         fields = dict(zip(names, decision_values, strict=True))
         stored_hash = fields.pop("hash")
@@ -205,11 +239,11 @@ def iter_accepted(
             problem: str | None = "its stored JSON does not decode (invalid text in the database)"
         else:
             final = fields["edited_messages"] if fields["action"] == "edit" else original
-            problem = gate_problem(fields, stored_hash=stored_hash, final_messages=final or [])
+            problem = gate_problem(fields, stored_hash=stored_hash, final_messages=final or [], actions=actions)
             if problem is None:
                 # After the hash check, so one HMAC per decision that would otherwise pass.
                 problem = proofs.problem(fields["id"], stored_hash, stored_proof)
-            if problem is None and status != "accepted":
+            if problem is None and status != expected_status:
                 problem = "its status disagrees with its decisions (the store is inconsistent)"
         if problem is not None:
             if on_refusal is not None:
@@ -228,6 +262,7 @@ def iter_accepted(
             action=fields["action"],
             decided_at=fields["created_at"],
             decision_hash=stored_hash,
+            reasons=fields["reasons"] or [],
         )
 
 

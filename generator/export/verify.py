@@ -27,10 +27,10 @@ from generator.examples import FormatError, messages_hash
 from generator.export.exporter import store_location
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import find_manifest, iter_manifest_entries, read_manifest_header
-from generator.export.selection import gate_problem, hashed_fields
+from generator.export.selection import REJECTING_ACTIONS, gate_problem, hashed_fields
 from generator.export.verify_summary import Tally, chain_anchor, summary_problems
 from generator.store.audit import NO_PROOF, latest_live_decision_id, verify_chain
-from generator.store.models import Candidate, Decision, SeedRecord, StoreMeta
+from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision, SeedRecord, StoreMeta
 from generator.store.signing import SigningKey, key_path, load_key, missing_key_error, store_identity
 
 BATCH = 500
@@ -230,7 +230,7 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, Any]:
     try:
         record = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -238,7 +238,7 @@ def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], li
     problems = fmt.problems(record)
     if problems:
         raise FormatError(f"breaks the {fmt.name} format rules: {problems[0]}")
-    return fmt.read_back(record)
+    return (*fmt.read_back(record), record)
 
 
 def _shown(value: Any) -> str:
@@ -269,7 +269,7 @@ def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair]) -> _Rows
     decision_table = Decision.__table__  # type: ignore[attr-defined]
     origins = select(Candidate.id, Candidate.run_id, Candidate.template_hash, latest_live_decision_id(Candidate.id).label("latest"))
     originals: dict[int, list[dict[str, Any]]] = {}
-    if fmt.needs_original:
+    if fmt.needs_original or fmt.labelled:
         originals = dict(session.execute(select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))).all())
     return _Rows(
         decisions={d.id: d for d in session.execute(select(decision_table).where(col(Decision.id).in_(decision_ids)))},
@@ -304,12 +304,29 @@ def _check_batch(
 
 def _line_problem(fmt: ExportFormat, pair: _Pair, rows: _Rows, proof: _Proof) -> str | None:
     try:
-        final, original = _read_line(fmt, pair.text)
+        final, original, record = _read_line(fmt, pair.text)
     except FormatError as exc:
         return str(exc)
     if pair.entry.get("kind") == "seed":
         return _seed_problem(pair.entry, final, rows.seeds)
+    if fmt.labelled:
+        if pair.entry.get("label") is not record["label"]:
+            return f"the line's label is {record['label']!r}, but the manifest's entry says {pair.entry.get('label')!r}"
+        if record["label"] is False:
+            return _negative_problem(pair.entry, final, rows, proof)
     return _candidate_problem(pair.entry, final, original, rows, proof)
+
+
+def _negative_problem(entry: dict[str, Any], answer: list[dict[str, Any]], rows: _Rows, proof: _Proof) -> str | None:
+    """A line labelled false: a candidate a human rejected, or the model's original that a human's correction replaced."""
+    if entry.get("action") == "reject":
+        return _candidate_problem(entry, answer, None, rows, proof, actions=REJECTING_ACTIONS)
+    decision = rows.decisions.get(_whole_number(entry.get("decision_id")) or 0)
+    corrected = decision.edited_messages if decision is not None and entry.get("action") == "edit" else None
+    if corrected is None:
+        return "a line labelled false must come from a rejection or from a correction (the manifest entry names neither)"
+    # The correction is what the decision accepted; the line must be the model's original it replaced.
+    return _candidate_problem(entry, corrected, answer, rows, proof)
 
 
 def _duplicate_problem(pair: _Pair, files: list[str], index: int, tally: Tally) -> str | None:
@@ -325,7 +342,8 @@ def _duplicate_problem(pair: _Pair, files: list[str], index: int, tally: Tally) 
         ident = _whole_number(pair.entry.get("candidate_id"))
         if ident is None:
             return None
-        first = tally.first_candidate_line.setdefault(ident, here)
+        # A labelled format holds a corrected example twice: the correction true, the original false.
+        first = tally.first_candidate_line.setdefault(ident << 1 | (pair.entry.get("label") is False), here)
         what = f"candidate {ident}"
     if first == here:
         return None
@@ -363,6 +381,7 @@ def _candidate_problem(
     original: list[dict[str, Any]] | None,
     rows: _Rows,
     proof: _Proof,
+    actions: tuple[str, ...] = ACCEPTING_ACTIONS,
 ) -> str | None:
     decision_id, candidate_id = _whole_number(entry.get("decision_id")), _whole_number(entry.get("candidate_id"))
     if decision_id is None or candidate_id is None:
@@ -372,7 +391,7 @@ def _candidate_problem(
         return f"decision {decision_id} no longer exists (removed from the database)"
     if decision.candidate_id != candidate_id:
         return f"decision {decision_id} is about candidate {decision.candidate_id}, not {candidate_id}"
-    problem = gate_problem(hashed_fields(decision), stored_hash=decision.hash, final_messages=final)
+    problem = gate_problem(hashed_fields(decision), stored_hash=decision.hash, final_messages=final, actions=actions)
     if problem:
         return f"{problem} (decision {decision_id})"
     if decision.hash != entry.get("decision_hash"):
@@ -401,6 +420,8 @@ def _candidate_problem(
 def _entry_field_problem(entry: dict[str, Any], decision: Any) -> str | None:
     """What the manifest says of the decision (the fields a reader trusts) must be what the store holds."""
     stored = {"reviewer": decision.reviewer, "action": decision.action, "decided_at": decision.created_at.isoformat()}
+    if "reasons" in entry:
+        stored["reasons"] = decision.reasons
     for name, value in stored.items():
         if entry.get(name) != value:
             return f"the manifest's {name} for this line is {entry.get(name)!r}, but decision {decision.id} says {value!r}"

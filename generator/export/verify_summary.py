@@ -81,6 +81,8 @@ def _count_problems(header: dict[str, Any], tally: Tally) -> Iterator[str]:
         "seeds": (tally.kinds["seed"], "its entries hold seeds for"),
         "skipped": (sum(s["count"] for s in skipped), "its skipped reasons add up to"),
     }
+    if "rejected" in counts:  # manifests from before labelled formats have no such count
+        actual["rejected"] = (tally.kinds["reject"], "its entries hold rejections for")
     for name, (value, how) in actual.items():
         if counts.get(name) != value:
             yield f"manifest field counts.{name} is {counts.get(name)!r}, but {how} {value}"
