@@ -6,12 +6,13 @@ so the gate's rules (named reviewer, pending only, leases, the decision chain) h
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 
-from generator.store import queue
+from generator.store import adjudication, queue
 from generator.store.db import read_session, write_session
 from generator.store.queue import CandidateView, DecisionView, QueueFilter
 
@@ -23,6 +24,11 @@ class QueueClient:
     lease_seconds: int
     filters: QueueFilter = field(default_factory=QueueFilter)
     client_kind: str = "terminal"  # recorded with each decision: "terminal", or "browser" under synthgate serve
+    canary_rate: float = 0.0  # [review] canary_rate: that share of claims shows a filtered candidate as if pending
+    adjudicate: bool = False  # synthgate review --adjudicate: claims disagreements, and its decisions are final
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # this sitting, recorded with each decision
+    # The reviewers' decisions on the disagreement shown (adjudication only), by candidate id.
+    reviews_shown: dict[int, list[DecisionView]] = field(default_factory=dict)
 
     @property
     def renew_every_seconds(self) -> float:
@@ -34,13 +40,23 @@ class QueueClient:
     def claim(self) -> CandidateView | None:
         """The candidate to show next, leased to this reviewer (None: nothing left for these filters)."""
         with write_session(self.engine) as session:
-            return queue.claim_next_candidate(session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, filters=self.filters)
+            if self.adjudicate:
+                disagreement = adjudication.claim_for_adjudication(session, adjudicator=self.reviewer, lease_seconds=self.lease_seconds)
+                if disagreement is None:
+                    return None
+                self.reviews_shown = {disagreement.candidate.id: disagreement.decisions}
+                return disagreement.candidate
+            return queue.claim_next_candidate(
+                session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, filters=self.filters, canary_rate=self.canary_rate
+            )
 
     def decide(self, **decision: Any) -> DecisionView:
         """Record and commit one decision (`queue.record_decision`'s arguments, less the reviewer);
         when this returns, the decision survives a kill -9."""
         with write_session(self.engine) as session:
-            return queue.record_decision(session, reviewer=self.reviewer, client=self.client_kind, **decision)
+            return queue.record_decision(
+                session, reviewer=self.reviewer, client=self.client_kind, session_id=self.session_id, adjudicate=self.adjudicate, **decision
+            )
 
     def undo(self) -> tuple[DecisionView, CandidateView] | None:
         """Undo this reviewer's latest live decision; returns the undo and the candidate to show again."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 CANDIDATE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected", "filtered")
@@ -119,6 +119,8 @@ class Candidate(SQLModel, table=True):
             sqlite_where=text("lease_owner IS NOT NULL"),
             postgresql_where=text("lease_owner IS NOT NULL"),
         ),
+        # Overlapped candidates only (a few percent): the adjudication queue and overlap marking.
+        Index("ix_candidate_overlap", "status", "id", sqlite_where=text("reviews_needed > 1"), postgresql_where=text("reviews_needed > 1")),
         CheckConstraint("status IN ('pending','accepted','rejected','filtered')", name="ck_candidate_status"),
     )
 
@@ -143,6 +145,10 @@ class Candidate(SQLModel, table=True):
     review_order: int = 0  # skipping moves a candidate behind the others
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    # 1, or [review] overlap_reviewers for the share chosen to overlap (generator.store.overlap):
+    # it then stays pending until that many reviewers decided it, and their disagreement goes to adjudication.
+    # No Python-side default on the column, so bulk inserts written for older schemas still insert.
+    reviews_needed: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -169,6 +175,11 @@ class Decision(SQLModel, table=True):
     # Not hashed (decisions made before the column existed keep their hashes); the append-only
     # triggers keep it from changing after the fact.
     client: str | None = None
+    # "review"; "adjudication" (final word on an overlapped candidate its reviewers disagree on); or
+    # "canary" (on a filtered candidate shown as if pending: never changes a candidate, never exported).
+    # Not hashed, like `client`; the append-only triggers keep it from changing.
+    kind: str = Field(default="review", sa_column=Column(String, nullable=False, server_default="review"))
+    session_id: str | None = None  # one review app run: tells a reviewer's sittings apart in `stats`
     created_at: datetime = Field(default_factory=utcnow)
     prev_hash: str
     hash: str = Field(unique=True)

@@ -6,6 +6,7 @@ returns plain pydantic views, never live ORM rows, so the UI cannot write around
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from generator.store.models import (
     SeedRecord,
     utcnow,
 )
+from generator.store.overlap import awaiting_adjudication, canary_for, open_to_reviewer, settled_status
 from generator.store.signing import key_for_signing
 
 REVIEW_ACTIONS = ("accept", "reject", "edit")
@@ -82,6 +84,7 @@ class DecisionView(BaseModel):
     created_at: datetime
     undoes_id: int | None
     hash: str
+    kind: str = "review"  # review | adjudication | canary
 
 
 def _require_reviewer(reviewer: str) -> str:
@@ -114,11 +117,15 @@ def claim_next_candidate(
     lease_seconds: int,
     filters: QueueFilter | None = None,
     now: datetime | None = None,
+    canary_rate: float = 0.0,
+    rng: random.Random | None = None,
 ) -> CandidateView | None:
     """Reserve the next pending candidate for `reviewer` and return it (None: nothing left).
 
     One atomic UPDATE ... WHERE id = (SELECT ...): two reviewers can never hold the same candidate.
-    A candidate the reviewer already holds is returned first (e.g. after a restart).
+    A candidate the reviewer already holds is returned first (e.g. after a restart). An overlapped
+    candidate is offered until it has the reviews it needs, never twice to one reviewer. With
+    `canary_rate`, that share of claims is a filtered candidate shown as if pending (a canary).
     """
     reviewer = _require_reviewer(reviewer)
     now = now or utcnow()
@@ -135,9 +142,13 @@ def claim_next_candidate(
         session.commit()
         return get_candidate(session, candidate_id=held)
     free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now)
+    if canary_rate > 0 and (rng or random).random() < canary_rate:
+        canary = _claim_canary(session, reviewer=reviewer, expires=expires, free=free)
+        if canary is not None:
+            return canary
     next_id = (
         select(Candidate.id)
-        .where(col(Candidate.status) == "pending", free, *matching)
+        .where(col(Candidate.status) == "pending", free, open_to_reviewer(reviewer), *matching)
         .order_by(col(Candidate.review_order), col(Candidate.id))
         .limit(1)
         .scalar_subquery()
@@ -152,6 +163,23 @@ def claim_next_candidate(
     if claimed is None:
         return None
     return get_candidate(session, candidate_id=claimed[0])
+
+
+def _claim_canary(session: Session, *, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> CandidateView | None:
+    # A candidate the checks filtered, leased like any other and shown exactly as a pending one
+    # would be (its filter reason hidden): rejecting it is what an attentive reviewer does.
+    next_id = select(Candidate.id).where(canary_for(reviewer), free).order_by(col(Candidate.id)).limit(1).scalar_subquery()
+    claimed = session.execute(
+        update(Candidate)
+        .where(col(Candidate.id) == next_id, col(Candidate.status) == "filtered", free)
+        .values(lease_owner=reviewer, lease_expires_at=expires)
+        .returning(col(Candidate.id))
+    ).first()
+    session.commit()
+    if claimed is None:
+        return None
+    view = get_candidate(session, candidate_id=claimed[0])
+    return view.model_copy(update={"status": "pending", "filter_reason": None, "filter_match": None})
 
 
 def renew_lease(session: Session, *, candidate_id: int, reviewer: str, lease_seconds: int, now: datetime | None = None) -> bool:
@@ -202,10 +230,15 @@ def record_decision(
     edited: Example | None = None,
     seconds: float | None = None,
     client: str = "terminal",
+    session_id: str | None = None,
+    adjudicate: bool = False,
 ) -> DecisionView:
     """Append a reviewer's accept, reject or edit (= accept a corrected version) and commit it.
 
-    `client` says where it was made: "terminal" (synthgate review) or "browser" (synthgate serve).
+    `client` says where it was made: "terminal" (synthgate review) or "browser" (synthgate serve);
+    `session_id`, in which sitting. `adjudicate`: the final word on an overlapped candidate its
+    reviewers disagree on. A decision on a canary (a filtered candidate leased to this reviewer as
+    if pending) is recorded as such and changes nothing.
     The candidate must be pending. A reject needs at least one reason; an edit needs the
     corrected example, which must differ from the candidate.
     """
@@ -230,16 +263,32 @@ def record_decision(
     not_held_by_another = or_(
         col(Candidate.lease_owner).is_(None), col(Candidate.lease_owner) == reviewer, col(Candidate.lease_expires_at) <= now
     )
-    changed = session.exec(
-        update(Candidate)
-        .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", not_held_by_another)
-        .values(status=_EFFECT[action], lease_owner=None, lease_expires_at=None)
-    )
+    kind = "adjudication" if adjudicate else "review"
+    overlapped = candidate.reviews_needed > 1
+    if candidate.status == "filtered" and not adjudicate:
+        kind = "canary"
+        changed = session.exec(  # only the reviewer it was shown to, while shown: the candidate itself stays filtered
+            update(Candidate)
+            .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "filtered", col(Candidate.lease_owner) == reviewer)
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+    else:
+        # The UPDATE comes first: it locks the candidate, so the overlap checks below read a settled history.
+        changed = session.exec(
+            update(Candidate)
+            .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", not_held_by_another)
+            .values(status="pending" if overlapped else _EFFECT[action], lease_owner=None, lease_expires_at=None)
+        )
     if changed.rowcount != 1:
         session.rollback()
         if candidate.status == "pending" and candidate.lease_owner:  # re-read: the rollback expired it
             raise QueueError(f"candidate {candidate_id} is being reviewed by {candidate.lease_owner}")
         raise QueueError(f"candidate {candidate_id} is not pending (status {candidate.status}); someone may have decided it")
+    if kind != "canary" and (overlapped or adjudicate):
+        refusal = _overlap_refusal(session, candidate_id=candidate_id, reviewer=reviewer, adjudicate=adjudicate)
+        if refusal is not None:
+            session.rollback()
+            raise QueueError(refusal)
     view = _append_decision(
         session,
         candidate_id=candidate_id,
@@ -252,9 +301,37 @@ def record_decision(
         undoes_id=None,
         seconds=seconds,
         client=client,
+        kind=kind,
+        session_id=session_id,
     )
+    if overlapped and kind != "canary":
+        _settle(session, candidate_id=candidate_id, reviews_needed=candidate.reviews_needed)
     session.commit()
     return view
+
+
+def _overlap_refusal(session: Session, *, candidate_id: int, reviewer: str, adjudicate: bool) -> str | None:
+    """Why this reviewer may not decide this candidate now (None: they may)."""
+    this = col(Candidate.id) == candidate_id
+    if adjudicate:
+        if session.exec(select(Candidate.id).where(this, awaiting_adjudication())).first() is None:
+            return f"candidate {candidate_id} does not await adjudication"
+        reviewed = session.exec(
+            select(Decision.id).where(
+                col(Decision.candidate_id) == candidate_id, col(Decision.reviewer) == reviewer, col(Decision.kind) == "review"
+            )
+        ).first()
+        if reviewed is not None:
+            return f"candidate {candidate_id} has your own review: another adjudicator must settle it"
+        return None
+    if session.exec(select(Candidate.id).where(this, open_to_reviewer(reviewer))).first() is None:
+        return f"candidate {candidate_id} already has your decision, or every review it needs"
+    return None
+
+
+def _settle(session: Session, *, candidate_id: int, reviews_needed: int) -> None:
+    status = settled_status(session, candidate_id=candidate_id, reviews_needed=reviews_needed)
+    session.execute(update(Candidate).where(col(Candidate.id) == candidate_id).values(status=status))
 
 
 def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 900, client: str = "terminal") -> DecisionView | None:
@@ -275,11 +352,18 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
     ).first()
     if target is None:
         return None
-    changed = session.exec(
-        update(Candidate)
-        .where(col(Candidate.id) == target.candidate_id, col(Candidate.status) == _EFFECT[target.action])
-        .values(status="pending", lease_owner=reviewer, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
-    )
+    candidate = session.get(Candidate, target.candidate_id)
+    overlapped = candidate is not None and candidate.reviews_needed > 1
+    this = col(Candidate.id) == target.candidate_id
+    lease = {"lease_owner": reviewer, "lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    if target.kind == "canary":  # a canary's candidate stays filtered; only the decision is undone
+        changed = session.exec(update(Candidate).where(this, col(Candidate.status) == "filtered").values(lease_owner=None))
+    elif overlapped:  # its status is settled again from the decisions that remain
+        changed = session.exec(update(Candidate).where(this, col(Candidate.status) != "filtered").values(status="pending", **lease))
+    else:
+        changed = session.exec(
+            update(Candidate).where(this, col(Candidate.status) == _EFFECT[target.action]).values(status="pending", **lease)
+        )
     if changed.rowcount != 1:
         session.rollback()
         raise QueueError(f"candidate {target.candidate_id} changed since decision {target.id}; it cannot be undone")
@@ -295,7 +379,10 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
         undoes_id=target.id,
         seconds=None,
         client=client,
+        kind=target.kind,
     )
+    if overlapped and target.kind != "canary" and candidate is not None:
+        _settle(session, candidate_id=target.candidate_id, reviews_needed=candidate.reviews_needed)
     session.commit()
     return view
 
@@ -347,6 +434,7 @@ def _decision_view(row: Decision) -> DecisionView:
         created_at=row.created_at,
         undoes_id=row.undoes_id,
         hash=row.hash,
+        kind=row.kind,
     )
 
 
