@@ -12,7 +12,7 @@ from generator.errors import UserError
 from generator.project import display_path
 from generator.seeds import LineProblem, Seed, SeedSet, collector_paused
 from generator.similarity import NearDuplicateIndex, normalized_key, similarity_text
-from generator.style import StyleProfile, answer_chars, has_trailing_whitespace
+from generator.style import StyleProfile, answer_chars, has_trailing_whitespace, unclosed_fence
 
 _MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
 
@@ -144,6 +144,12 @@ def _style(seeds: list[Seed]) -> list[LineProblem]:
         for number, message in enumerate(seed.example.messages, start=1):
             if has_trailing_whitespace(message.content):
                 problems.append(LineProblem(seed.file, seed.line, f"message {number} ({message.role}) has trailing whitespace", "warning"))
+            if unclosed_fence(message.content):
+                problems.append(
+                    LineProblem(
+                        seed.file, seed.line, f"message {number} ({message.role}) leaves a ``` code block open; close it", "warning"
+                    )
+                )
     return problems
 
 

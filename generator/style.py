@@ -8,41 +8,60 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from generator.examples import Message
+from generator.markdown_text import read_markdown
 
 # Each feature is a yes/no property of an assistant answer. A set is consistent when (nearly)
 # every answer agrees on each feature; an answer on the minority side has drifted.
-_FEATURES: dict[str, re.Pattern[str]] = {
-    "markdown headings": re.compile(r"^\s{0,3}#{1,6}\s", re.MULTILINE),
-    "bold markup": re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__"),
-    "bullet lists": re.compile(r"^\s*[-*•]\s+\S", re.MULTILINE),
-    "'1)' numbering": re.compile(r"^\s*\d+\)\s+\S", re.MULTILINE),
-    "code fences": re.compile(r"```"),
-    "emoji": re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]"),
-}
+FEATURES: tuple[str, ...] = ("markdown headings", "bold markup", "bullet lists", "'1)' numbering", "code fences", "emoji")
+_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 
 # Below this share, a feature's minority is called drift (and only with enough examples to judge).
 MAJORITY = 0.8
 MIN_EXAMPLES = 5
 
-
-# A feature's pattern can only match text holding one of these strings: a substring test (C speed)
-# spares the regex for most answers. Emoji need a non-ASCII character.
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "markdown headings": ("#",),
-    "bold markup": ("**", "__"),
-    "bullet lists": ("-", "*", "•"),
-    "'1)' numbering": (")",),
-    "code fences": ("```",),
-}
+# A feature can only be present in text holding one of these strings: a substring test (C speed)
+# spares the markdown parser for most answers (emoji need a non-ASCII character). Parsing costs
+# ~100x a substring search, so texts without any of them are never parsed. Measured with
+# benchmarks/checks_scale.py --candidates 20000 (answers of plain prose): 5.0 s before the parser,
+# 5.0 s after.
+_NEEDS: tuple[str, ...] = ("#", "**", "__", "- ", "-\t", "* ", "*\t", "+ ", "•", ")", "```", "~~~", "===", "---")
 
 
 def answer_features(text: str) -> frozenset[str]:
+    """The formatting features of an answer's prose: markup inside code (fenced, indented, inline) does not count."""
+    if text.isascii() and not any(map(text.__contains__, _NEEDS)):
+        return frozenset()
+    parsed = read_markdown(text)
+    present = {
+        "markdown headings": parsed.headings,
+        "bold markup": parsed.bold,
+        "bullet lists": parsed.bullet_lists,
+        "'1)' numbering": parsed.paren_numbering,
+        "code fences": bool(parsed.fences),
+        "emoji": not parsed.prose.isascii() and bool(_EMOJI.search(parsed.prose)),
+    }
+    return frozenset(name for name, found in present.items() if found)
+
+
+def fence_languages(messages: Sequence[Message]) -> frozenset[str]:
+    """The languages of the assistant's fenced code blocks ("" for a block without one)."""
     return frozenset(
-        name
-        for name, pattern in _FEATURES.items()
-        if (any(map(text.__contains__, _NEEDS[name])) if name in _NEEDS else not text.isascii()) and pattern.search(text)
+        fence.language for m in messages if m.role == "assistant" and _may_fence(m.content) for fence in read_markdown(m.content).fences
     )
+
+
+def unclosed_fence(text: str) -> bool:
+    """Whether a fenced code block is left open (a cut-off answer, or a broken one)."""
+    return _may_fence(text) and any(not fence.closed for fence in read_markdown(text).fences)
+
+
+def _may_fence(text: str) -> bool:
+    return "```" in text or "~~~" in text
+
+
+def language_name(language: str) -> str:
+    return repr(language) if language else "none"
 
 
 def has_trailing_whitespace(text: str) -> bool:
@@ -65,16 +84,19 @@ def conversation_features(messages: Sequence[Message]) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class StyleProfile:
-    """What most examples of a set do: the usual system prompt, and formatting the answers avoid.
+    """What most examples of a set do: the usual system prompt, formatting the answers avoid, the code languages they fence.
 
     Only *unusual* formatting counts as drift: an answer lacking a list is normal (short answers
-    need none), an answer with headings in a set that never uses them is not.
+    need none), an answer with headings in a set that never uses them is not. Likewise a fence
+    language is usual when more than 1 - MAJORITY of the fenced examples use it (an SQL tutor's
+    `sql`, a shell guide's `bash` and `console`), and any other language is drift.
     """
 
     system_prompt: str | None
     system_prompt_share: float
     unusual_features: frozenset[str]
     size: int
+    usual_languages: frozenset[str] = frozenset()
 
     @classmethod
     def from_conversations(cls, conversations: Sequence[Sequence[Message]]) -> StyleProfile:
@@ -82,10 +104,16 @@ class StyleProfile:
         prompts = Counter(system_prompt(messages) for messages in conversations)
         prompt, prompt_count = prompts.most_common(1)[0] if prompts else (None, 0)
         feature_counts: Counter[str] = Counter()
+        language_counts: Counter[str] = Counter()
+        fenced = 0
         for messages in conversations:
             feature_counts.update(conversation_features(messages))
-        unusual = frozenset(f for f in _FEATURES if size and feature_counts[f] / size <= 1 - MAJORITY)
-        return cls(prompt, prompt_count / size if size else 0.0, unusual, size)
+            languages = fence_languages(messages)
+            language_counts.update(languages)
+            fenced += bool(languages)
+        unusual = frozenset(f for f in FEATURES if size and feature_counts[f] / size <= 1 - MAJORITY)
+        usual_languages = frozenset(language for language, count in language_counts.items() if count / fenced > 1 - MAJORITY)
+        return cls(prompt, prompt_count / size if size else 0.0, unusual, size, usual_languages)
 
     def drift(self, messages: Sequence[Message]) -> list[str]:
         """Ways this conversation departs from the profile's house style (empty: consistent)."""
@@ -98,4 +126,8 @@ class StyleProfile:
             )
         for feature in sorted(conversation_features(messages) & self.unusual_features):
             found.append(f"answer uses {feature}, which the others do not")
+        if self.usual_languages:
+            for language in sorted(fence_languages(messages) - self.usual_languages):
+                usual = ", ".join(language_name(known) for known in sorted(self.usual_languages))
+                found.append(f"code block language {language_name(language)}; the seeds use {usual}")
         return found

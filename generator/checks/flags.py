@@ -1,8 +1,10 @@
 """Flags: reasons for a reviewer to look closely (refusals, truncation, placeholders, length, format drift, PII).
 
 A flag never filters: the candidate stays pending and the reviewer sees why it deserves a second
-look. The verified seeds set what is normal: a pattern's match that also occurs in the seeds (a
-support address, a house phrase) is part of the house style, not a reason to look.
+look. The verified seeds set what is normal: a placeholder or PII match that also occurs in the
+seeds (a support address) is part of the house style, not a reason to look, and a decline like the
+seeds' own declines (by similarity, not by a shared phrase) is not a refusal. Text inside code is
+code: a template's `{{ name }}`, `row[name]` or a commit hash there is no placeholder or key.
 """
 
 from __future__ import annotations
@@ -12,19 +14,45 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from generator.examples import Message
+from generator.markdown_text import could_hold_code, read_markdown
+from generator.similarity import jaccard, shingles
 from generator.store.models import Flag
-from generator.style import StyleProfile, answer_chars
+from generator.style import StyleProfile, answer_chars, unclosed_fence
 
 FLAG_KINDS: tuple[str, ...] = ("refusal", "truncation", "placeholder", "length", "format drift", "pii")
 
-_REFUSAL = re.compile(
+# An assistant speaking of itself as an AI, or of its training: boilerplate in any domain, always a reason to look.
+_AI_BOILERPLATE = re.compile(
     r"\bas an? (?:ai|artificial intelligence|(?:large )?language model|ai (?:language )?model|ai assistant|llm)\b"
     r"|\bi(?:'m| am) (?:just |only )?an? (?:ai|(?:large )?language model|ai assistant|ai model)\b"
-    r"|\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:no|')t|am unable to|am not able to|won't)\b"
-    r"|\bi (?:can(?:no|')t|am unable to|am not able to|won't|must decline to) (?:help|assist|comply|fulfil+|provide that|do that)\b"
     r"|\b(?:my (?:knowledge|training) (?:cutoff|cut-off|data)|as of my last (?:knowledge )?update)\b",
     re.IGNORECASE,
 )
+# A stock decline ("I'm unable to assist with that request"): a reason to look unless the seeds
+# model such declines (their out-of-scope examples) and this answer is like one of them.
+_DECLINE = re.compile(
+    r"\bi(?:'m| am) (?:sorry|afraid),? (?:but )?i (?:can(?:no|')t|am unable to|am not able to|won't)\b"
+    r"|\bi(?:'m| am)? (?:can(?:no|')t|unable to|not able to|won't|must decline to) (?:help|assist|comply|fulfil+|provide that|do that)\b",
+    re.IGNORECASE,
+)
+# How the seeds' own declines are found: wider wording than _DECLINE, since a domain expert's
+# decline ("that's outside what support covers", "Ledgerly doesn't give tax advice") rarely sounds
+# like a stock one. Only used to pick the seeds a candidate's decline is compared with.
+_SEED_DECLINE = re.compile(
+    r"\b(?:can(?:no|')?t|can not|unable to|not able to|won't|(?:do|does)(?:n't| not)) (?:help|assist|advise|give|offer|provide|cover|answer)\b"
+    r"|\b(?:outside|beyond) (?:of )?(?:what|the scope|my|our|\w+ support)\b"
+    r"|\bmust decline\b",
+    re.IGNORECASE,
+)
+# A candidate's decline is one the seeds model when its words, decline phrases left out, are at
+# least this close (Jaccard) to a seed decline's. Leaving the phrases out matters: a short seed
+# decline ("I can't help with X, ask Y") otherwise makes every stock "I can't help with that" look
+# like it (0.32). Measured on the demo seeds' out-of-scope answers and a SQL tutor's: stock declines
+# ("I'm sorry, but I can't assist with that request", with or without a line about the product)
+# reach 0.04-0.16; declines reworded in the seeds' manner (decline, who to ask instead, what the
+# assistant can do) 0.26-0.44. A decline on a topic no seed declines stays flagged (0.13): a flag
+# only asks a reviewer to look. Word pairs separate less (0.03-0.06 against 0.08-0.21).
+DECLINE_SIMILARITY = 0.2
 _PLACEHOLDER = re.compile(
     r"\[(?:insert|your|add|enter|placeholder|name|company|customer|date|link|url|todo|tbd|x{2,})\b[^\]\n]{0,60}\]"
     r"|<(?:insert|your|placeholder)\b[^>\n]{0,60}>"
@@ -45,7 +73,7 @@ _KEY = re.compile(
     r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"
     r"|\bxox[abprs]-[\w-]{10,}"
     r"|\beyJ[\w-]{10,}\.[\w-]{10,}\."  # a JSON web token
-    r"|\b(?=\w*\d)(?=\w*[A-Za-z])\w{32,}\b"  # long random-looking tokens (hex, base62)
+    r"|(?P<generic>\b(?=\w*\d)(?=\w*[A-Za-z])\w{32,}\b)"  # long random-looking tokens (hex, base62)
 )
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 # A finished answer ends with a sentence mark, a closing bracket or quote, or a symbol (emoji);
@@ -84,37 +112,44 @@ def _has_any(lower: str, triggers: tuple[str, ...]) -> bool:
     return any(map(lower.__contains__, triggers))
 
 
-def _refusals(text: str) -> Iterator[str]:
-    if _has_any(text.casefold(), _REFUSAL_TRIGGERS):
-        yield from (m.group(0) for m in _REFUSAL.finditer(_straight_quotes(text)))
+def _matches(pattern: re.Pattern[str], text: str) -> list[str]:
+    if not _has_any(text.casefold(), _REFUSAL_TRIGGERS):
+        return []
+    return [m.group(0) for m in pattern.finditer(_straight_quotes(text))]
 
 
-def _placeholders(text: str) -> Iterator[str]:
+def _placeholders(text: str, *, in_code: bool = False) -> Iterator[str]:
     if not _has_any(text.casefold(), _PLACEHOLDER_TRIGGERS):
         return
     for match in _PLACEHOLDER.finditer(text):
         found = match.group(0)
         if found.casefold() in _SHOUTED_ONLY and not found.isupper():
             continue
+        # In code, brackets and braces are syntax: `row[name]`, a Jinja or Go template's `{{ .Name }}`.
+        if in_code and found.startswith(("[", "{{")):
+            continue
         yield found
 
 
-def _personal_data(text: str) -> Iterator[str]:
+def _personal_data(text: str, *, in_code: bool = False) -> Iterator[str]:
     if "@" in text:
         for match in _EMAIL.finditer(text):
             yield f"email address {match.group(0)}"
     encoded = text.encode()
     if encoded.translate(_DIGIT_SHAPE).count(b"0") >= 9:  # fewer digits make neither a phone nor a card number
-        for match in _PHONE.finditer(text):
+        # In code, digits are mostly numbers (ids, timestamps, sizes): only a grouped card number counts there.
+        for match in () if in_code else _PHONE.finditer(text):
             if sum(c.isdigit() for c in match.group(0)) >= 9:
                 yield f"phone number {match.group(0)}"
         for match in _CARD.finditer(text):
             digits = re.sub(r"\D", "", match.group(0))
-            if _luhn_valid(digits):
+            if _luhn_valid(digits) and not (in_code and digits == match.group(0)):
                 yield f"card-like number ending {digits[-4:]}"
     if _has_any(text.casefold(), _KEY_TRIGGERS) or _LONG_TOKEN in encoded.translate(_WORD_SHAPE):
         for match in _KEY.finditer(text):
             token = match.group(0)
+            if in_code and match.group("generic"):
+                continue  # a commit hash, a digest or a long identifier: only a known key format counts in code
             # Never repeat a secret in full: the flag is shown in the UI and counted in stats.
             yield f"key-like token {token[:4]}… ({len(token)} characters)"
 
@@ -128,6 +163,7 @@ class FlagRules:
     longest: int | None
     length_factor: float
     seen_in_seeds: frozenset[str]
+    seed_declines: tuple[set[bytes], ...] = ()  # the word sets of the seeds' declining answers
 
     @classmethod
     def from_seeds(cls, seeds: Sequence[Sequence[Message]], *, length_factor: float) -> FlagRules:
@@ -145,17 +181,23 @@ class FlagRules:
             longest=max(lengths, default=None),
             length_factor=length_factor,
             seen_in_seeds=frozenset(seen),
+            seed_declines=tuple(
+                _words_besides_declining(message.content)
+                for messages in seeds
+                for message in messages
+                if message.role == "assistant" and _SEED_DECLINE.search(_straight_quotes(message.content))
+            ),
         )
 
     def flags(self, messages: Sequence[Message]) -> list[Flag]:
         """Every reason to look closely at this conversation, at most one flag per kind, in FLAG_KINDS order."""
         found: dict[str, list[str]] = {}
-        # Blank lines between turns: no pattern matches across two messages.
-        everything = "\n\n".join(m.content for m in messages)
-        answers = "\n\n".join(m.content for m in messages if m.role == "assistant")
+        refusals = self._refusals(messages)
+        if refusals:
+            found["refusal"] = refusals
         for kind, finder in _TEXT_FINDERS.items():
-            text = answers if kind == "refusal" else everything
-            details = [found_text for found_text in finder(text) if found_text.casefold() not in self.seen_in_seeds]
+            # Message by message: no pattern matches across two turns, and each is its own markdown text.
+            details = [found for m in messages for found in _find(finder, m.content) if found.casefold() not in self.seen_in_seeds]
             if details:
                 found[kind] = details
         truncation = _truncation(messages)
@@ -169,6 +211,22 @@ class FlagRules:
             found["format drift"] = drift
         return [Flag(kind=kind, detail="; ".join(dict.fromkeys(found[kind]))) for kind in FLAG_KINDS if kind in found]
 
+    def _refusals(self, messages: Sequence[Message]) -> list[str]:
+        """AI boilerplate in any answer, and stock declines in answers unlike every decline the seeds model."""
+        found: list[str] = []
+        for message in messages:
+            if message.role != "assistant":
+                continue
+            found += _matches(_AI_BOILERPLATE, message.content)
+            declines = _matches(_DECLINE, message.content)
+            if declines and not self._like_a_seed_decline(message.content):
+                found += declines
+        return found
+
+    def _like_a_seed_decline(self, answer: str) -> bool:
+        answer_words = _words_besides_declining(answer)
+        return any(jaccard(answer_words, decline) >= DECLINE_SIMILARITY for decline in self.seed_declines)
+
     def _length(self, messages: Sequence[Message]) -> str | None:
         if self.shortest is None or self.longest is None:
             return None
@@ -180,6 +238,23 @@ class FlagRules:
         return None
 
 
+def _words_besides_declining(text: str) -> set[bytes]:
+    """The words of an answer without its decline phrases: what it is about, whom it sends where."""
+    text = _straight_quotes(text)
+    for pattern in (_AI_BOILERPLATE, _DECLINE, _SEED_DECLINE):
+        text = pattern.sub(" ", text)
+    return shingles(text, size=1)
+
+
+def _find(finder: Callable[..., Iterator[str]], text: str) -> list[str]:
+    """A finder's matches in the prose, and its code-aware matches in the code (parsed only when needed)."""
+    found = list(finder(text))
+    if not found or not could_hold_code(text):
+        return found
+    parsed = read_markdown(text)
+    return [*finder(parsed.prose), *finder(parsed.code, in_code=True)]
+
+
 def _truncation(messages: Sequence[Message]) -> str | None:
     """Why the final answer looks cut off (None: it ends like a finished answer)."""
     if not messages or messages[-1].role != "assistant":
@@ -187,18 +262,20 @@ def _truncation(messages: Sequence[Message]) -> str | None:
     text = messages[-1].content.rstrip()
     if not text:
         return None
-    if text.count("```") % 2:
+    if unclosed_fence(text):
         return "a code block is never closed"
-    if text.endswith(("...", "…")):
+    trails_off = text.endswith(("...", "…"))
+    if not trails_off and not _UNFINISHED.match(text[-1]):
+        return None
+    if could_hold_code(text) and read_markdown(text).ends_in_code:
+        return None  # the last character is code (an indented or ~~~ block), not the end of a sentence
+    if trails_off:
         return "the answer trails off with an ellipsis"
-    if _UNFINISHED.match(text[-1]):
-        return "the answer stops mid-sentence: …" + " ".join(text[-40:].split())
-    return None
+    return "the answer stops mid-sentence: …" + " ".join(text[-40:].split())
 
 
 # The kinds found by searching message text (matches seen in the seeds do not count).
 _TEXT_FINDERS: dict[str, Callable[[str], Iterator[str]]] = {
-    "refusal": _refusals,
     "placeholder": _placeholders,
     "pii": _personal_data,
 }
