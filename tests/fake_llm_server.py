@@ -2,7 +2,8 @@
 
 It answers generation requests with realistic Ledgerly support conversations and can be told to
 misbehave: latency, 429 with Retry-After, 500, a hung connection, malformed or wrong-shape JSON,
-truncated answers, refusals, a rejected key, or a server without JSON-schema support.
+truncated answers (or answers cut after `cut_after` complete examples), refusals, a rejected key,
+or a server without JSON-schema support.
 
 Use it in-process (`with FakeLLMServer(...) as server:` binds 127.0.0.1 on port 0) or as its own
 process: `python -m tests.fake_llm_server --port 0 --latency 0.2 --rate-limit 0.2`; it prints
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-BEHAVIOURS = ("ok", "429", "500", "hang", "malformed", "schema", "truncated", "refusal", "401")
+BEHAVIOURS = ("ok", "429", "500", "hang", "malformed", "schema", "truncated", "refusal", "401", "cut")
+CUT = ("truncated", "cut")  # answered as stopped at max_tokens
 
 DEFAULT_SYSTEM = (
     "You are Ledgerly's support assistant. Answer questions about Ledgerly accurately and concisely, using only "
@@ -198,6 +200,7 @@ class FaultPlan:
     retry_after: float = 1.0
     json_schema_supported: bool = True
     hang_seconds: float = 600.0
+    cut_after: int = 1  # "cut": complete examples before the one the answer stops in (fewer if fewer were asked)
 
     def __post_init__(self) -> None:
         for name in [*self.ratios, *self.script]:
@@ -385,6 +388,8 @@ class _Handler(BaseHTTPRequestHandler):
             text = text[: len(text) // 2] + ' "oops'
         if behaviour == "truncated":
             text = text[: max(10, len(text) // 3)]
+        if behaviour == "cut":
+            payload, text = _cut(payload["examples"], keep=min(plan.cut_after, count - 1))
         if wire == "openai":
             self._send(200, _openai_body(request, text, behaviour, prompt, plan.json_schema_supported))
         else:
@@ -418,6 +423,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()  # sent now, so answered_at is when the client could have it
 
 
+def _cut(examples: list[dict[str, Any]], *, keep: int) -> tuple[dict[str, Any], str]:
+    """An answer stopped inside example keep+1: as a tool's partial input, and as JSON text."""
+    cut = examples[keep]
+    text = json.dumps({"examples": examples[:keep]}, ensure_ascii=False)[:-2] + (", " if keep else "")
+    whole = json.dumps(cut, ensure_ascii=False)
+    return {"examples": [*examples[:keep], {"messages": cut["messages"][:1]}]}, text + whole[: len(whole) // 2]
+
+
 def _retry_after_value(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
 
@@ -437,10 +450,11 @@ def _usage(prompt: str, text: str) -> tuple[int, int]:
 def _openai_body(request: dict[str, Any], text: str, behaviour: str, prompt: str, schema_ok: bool) -> dict[str, Any]:
     fmt = (request.get("response_format") or {}).get("type")
     if fmt is None or (fmt == "json_schema" and not schema_ok):
-        text = f"Here are the conversations:\n```json\n{text}\n```"  # what a local model without JSON mode tends to write
+        fence = "" if behaviour in CUT else "\n```"  # a cut answer never got to close its fence
+        text = f"Here are the conversations:\n```json\n{text}{fence}"  # what a local model without JSON mode tends to write
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     finish = "stop"
-    if behaviour == "truncated":
+    if behaviour in CUT:
         finish = "length"
     if behaviour == "refusal":
         message = {"role": "assistant", "content": None, "refusal": "I'm sorry, but I can't help with that request."}
@@ -467,7 +481,7 @@ def _anthropic_body(request: dict[str, Any], text: str, payload: Any, behaviour:
         stop = "tool_use"
     else:
         content = [{"type": "text", "text": text}]
-    if behaviour == "truncated":
+    if behaviour in CUT:
         stop = "max_tokens"
     if behaviour == "refusal":
         content, stop = [{"type": "text", "text": "I can't help with that."}], "refusal"

@@ -115,11 +115,12 @@ def test_the_replay_recording_produces_the_demo_queue_without_network(tmp_path: 
     env = {"OPENAI_BASE_URL": "http://192.0.2.1:9/v1", "ANTHROPIC_BASE_URL": "http://192.0.2.1:9"}
     run = cli_json("--project", str(REPO), *db, "generate", *demo_generate_args(), cwd=tmp_path, env=env)
     assert run["requests_sent"] == 11 and run["cost_usd"] == 0
-    assert run["failures"]["truncated"] == 1  # a recorded answer cut off at max_tokens: counted, not queued
-    assert run["candidates"] == 50
+    # a recorded answer cut off at max_tokens after its 5 asked examples: counted, its 5 complete examples queued
+    assert run["failures"]["truncated"] == 1 and run["examples_salvaged"] == 5 and run["requests_reasked"] == 0
+    assert run["candidates"] == 55
 
     stats = cli_json("--project", str(REPO), *db, "stats", cwd=tmp_path)
-    assert stats["candidates"] == {"pending": 45, "accepted": 0, "rejected": 0, "filtered": 5}
+    assert stats["candidates"] == {"pending": 50, "accepted": 0, "rejected": 0, "filtered": 5}
     assert stats["filtered_by_reason"] == {
         "exact duplicate": 1,
         "near-duplicate of seed": 1,

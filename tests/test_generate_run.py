@@ -18,6 +18,9 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from generator.cli import main
+from generator.generation.max_tokens import derived_max_tokens
+from generator.project import Project
+from generator.seeds import load_project_seeds
 from generator.store.db import open_store
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import Candidate, LLMCall, Run, RunLease, SeedRecord
@@ -110,7 +113,10 @@ def test_openai_end_to_end_into_the_queue_with_full_provenance(server, generate,
 
     sent = [entry["body"] for entry in fake.log]
     assert all(body["response_format"]["type"] == "json_schema" for body in sent)
-    assert all(body["model"] == "gpt-4o-mini" and body["max_tokens"] == 4096 for body in sent)
+    # max_tokens unset: derived from the seeds (3 per request), the same for every request
+    derived = derived_max_tokens(load_project_seeds(Project.locate(project_dir)).seeds, per_request=3, model="gpt-4o-mini")
+    assert all(body["model"] == "gpt-4o-mini" and body["max_tokens"] == derived for body in sent)
+    assert derived != 4096
 
     (run,) = rows(project_dir, Run)
     calls = {call.id: call for call in rows(project_dir, LLMCall)}
@@ -194,10 +200,18 @@ def test_malformed_truncated_refused_answers_are_recorded_not_queued(server, gen
     assert result.json["failed_calls"] == 4
     assert result.json["failures"] == {"failed": 0, "invalid": 2, "truncated": 1, "refused": 1}
     calls = sorted(rows(project_dir, LLMCall), key=lambda c: c.request_index)
-    assert [c.status for c in calls] == ["invalid", "truncated", "refused", "invalid", "ok"]
+    # the cut answer (nothing complete in it) is re-asked as request 5 + 1, after the run's 5
+    assert [(c.request_index, c.status) for c in calls] == [
+        (0, "invalid"),
+        (1, "truncated"),
+        (2, "refused"),
+        (3, "invalid"),
+        (4, "ok"),
+        (6, "ok"),
+    ]
     assert all(c.response_text and c.error for c in calls[:4])  # raw answer and reason kept on the call
     candidates = rows(project_dir, Candidate)
-    assert len(candidates) == 2 and {c.call_id for c in candidates} == {calls[4].id}
+    assert len(candidates) == 4 and {c.call_id for c in candidates} == {calls[4].id, calls[5].id}
 
 
 def test_an_authentication_error_stops_the_run_at_once_without_echoing_the_key(server, generate, project_dir: Path) -> None:

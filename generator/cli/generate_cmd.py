@@ -38,7 +38,11 @@ def generate_command(
     per_request: Annotated[int | None, typer.Option(help="Examples asked of the model per request.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(help="Most output tokens per request (longer answers are recorded as truncated).")
+        int | None,
+        typer.Option(
+            help="Most output tokens per request (default: derived from the seeds' answer lengths x --per-request, with a margin,"
+            " within the model's limit). A cut answer keeps its complete examples; the rest are asked again with more room."
+        ),
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Most requests in flight at once.")] = None,
     rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
@@ -157,9 +161,10 @@ def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
     if stats.status == "complete":
         filtered = f" ({stats.filtered} filtered by checks)" if stats.filtered else ""
         text = f"Done: {stats.candidates} new candidate(s){filtered} in the review queue. Next: `synthgate review`."
-        if stats.outcomes["truncated"]:
+        if stats.outcomes["truncated"] or stats.reasked:
             text += (
-                f" {stats.outcomes['truncated']} answer(s) hit max_tokens={settings.max_tokens}: raise --max-tokens or lower --per-request."
+                f" {stats.outcomes['truncated']} answer(s) cut off at max_tokens: {stats.salvaged} complete example(s) salvaged,"
+                f" {stats.reasked} re-ask(s) for the rest."
             )
         return text + f" More candidates: run again with {next_seed}."
     return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}."

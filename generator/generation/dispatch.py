@@ -82,11 +82,16 @@ class Dispatcher:
             for arrival in recovered:
                 await self._store(self.writer.store_recovered, arrival)
             await asyncio.gather(*self.storing, return_exceptions=True)
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._produce(work))
-                for lane in range(settings.concurrency):
-                    tasks.create_task(self._work(work, lane))
-            await asyncio.gather(*self.storing, return_exceptions=True)
+            await self._send_round(work, after=-1)
+            # Then re-ask what cut answers lacked, a round at a time: each round's re-asks are planned
+            # from the answers stored before it (as a rerun would plan them), and sent after them.
+            first = self.generation.planner_total
+            while self.stopping is None and (planned := await asyncio.to_thread(self.generation.journal_reasks, self.engine)):
+                self.stats.reasked += planned
+                self.stats.total_requests += planned
+                self.on_progress(self.stats)
+                await self._send_round(asyncio.Queue(maxsize=settings.concurrency), after=first - 1)
+                first += self.generation.planner_total
         finally:
             await self.provider.close()
             self.stats.notes += self.provider.notes
@@ -100,12 +105,19 @@ class Dispatcher:
         if self.fatal is not None:
             raise _provider_refused(self.fatal, self.settings)
 
+    async def _send_round(self, work: asyncio.Queue[journal.OpenCall | None], *, after: int) -> None:
+        """Send every open call past index `after`, and wait until their answers are stored."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._produce(work, after=after))
+            for lane in range(self.settings.concurrency):
+                tasks.create_task(self._work(work, lane))
+        await asyncio.gather(*self.storing, return_exceptions=True)
+
     def _stop(self, reason: str) -> None:
         if self.stopping is None:
             self.stopping = reason
 
-    async def _produce(self, work: asyncio.Queue[journal.OpenCall | None]) -> None:
-        after = -1
+    async def _produce(self, work: asyncio.Queue[journal.OpenCall | None], *, after: int) -> None:
         while self.stopping is None:
             if self.lease.lost:
                 self._stop("another process took this run over (its lease ran out here)")
@@ -148,18 +160,20 @@ class Dispatcher:
     async def _call(self, call: journal.OpenCall, lane: int) -> None:
         settings = self.settings
         prompt_tokens = estimate_tokens("".join(m["content"] for m in call.request["messages"]))
-        worst_case = self.generation.prices.cost(settings.model, prompt_tokens, settings.max_tokens) if self.generation.priced else 0.0
+        # A re-ask has more room than the run's max_tokens: its own is journaled with it.
+        max_tokens = int(call.request["params"]["max_tokens"])
+        worst_case = self.generation.prices.cost(settings.model, prompt_tokens, max_tokens) if self.generation.priced else 0.0
         if not await self.budget.reserve(worst_case):
             self._stop(f"--max-cost ${settings.max_cost:g} reached (spent ${self.budget.spent:.4f})")
             return
-        await self.throttle.acquire(prompt_tokens + settings.max_tokens)
+        await self.throttle.acquire(prompt_tokens + max_tokens)
         if self.stopping is not None:
             self.budget.settle(worst_case, 0.0)
             return
         request = ProviderRequest(
             messages=call.request["messages"],
             temperature=settings.temperature,
-            max_tokens=settings.max_tokens,
+            max_tokens=max_tokens,
             schema=ANSWER_SCHEMA,
             request_index=call.index,
             lane=lane,

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import islice, takewhile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
 
 from generator.checks.reference import load_holdout
 from generator.config import GenerateSection, locate_key
@@ -22,7 +25,8 @@ from generator.generation import journal
 from generator.generation.answer_log import Arrival, answer_log_path, read_answer_log
 from generator.generation.dispatch import Dispatcher
 from generator.generation.feedback import rejection_reasons
-from generator.generation.planning import ContextFile, RequestPlanner, run_id_for, run_identity, seed_set_hash
+from generator.generation.max_tokens import derived_max_tokens, model_limit, reask_max_tokens
+from generator.generation.planning import MAX_REASK_ROUNDS, ContextFile, RequestPlanner, run_id_for, run_identity, seed_set_hash
 from generator.generation.pricing import PriceTable, estimate_tokens
 from generator.generation.providers import import_provider, make_provider
 from generator.generation.providers.base import Provider
@@ -49,6 +53,12 @@ class Generation:
         self.template = PromptTemplate.load(project.path(settings.template))
         self.context = [self._context_file(name) for name in settings.context_files]
         self.seeds = self._load_seeds()
+        # Unset: derived from the seeds (part of the run's identity, like the seeds themselves). The
+        # writer process receives the settings resolved, so it derives nothing and agrees.
+        self.max_tokens_derived = settings.max_tokens is None
+        if settings.max_tokens is None:
+            derived = derived_max_tokens(self.seeds, per_request=settings.per_request, model=settings.model)
+            self.settings = settings = settings.model_copy(update={"max_tokens": derived})
         self.holdout = load_holdout(project)  # a missing or broken holdout file stops us here, before anything is written
         self.prices = PriceTable(project.config.pricing)
         self.replay_file = self._replay_file()
@@ -110,6 +120,11 @@ class Generation:
             settings=self.settings, template=self.template, seeds=self.seeds, context=self.context, rejection_reasons=reasons
         )
 
+    @property
+    def planner_total(self) -> int:
+        """Requests the run plans (re-asks come after them, from this index on)."""
+        return math.ceil(self.settings.count / self.settings.per_request)
+
     def planner_for(self, run: Run) -> RequestPlanner:
         """The planner of a stored run: a resumed run keeps the feedback it started with, so its remaining prompts are the planned ones."""
         return self.planner([tuple(pair) for pair in run.config.get("rejection_reasons", [])])
@@ -123,11 +138,14 @@ class Generation:
         # Expect answers about as long as the seeds (plus JSON punctuation); the worst case is max_tokens each.
         per_example = sum(estimate_tokens(s.example.model_dump_json()) for s in self.seeds) / max(1, len(self.seeds)) or 200
         output_tokens = int(self.settings.count * per_example * 1.1)
-        worst = planner.total * self.settings.max_tokens
+        # The worst case: every answer cut, and every re-ask cut again, each using all its max_tokens.
+        rounds = self.reask_room()
+        worst = planner.total * sum(rounds)
+        input_tokens_worst = input_tokens * len(rounds)
         price = self.prices.price(self.settings.model) if self.priced else (0.0, 0.0)
 
-        def cost(out: int) -> float | None:
-            return None if price is None else (input_tokens * price[0] + out * price[1]) / 1_000_000
+        def cost(out: int, inputs: int = input_tokens) -> float | None:
+            return None if price is None else (inputs * price[0] + out * price[1]) / 1_000_000
 
         return DryRun(
             self.run_id,
@@ -138,9 +156,23 @@ class Generation:
             output_tokens,
             worst,
             cost(output_tokens),
-            cost(worst),
+            cost(worst, input_tokens_worst),
             self.settings.model,
+            self.max_tokens_note(),
+            planner.total * (len(rounds) - 1),
         )
+
+    def reask_room(self) -> list[int]:
+        """max_tokens of a request, then of its re-ask, and so on (a cut answer's re-ask gets more room)."""
+        limit = model_limit(self.settings.model, configured=self.settings.max_tokens)
+        rounds = [self.settings.max_tokens or 0]
+        for _ in range(MAX_REASK_ROUNDS):
+            rounds.append(reask_max_tokens(rounds[-1], limit=limit))
+        return rounds
+
+    def max_tokens_note(self) -> str:
+        how = "derived from the seeds' answer lengths" if self.max_tokens_derived else "as configured"
+        return f"max_tokens {self.settings.max_tokens} per request ({how}; re-asks of cut answers up to {self.reask_room()[-1]})"
 
     def run(
         self, engine: Engine, *, on_progress: Callable[[RunStats], None] = lambda stats: None, writer: JournalWriter | None = None
@@ -171,7 +203,7 @@ class Generation:
                 with write_session(engine) as session:
                     sync_seeds(session, self.seeds, root=self.project.root)
                 logged = read_answer_log(log_path)
-                stats = self._journal(engine, through_index=max((a.request_index for a in logged), default=-1))
+                stats = self._journal(engine, logged_indices=[a.request_index for a in logged])
                 if stats.status == "complete":
                     log_path.unlink(missing_ok=True)  # left by a run that stored everything but was stopped before it removed it
                     return stats
@@ -209,8 +241,8 @@ class Generation:
             replay_file=self.replay_file,
         )
 
-    def _journal(self, engine: Engine, *, through_index: int) -> RunStats:
-        """Create (or find) the run and journal its first requests (and all up to `through_index`); returns the run's stats.
+    def _journal(self, engine: Engine, *, logged_indices: list[int]) -> RunStats:
+        """Create (or find) the run and journal its first requests (and all those logged answers belong to); returns the run's stats.
 
         Only a head start (enough to fill the workers and their queue) is journaled here, so sending
         starts at once; the writer process journals the rest ahead of the dispatcher.
@@ -233,19 +265,52 @@ class Generation:
                 ),
             )
             planner = self.planner_for(run)
+            # Re-asks (indices from planner.total on) were journaled before they were sent: only planned requests count here.
+            through_index = max((i for i in logged_indices if i < planner.total), default=-1)
             backlog = planner.journal_rows(run_id=run.id, skip=journal.planned_indices(session, run_id=run.id))
             head_start = list(islice(backlog, 2 * self.settings.concurrency))
             # The calls that logged answers belong to are journaled before those answers are stored.
             head_start += takewhile(lambda row: row["request_index"] <= through_index, backlog)
             journal.journal_calls(session, rows=head_start)
+            # Cut answers an earlier invocation stored without re-asking them (it was stopped): re-asked now.
+            reasks = self._reask_rows(session, planner)
+            journal.journal_calls(session, rows=reasks)
             totals = journal.run_totals(session, run_id=run.id)
             stats = RunStats(
-                run_id=run.id, total_requests=planner.total, answered_before=totals.answered, resumed=resumed, run_cost_usd=totals.cost_usd
+                run_id=run.id,
+                total_requests=planner.total + len(journal.planned_from(session, run_id=run.id, first=planner.total)),
+                answered_before=totals.answered,
+                resumed=resumed,
+                run_cost_usd=totals.cost_usd,
+                reasked=len(reasks),
             )
-            if totals.answered == planner.total:
+            stats.notes.append(self.max_tokens_note())
+            if journal.unanswered(session, run_id=run.id, total=planner.total) == 0:
                 journal.finish_run(session, run_id=run.id, status="complete", stop_reason=None)
                 stats.status, stats.already_complete = "complete", resumed
         return stats
+
+    def _reask_rows(self, session: Session, planner: RequestPlanner) -> list[dict[str, Any]]:
+        cut = journal.cut_calls(session, run_id=self.run_id)
+        if not cut:
+            return []
+        return planner.reask_rows(
+            run_id=self.run_id, cut=cut, planned=journal.planned_from(session, run_id=self.run_id, first=planner.total)
+        )
+
+    def _given_up(self, session: Session, planner: RequestPlanner) -> int:
+        """Examples missing from cut answers that are re-asks of the last round (not asked again)."""
+        last = [call for call in journal.cut_calls(session, run_id=self.run_id) if call.index // planner.total >= MAX_REASK_ROUNDS]
+        return sum(planner.missing(call) for call in last)
+
+    def journal_reasks(self, engine: Engine) -> int:
+        """Journal the re-asks of the answers cut since the last look; returns how many (sent next, in this invocation)."""
+        with write_session(engine) as session:
+            run = session.get(Run, self.run_id)
+            assert run is not None, "journaled before it was sent"
+            rows = self._reask_rows(session, self.planner_for(run))
+            journal.journal_calls(session, rows=rows)
+        return len(rows)
 
     def _recoverable(self, engine: Engine, logged: list[Arrival]) -> list[Arrival]:
         """The logged answers this store still lacks, each pointed at its call here (the log may come from a store since replaced)."""
@@ -266,8 +331,17 @@ class Generation:
             check_store_file(store_file)
             with write_session(engine) as session:
                 totals = journal.run_totals(session, run_id=self.run_id)
-                unanswered = stats.total_requests - totals.answered  # journaled or not: a stopped run may not have journaled them all
+                run = session.get(Run, self.run_id)
+                assert run is not None
+                planner = self.planner_for(run)
+                # Journaled or not (a stopped run may not have journaled them all), re-asks not planned yet included.
+                unanswered = journal.unanswered(session, run_id=self.run_id, total=planner.total) + len(self._reask_rows(session, planner))
                 stats.status = "complete" if unanswered == 0 else "stopped"
+                if given_up := self._given_up(session, planner):
+                    stats.notes.append(
+                        f"{given_up} example(s) still cut off after {MAX_REASK_ROUNDS} re-asks with more room:"
+                        " raise --max-tokens or lower --per-request"
+                    )
                 if stats.status == "stopped" and stats.stop_reason is None:
                     stats.stop_reason = f"{unanswered} request(s) without an answer"
                 journal.finish_run(session, run_id=self.run_id, status=stats.status, stop_reason=stats.stop_reason)

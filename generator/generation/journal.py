@@ -4,7 +4,8 @@ Every call is journaled (status `pending`) before its request goes out: the firs
 sending process, the rest by the writer process, ahead of the sender. A call is finished when
 its answer is stored (`ok`, `invalid`, `truncated`, `refused`); `pending` and `failed` calls,
 and calls not journaled yet, are what a rerun of the same command sends — after it has stored
-the answers an interrupted invocation left in its answer log (see answer_log.py).
+the answers an interrupted invocation left in its answer log (see answer_log.py). A `truncated`
+call's complete examples are stored with it; its missing ones get a re-ask call (planning.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ class OpenCall:
     seed_ids: list[str]
 
 
+@dataclass(frozen=True)
+class CutCall:
+    """A stored answer that was cut off at max_tokens."""
+
+    index: int
+    request: dict[str, Any]
+    response_text: str | None
+
+
 def open_run(session: Session, *, run: Run) -> tuple[Run, bool]:
     """The stored run with this id (set running again), or `run` newly stored. Returns (run, resumed)."""
     stored = session.get(Run, run.id)
@@ -60,6 +70,27 @@ def open_run(session: Session, *, run: Run) -> tuple[Run, bool]:
 
 def planned_indices(session: Session, *, run_id: str) -> set[int]:
     return set(session.exec(select(LLMCall.request_index).where(LLMCall.run_id == run_id)))
+
+
+def planned_from(session: Session, *, run_id: str, first: int) -> set[int]:
+    """The run's journaled request indices from `first` on (its re-asks, when `first` is the run's request count)."""
+    return set(session.exec(select(LLMCall.request_index).where(LLMCall.run_id == run_id, LLMCall.request_index >= first)))
+
+
+def cut_calls(session: Session, *, run_id: str) -> list[CutCall]:
+    rows = session.execute(
+        sa_select(col(LLMCall.request_index), col(LLMCall.request), col(LLMCall.response_text))
+        .where(col(LLMCall.run_id) == run_id, col(LLMCall.status) == "truncated")
+        .order_by(col(LLMCall.request_index))
+    ).all()
+    return [CutCall(index=r[0], request=r[1], response_text=r[2]) for r in rows]
+
+
+def unanswered(session: Session, *, run_id: str, total: int) -> int:
+    """Calls of the run still to be answered: open ones, and the first `total` requests not journaled yet."""
+    base = session.exec(select(func.count()).where(LLMCall.run_id == run_id, LLMCall.request_index < total)).one()
+    still_open = session.exec(select(func.count()).where(LLMCall.run_id == run_id, col(LLMCall.status).in_(OPEN))).one()
+    return total - int(base) + int(still_open)
 
 
 def journal_calls(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:

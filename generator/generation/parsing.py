@@ -1,7 +1,8 @@
 """From a raw response body to Examples: OpenAI or Anthropic wire format, structured or plain JSON.
 
-Everything that is not a usable answer is classified, never queued: a refusal, a truncated answer
-(finish_reason=length / stop_reason=max_tokens), invalid JSON or a schema mismatch.
+Everything that is not a usable answer is classified, never queued: a refusal, invalid JSON or a
+schema mismatch. A truncated answer (finish_reason=length / stop_reason=max_tokens) keeps the
+examples it completed before the cut: they are salvaged; the cut one is never used.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from generator.examples import TAG_PATTERN, Conversation, describe_validation_error
 
@@ -49,6 +51,9 @@ class ParsedAnswer:
     status: AnswerStatus
     examples: list[Conversation] = field(default_factory=list)
     error: str | None = None  # why the answer (or some of its examples) could not be used
+    # A truncated answer: examples holds those completed before the cut (salvaged); this many of the
+    # asked ones are missing (the cut one, and those never begun) and are asked again.
+    missing: int = 0
     finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -83,7 +88,7 @@ def parse_answer(body: str, *, asked: int) -> ParsedAnswer:
     if reply.refusal is not None:
         return ParsedAnswer("refused", error=f"the model refused: {reply.refusal}", **usage)
     if reply.truncated:
-        return ParsedAnswer("truncated", error="the answer was cut off at max_tokens", **usage)
+        return _salvage(reply, asked=asked, usage=usage)
     payload = reply.payload
     if payload is None:
         try:
@@ -93,17 +98,68 @@ def parse_answer(body: str, *, asked: int) -> ParsedAnswer:
     items = payload.get("examples") if isinstance(payload, dict) else payload
     if not isinstance(items, list):
         return ParsedAnswer("invalid", error='schema mismatch: expected {"examples": [...]}', **usage)
+    examples, problems = _examples(items[:asked])
+    error = f"{len(problems)} of {min(len(items), asked)} examples unusable: " + "; ".join(problems) if problems else None
+    if not examples:
+        return ParsedAnswer("invalid", error=error or "schema mismatch: no examples", **usage)
+    return ParsedAnswer("ok", examples=examples, error=error, **usage)
+
+
+def _examples(items: list[Any]) -> tuple[list[Conversation], list[str]]:
     examples, problems = [], []
-    for position, item in enumerate(items[:asked], start=1):
+    for position, item in enumerate(items, start=1):
         try:
             examples.append(_example(item))
         except (ValidationError, TypeError, AttributeError) as exc:
             detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else "not an object with messages and tags"
             problems.append(f"example {position}: {detail}")
-    error = f"{len(problems)} of {min(len(items), asked)} examples unusable: " + "; ".join(problems) if problems else None
-    if not examples:
-        return ParsedAnswer("invalid", error=error or "schema mismatch: no examples", **usage)
-    return ParsedAnswer("ok", examples=examples, error=error, **usage)
+    return examples, problems
+
+
+def _salvage(reply: _Reply, *, asked: int, usage: _Usage) -> ParsedAnswer:
+    """A cut answer: the examples it completed before the cut, valid ones kept; the rest count as missing."""
+    items = complete_items(reply.payload, reply.text or "")
+    examples, problems = _examples(items[:asked])
+    missing = asked - len(examples)
+    error = f"the answer was cut off at max_tokens after {len(items)} complete example(s) of {asked}; {missing} asked again"
+    if problems:
+        error += f" ({len(problems)} complete but unusable: " + "; ".join(problems) + ")"
+    return ParsedAnswer("truncated", examples=examples, error=error, missing=missing, **usage)
+
+
+def complete_items(payload: Any, text: str) -> list[Any]:
+    """The examples a cut answer completed: from its structured payload, or its text parsed as far as it goes.
+
+    pydantic-core's JSON parser (jiter) reads a cut document in partial mode and returns every array
+    item it began, the cut one included, with no hand-written tokenizer; it cannot say whether the
+    last item was closed, so the last item counts only if the document, closed right after it, parses.
+    """
+    if payload is not None:
+        # Structured output: the provider delivers the tool input parsed so far; its last example is
+        # where generation stopped, so it is the cut one even when it looks whole.
+        items = payload.get("examples") if isinstance(payload, dict) else payload
+        return list(items[:-1]) if isinstance(items, list) else []
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if not starts:
+        return []
+    document = text[min(starts) :].rstrip().removesuffix("```").rstrip().removesuffix(",")
+    try:
+        value = from_json(document, allow_partial="trailing-strings")
+    except ValueError:
+        return []
+    items = value.get("examples") if isinstance(value, dict) else value
+    if not isinstance(items, list) or not items:
+        return []
+    closers = ("]}", "}") if isinstance(value, dict) else ("]",)
+    for closer in closers:
+        try:
+            closed = from_json(document + closer)
+        except ValueError:
+            continue
+        closed_items = closed.get("examples") if isinstance(closed, dict) else closed
+        if isinstance(closed_items, list) and len(closed_items) == len(items):
+            return items
+    return items[:-1]
 
 
 def json_from_text(text: str) -> Any:

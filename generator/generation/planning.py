@@ -3,6 +3,10 @@
 The run id is a hash of everything that decides the run's output (provider, model, server,
 template, seeds, context, sampling and model parameters), never of operational knobs
 (concurrency, rate limits, budget, timeouts), so the same command resumes the same run.
+
+Re-asks: the examples a cut answer did not complete are asked again by one follow-up request with
+more room, planned from the stored answer alone (request i's re-ask is request i + total), so the
+writer process, a rerun and a rerun after a kill all plan the same one, and none twice.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Any
 
 from generator.config import GenerateSection
 from generator.examples import canonical_hash
-from generator.generation.journal import prompt_key, request_hash
-from generator.generation.parsing import ANSWER_SCHEMA
+from generator.generation.journal import CutCall, prompt_key, request_hash
+from generator.generation.max_tokens import model_limit, reask_max_tokens
+from generator.generation.parsing import ANSWER_SCHEMA, parse_answer
 from generator.generation.pricing import estimate_tokens
 from generator.generation.sampling import FewShotSampler
 from generator.generation.templates import PromptTemplate
@@ -38,6 +43,7 @@ class PlannedCall:
     focus: str | None
 
 
+MAX_REASK_ROUNDS = 2  # a re-ask may itself be cut and re-asked once more; then the missing examples are given up
 DRY_RUN_SAMPLE = 200  # prompts a dry run renders to estimate a large run (~0.1 s)
 
 
@@ -118,19 +124,20 @@ class RequestPlanner:
         """Examples asked of request `index`: per_request, except a smaller last one so the run asks for exactly count."""
         return min(self.settings.per_request, self.settings.count - index * self.settings.per_request)
 
-    def build(self, index: int) -> PlannedCall:
+    def build(self, index: int, *, asked: int | None = None) -> PlannedCall:
+        asked = self.asked(index) if asked is None else asked
         few_shot = self.sampler.sample(index)
         messages = self.template.render(
             {
                 "examples": [seed.example for seed in few_shot.seeds],
-                "count": self.asked(index),
+                "count": asked,
                 "tags": [self.settings.tag] if self.settings.tag else [],
                 "focus": few_shot.focus,
                 "rejection_reasons": self.rejection_reasons,
                 "context": self.context,
             }
         )
-        return PlannedCall(index, messages, self.asked(index), [seed.id for seed in few_shot.seeds], few_shot.focus)
+        return PlannedCall(index, messages, asked, [seed.id for seed in few_shot.seeds], few_shot.focus)
 
     def journal_rows(self, *, run_id: str, skip: set[int]) -> Iterator[dict[str, Any]]:
         """LLMCall rows for every request not in `skip`; identical prompts are told apart by their occurrence."""
@@ -152,3 +159,41 @@ class RequestPlanner:
                 "request": {"messages": call.messages, "asked": call.asked, "focus": call.focus, "prompt_key": key, "params": params},
                 "seed_ids": call.seed_ids,
             }
+
+    def missing(self, cut: CutCall) -> int:
+        """Examples the cut answer did not complete (re-parsed from the stored body: the same on every rerun)."""
+        if cut.response_text is None:
+            return 0
+        return parse_answer(cut.response_text, asked=int(cut.request["asked"])).missing
+
+    def reask_rows(self, *, run_id: str, cut: list[CutCall], planned: set[int]) -> list[dict[str, Any]]:
+        """The re-asks of cut answers not planned yet: the missing examples of request i, asked by request i + total
+        from request i's few-shot sample, with more max_tokens (within the model's limit)."""
+        identity = provider_identity(self.settings)
+        limit = model_limit(self.settings.model, configured=self.settings.max_tokens)
+        rows = []
+        for call in cut:
+            index = call.index + self.total
+            if index in planned or index // self.total > MAX_REASK_ROUNDS or (missing := self.missing(call)) <= 0:
+                continue
+            few_shot = self.build(call.index % self.total, asked=missing)
+            params = {**call.request["params"], "max_tokens": reask_max_tokens(int(call.request["params"]["max_tokens"]), limit=limit)}
+            # Keyed by the request it repeats: no other request of any run has this key.
+            key = canonical_hash({"messages": canonical_hash(few_shot.messages), "reask_of": call.request["prompt_key"]})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "request_index": index,
+                    "request_hash": request_hash(identity=identity, params=params, prompt=key),
+                    "request": {
+                        "messages": few_shot.messages,
+                        "asked": missing,
+                        "focus": few_shot.focus,
+                        "prompt_key": key,
+                        "params": params,
+                        "reask_of": call.index,
+                    },
+                    "seed_ids": few_shot.seed_ids,
+                }
+            )
+        return rows

@@ -23,6 +23,8 @@ class RunStats:
     retries: int = 0
     candidates: int = 0
     filtered: int = 0
+    salvaged: int = 0  # complete examples kept from answers cut off at max_tokens (counted in candidates too)
+    reasked: int = 0  # re-ask requests planned by this invocation for the examples cut answers lacked
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -56,6 +58,8 @@ class RunStats:
             self.output_tokens += outcome.output_tokens
             self.cost_usd += outcome.cost_usd
         self.outcomes[outcome.status] += 1
+        if outcome.status == "truncated":
+            self.salvaged += outcome.candidates
         self.candidates += outcome.candidates
         self.filtered += outcome.filtered
 
@@ -75,6 +79,8 @@ class RunStats:
             "retries": self.retries,
             "candidates": self.candidates,
             "candidates_filtered": self.filtered,
+            "examples_salvaged": self.salvaged,
+            "requests_reasked": self.reasked,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 6),
@@ -96,6 +102,8 @@ class DryRun:
     cost_usd: float | None
     worst_case_cost_usd: float | None
     model: str
+    max_tokens: str  # what max_tokens is and where it came from
+    worst_case_reasks: int  # re-ask requests if every answer (and every re-ask) were cut
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +116,8 @@ class DryRun:
             "estimated_output_tokens": self.output_tokens,
             "estimated_cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
             "worst_case_cost_usd": None if self.worst_case_cost_usd is None else round(self.worst_case_cost_usd, 6),
+            "worst_case_reasks": self.worst_case_reasks,
+            "max_tokens": self.max_tokens,
             "prompt": self.prompt,
             "requests_sent": 0,
         }
