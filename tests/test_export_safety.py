@@ -184,7 +184,12 @@ def test_a_previous_export_is_replaced_without_force_an_unrelated_file_is_not(en
     report = export(engine, out, val_fraction=0.5)
     assert report.counts["lines"] == 4
     assert sorted(e["candidate_id"] for e in entries(out)) == [*accepted, extra]
-    assert sorted(p.name for p in folder.iterdir()) == ["d.jsonl", "d.jsonl.manifest.json", "d.val.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "d.jsonl",
+        "d.jsonl.manifest.json",
+        "d.val.jsonl",
+    ]  # README.md: the dataset card
     # Its manifest must name the file: a manifest beside another name proves nothing about this one.
     (folder / "e.jsonl").write_text("not an export\n")
     manifest_path(out).rename(manifest_path(folder / "e.jsonl"))

@@ -53,6 +53,16 @@ def export_command(
     val_output: Annotated[
         Path | None, typer.Option("--val-output", help="Validation file (default: FILE with .val before its suffix, e.g. data.val.jsonl).")
     ] = None,
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            "--card",
+            help="Where to write the dataset card (a Hugging Face README.md made from the manifest). Default: README.md beside FILE, "
+            "unless a README.md synthgate did not write is there (then none, with a note).",
+            dir_okay=False,
+        ),
+    ] = None,
+    no_card: Annotated[bool, typer.Option("--no-card", help="Write no dataset card.")] = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -90,6 +100,8 @@ def export_command(
         split_seed=config.split_seed if split_seed is None else split_seed,
         val_output=val_output,
         force=force,
+        card=card,
+        write_card=not no_card,
     )
     with read_session(cli.reading_engine) as session:
         report = export_dataset(session, options=options, project=cli.project)
@@ -102,6 +114,8 @@ def export_command(
     for written in report.files:
         console.print(f"  {written.split}: {written.path} ({written.lines} lines, sha256 {written.sha256[:16]}...)")
     console.print(f"  manifest: {report.manifest}")
+    if report.card is not None:
+        console.print(f"  dataset card: {report.card}")
     if options.val_fraction > 0 and len(report.files) == 1:
         err_console.print("warning: every category is too small for a validation share; no validation file was written")
     for line in iter_skip_lines(report):

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from generator import __version__
 from generator.errors import UserError, WorkFailed
 from generator.examples import canonical_hash
+from generator.export.card import CARD_NAME, is_synthgate_card, render_card
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import write_manifest
 from generator.export.render import Part, PartJob, SkipLog, render_seeds, spooled_content_hashes
@@ -39,6 +40,8 @@ class ExportOptions:
     split_seed: int = 0
     val_output: Path | None = None
     force: bool = False  # replace an existing file that is not a previous export (never a project file)
+    card: Path | None = None  # the dataset card (default: README.md beside the training file, when that is free or ours)
+    write_card: bool = True
 
     @property
     def validation_path(self) -> Path:
@@ -55,6 +58,7 @@ class ExportReport:
     counts: dict[str, int]
     skipped: SkipLog
     notes: list[str] = field(default_factory=list)  # what the user must still know (e.g. proofs not checked here)
+    card: Path | None = None
 
 
 def export_dataset(session: Session, *, options: ExportOptions, project: Project | None = None, workers: int | None = None) -> ExportReport:
@@ -76,11 +80,12 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         )
     guard = OutputGuard(project, _store_file(session))
     data_files = [options.output, options.validation_path] if options.val_fraction > 0 else [options.output]
-    targets = guard.plan(data_files, force=options.force)
+    card, notes = _card_path(options)
+    targets = guard.plan(data_files, force=options.force, card=card)
     # The first read of the export's one read transaction: the manifest's chain head describes exactly the state exported.
     head = begin_snapshot(session)
     # Read here only to tell the user; each rendering process checks the proofs with its own read of the key.
-    notes = [PROOFS_UNCHECKED] if proof_check(session).unchecked else []
+    notes += [PROOFS_UNCHECKED] if proof_check(session).unchecked else []
     with tempfile.TemporaryDirectory(prefix="synthgate-export-") as spool_folder:
         job = PartJob(
             format=fmt.name,
@@ -115,6 +120,19 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         )
     report.notes.extend(notes)
     return report
+
+
+def _card_path(options: ExportOptions) -> tuple[Path | None, list[str]]:
+    """Where the dataset card goes: --card (checked like every output), else README.md beside the file unless someone else's."""
+    if not options.write_card:
+        return None, []
+    if options.card is not None:
+        return options.card, []
+    beside = options.output.with_name(CARD_NAME)
+    if beside.exists() and not is_synthgate_card(beside):
+        # Not even with --force: the default never replaces a README synthgate did not write.
+        return None, [f"{beside} is not a dataset card synthgate wrote: left alone (pass --card PATH to write the card elsewhere)"]
+    return beside, []
 
 
 def _store_file(session: Session) -> Path | None:
@@ -179,14 +197,26 @@ def _write_files(
             "counts": counts,
             "skipped": skipped.as_manifest(),
             "files": [{"path": f.display_name, "split": f.split, "lines": f.lines, "sha256": f.sha256} for f in files],
+            # What the dataset card tells a reader (verify does not rely on these).
+            "tag_counts": dict(sorted(sum((p.tag_counts for p in parts), Counter()).items())),
+            "reviewers": dict(sorted(sum((p.reviewers for p in parts), Counter()).items())),
+            "checks": project.config.checks.model_dump(mode="json") if project is not None else {},
         }
         write_manifest(manifest, header, lambda out: write_entries(out, spools, files, to_validation))
+        if targets.card is not None:
+            manifest.handle.flush()
+            card_text = render_card(
+                header, manifest_sha256=file_sha256(manifest.temporary[0]), manifest=targets.manifest, card=targets.card
+            )
+            card = AtomicFile(targets.card)
+            created.append(card)
+            card.handle.write(card_text.encode())
         for unused in (o for o in outputs if not o.lines):
             unused.file.discard()
         # The export took a while: what now sits at the destinations must still be safe to replace.
         guard.check(targets, force=options.force)
         # Data files first, the manifest last: a manifest on disk always describes complete files.
-        commit_together([*(f.file for f in files), manifest])
+        commit_together([*(f.file for f in files), manifest, *created[len(outputs) + 1 :]])
     except BaseException as exc:
         for temporary in created:
             temporary.discard()
@@ -197,7 +227,15 @@ def _write_files(
                 fix="free disk space or choose another folder, then export again",
             ) from None
         raise
-    return ExportReport(files=files, manifest=manifest.destination, counts=counts, skipped=skipped)
+    return ExportReport(files=files, manifest=manifest.destination, counts=counts, skipped=skipped, card=targets.card)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _display(path: Path, data_file: Path) -> str:

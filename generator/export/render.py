@@ -85,6 +85,8 @@ class Part:
 
     spool: PartSpool
     kinds: Counter[str] = field(default_factory=Counter)
+    tag_counts: Counter[str] = field(default_factory=Counter)  # lines per tag (the dataset card's table)
+    reviewers: Counter[str] = field(default_factory=Counter)  # lines per reviewer (seeds: per verifier)
     skipped: SkipLog = field(default_factory=SkipLog)
     run_ids: set[str] = field(default_factory=set)
     template_hashes: set[str] = field(default_factory=set)
@@ -133,6 +135,8 @@ class _Renderer:
         else:
             self.part.spool.add(line, orjson.dumps(entry))
         self.part.kinds[kind] += 1
+        self.part.tag_counts.update(tags)
+        self.part.reviewers[str(entry.get("reviewer") or entry.get("verified_by") or "")] += 1
 
 
 def render_candidates(session: Session, job: PartJob) -> Part:

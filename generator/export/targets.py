@@ -15,6 +15,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from generator.errors import UserError
+from generator.export.card import is_synthgate_card
 from generator.export.manifest import manifest_path, read_manifest_header
 from generator.project import Project
 
@@ -36,10 +37,11 @@ class ExportTargets:
 
     data_files: tuple[Path, ...]
     manifest: Path
+    card: Path | None = None  # the dataset card, replaced only when synthgate wrote it (or with --force)
 
     @property
     def all_files(self) -> tuple[Path, ...]:
-        return (*self.data_files, self.manifest)
+        return (*self.data_files, self.manifest, *([self.card] if self.card is not None else []))
 
 
 class OutputGuard:
@@ -49,10 +51,10 @@ class OutputGuard:
         self.project = project
         self.protected = list(_protected_files(project, store_file))
 
-    def plan(self, data_files: Sequence[Path], *, force: bool) -> ExportTargets:
+    def plan(self, data_files: Sequence[Path], *, force: bool, card: Path | None = None) -> ExportTargets:
         """Resolve and check the export's destinations (symlinks followed): a UserError names the first that may not be written."""
         resolved = tuple(_resolve(path) for path in data_files)
-        targets = ExportTargets(data_files=resolved, manifest=manifest_path(resolved[0]))
+        targets = ExportTargets(data_files=resolved, manifest=manifest_path(resolved[0]), card=None if card is None else _resolve(card))
         self.check(targets, force=force)
         return targets
 
@@ -94,6 +96,12 @@ class OutputGuard:
             )
         if force or _written_by_a_previous_export(path, targets):
             return
+        if path == targets.card:
+            raise UserError(
+                "already exists and is not a dataset card synthgate wrote",
+                file=path,
+                fix="choose another --card path, or pass --force to replace it",
+            )
         raise UserError(
             "already exists and is not a previous synthgate export (no manifest beside it names it)",
             file=path,
@@ -136,7 +144,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 
 def _roles(targets: ExportTargets) -> list[str]:
-    return [*("training file", "validation file")[: len(targets.data_files)], "manifest"]
+    return [*("training file", "validation file")[: len(targets.data_files)], "manifest", *(["dataset card"] if targets.card else [])]
 
 
 def _protected_files(project: Project | None, store_file: Path | None) -> Iterable[ProtectedFile]:
@@ -172,6 +180,8 @@ def _written_by_a_previous_export(path: Path, targets: ExportTargets) -> bool:
     """Whether a synthgate manifest beside `path` (or the one this export replaces) names it: re-exporting over it is safe."""
     if path == targets.manifest:
         return _manifest_files(path) is not None
+    if path == targets.card:
+        return is_synthgate_card(path)
     for manifest in {manifest_path(path), targets.manifest}:
         listed = _manifest_files(manifest)
         if listed and path in listed:

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select
 from generator.batching import batched
 from generator.errors import UserError
 from generator.examples import FormatError, messages_hash
-from generator.export.exporter import store_location
+from generator.export.exporter import file_sha256, store_location
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import find_manifest, iter_manifest_entries, read_manifest_header
 from generator.export.selection import REJECTING_ACTIONS, gate_problem, hashed_fields
@@ -184,7 +184,7 @@ def _digest(text: bytes) -> str:
 
 def _pairs(report: VerifyReport, name: str, target: Path, described: dict[str, Any], entries: Iterator[dict[str, Any]]) -> Iterator[_Pair]:
     """Lines matched to their entries; lines and entries that match nothing are reported here."""
-    if _file_sha256(target) == described.get("sha256"):
+    if file_sha256(target) == described.get("sha256"):
         # The file is byte-for-byte what was exported: line n is entry n, if the entries agree.
         with target.open("rb") as handle:
             for number, (text, entry) in enumerate(zip_longest(handle, entries), start=1):
@@ -220,14 +220,6 @@ def _pairs(report: VerifyReport, name: str, target: Path, described: dict[str, A
             report.fail(name, j + 1, "not in the manifest: added after export")
         for i in range(i1 + paired, i2):
             report.fail(name, None, f"exported line {listed[i].get('line', i + 1)!r} is missing (removed after export)")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_line(fmt: ExportFormat, text: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, Any]:
