@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from generator.project import Project
 from generator.seeds import load_project_seeds
 from generator.store.models import Candidate, LLMCall
 from tests import test_generate_run as generate_run
-from tests.fake_llm_server import _anthropic_body, _cut, _openai_body, conversations_for
+from tests.conftest import REPO, generate_args, run_cli, start_cli, wait_for_logged_answers
+from tests.fake_llm_server import FakeLLMServer, FaultPlan, _anthropic_body, _cut, _openai_body, conversations_for
 from tests.test_generate_run import configure, rows, store
 
 # The loopback server and the in-process CLI of the generate tests, as this module's fixtures.
@@ -25,6 +29,7 @@ server = generate_run.server
 generate = generate_run.generate
 
 PROMPT = "Write 4 new conversations."
+KEY = {"OPENAI_API_KEY": "sk-test-salvage-0123456789"}
 
 
 def _cut_body(wire: str, mode: str, *, keep: int) -> str:
@@ -154,3 +159,30 @@ def test_an_explicit_max_tokens_wins(server, generate, project_dir: Path) -> Non
     assert result.code == 0, result.err
     assert fake.log[0]["body"]["max_tokens"] == 3000
     assert any("max_tokens 3000 per request (as configured" in note for note in result.json["notes"])
+
+
+@pytest.mark.slow
+def test_a_kill_of_the_whole_group_during_the_reasks_loses_nothing_and_pays_nothing_twice(project_dir: Path) -> None:
+    """The re-asks a rerun plans are the ones the killed run journaled: their logged answers are stored, not bought again."""
+    requests, concurrency = 6, 2
+    # The first 6 answers (the run's own requests) are cut after 1 of 2 examples; the re-asks are answered.
+    with FakeLLMServer(FaultPlan(latency=0.2, script=["cut"] * requests)) as fake:
+        args = generate_args(project_dir, fake.openai_base_url, count=2 * requests, per_request=2, concurrency=concurrency)
+        process = start_cli(args, env=KEY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_logged_answers(process, project_dir / ".synthgate", requests + 2)  # two re-asks answered
+        os.killpg(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
+
+        rerun = run_cli(*args, cwd=REPO, env=KEY)
+        assert rerun.returncode == 0, rerun.stderr
+        summary = json.loads(rerun.stdout)
+        assert summary["status"] == "complete" and summary["requests_reasked"] == 0  # the killed run had journaled them all
+        assert summary["requests_answered_before"] + summary["answers_recovered"] >= requests + 2  # every logged answer kept
+        assert fake.requests - 2 * requests <= 2 * concurrency  # paid twice: at most what was in flight at the kill
+
+    calls = sorted(rows(project_dir, LLMCall), key=lambda call: call.request_index)
+    assert [call.request_index for call in calls] == list(range(2 * requests))
+    assert [call.status for call in calls] == ["truncated"] * requests + ["ok"] * requests
+    candidates = rows(project_dir, Candidate)
+    assert len(candidates) == 2 * requests and len({c.source_key for c in candidates}) == 2 * requests
+    assert not any((project_dir / ".synthgate" / "answers").iterdir())  # every answer stored: the log is removed
