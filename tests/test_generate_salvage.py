@@ -112,6 +112,7 @@ def test_a_rerun_reasks_what_is_still_missing_and_plans_it_the_same_way(server, 
     args = _openai(fake, "-n", "6", "--per-request", "3")
     first = generate(*args)
     assert first.code == 1 and first.json["status"] == "stopped"  # the re-ask failed: the run is not complete
+    assert "1 complete example(s) salvaged, 1 re-ask(s) for the rest" in first.json["message"]
     (reask,) = [c for c in rows(project_dir, LLMCall) if c.request_index == 2]
     assert reask.status == "failed" and reask.request["asked"] == 2
 

@@ -158,16 +158,17 @@ def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
             f"Run {stats.run_id} is already complete ({stats.total_requests} requests answered); 0 requests sent. "
             f"For more candidates, run again with another sampling seed, e.g. {next_seed}."
         )
+    cut = ""
+    if stats.outcomes["truncated"] or stats.reasked:
+        cut = (
+            f" {stats.outcomes['truncated']} answer(s) cut off at max_tokens: {stats.salvaged} complete example(s) salvaged,"
+            f" {stats.reasked} re-ask(s) for the rest."
+        )
     if stats.status == "complete":
         filtered = f" ({stats.filtered} filtered by checks)" if stats.filtered else ""
         text = f"Done: {stats.candidates} new candidate(s){filtered} in the review queue. Next: `synthgate review`."
-        if stats.outcomes["truncated"] or stats.reasked:
-            text += (
-                f" {stats.outcomes['truncated']} answer(s) cut off at max_tokens: {stats.salvaged} complete example(s) salvaged,"
-                f" {stats.reasked} re-ask(s) for the rest."
-            )
-        return text + f" More candidates: run again with {next_seed}."
-    return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}."
+        return text + cut + f" More candidates: run again with {next_seed}."
+    return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}.{cut}"
 
 
 def _resume_fix(stats: RunStats) -> str:
