@@ -187,3 +187,17 @@ def test_a_kill_of_the_whole_group_during_the_reasks_loses_nothing_and_pays_noth
     candidates = rows(project_dir, Candidate)
     assert len(candidates) == 2 * requests and len({c.source_key for c in candidates}) == 2 * requests
     assert not any((project_dir / ".synthgate" / "answers").iterdir())  # every answer stored: the log is removed
+
+
+def test_the_budget_holds_the_reasks_to_their_own_larger_max_tokens(server, generate, project_dir: Path) -> None:
+    fake = server(script=["cut"], cut_after=1)
+    # gpt-4o-mini at $0.60 per million output tokens: the request's worst case (8000 tokens) fits $0.008,
+    # its re-ask's (16000 tokens) does not.
+    args = _openai(fake, "-n", "2", "--per-request", "2", "--max-tokens", "8000")
+    stopped = generate(*args, "--max-cost", "0.008")
+    assert stopped.code == 1 and "--max-cost" in (stopped.json["stop_reason"] or "")
+    assert fake.requests == 1 and stopped.json["requests_reasked"] == 1
+    resumed = generate(*args, "--max-cost", "0.02")
+    assert resumed.code == 0, resumed.err
+    assert resumed.json["requests_sent"] == 1 and fake.log[-1]["body"]["max_tokens"] == 16_000
+    assert len(rows(project_dir, Candidate)) == 2
