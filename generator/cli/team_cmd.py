@@ -1,0 +1,62 @@
+"""`synthgate team`: reviewers as PostgreSQL roles, so the database itself says who decided what."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from generator.cli.app import app, console, state
+from generator.errors import UserError
+
+# Other modules (e.g. browser sign-in's `team invite`) add their commands to this object; importing
+# this module only defines commands, it touches no store.
+team_app = typer.Typer(name="team", help="Manage the review team on a PostgreSQL store", no_args_is_help=True)
+app.add_typer(team_app)
+
+TEAMS_NEED_POSTGRES = "teams need a PostgreSQL store (--db postgresql+psycopg://…)"
+
+
+def _require_postgres(url: str) -> None:
+    if not url.startswith("postgresql"):
+        raise UserError(TEAMS_NEED_POSTGRES, fix="create a PostgreSQL database and pass it with --db or $SYNTHGATE_DB")
+
+
+@team_app.command("add-reviewer")
+def add_reviewer_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The reviewer's name: becomes their database role (lower-case letters, digits, _).")],
+) -> None:
+    """Create a database role for a reviewer with only a reviewer's rights (run as the project owner)."""
+    from generator.store.team import add_reviewer
+
+    url = state(ctx).project.db_url
+    _require_postgres(url)
+    add_reviewer(state(ctx).engine, name)
+    console.print(f"Reviewer {name} added. On their machine: SYNTHGATE_DB=postgresql+psycopg://{name}@HOST/DB synthgate review")
+
+
+@team_app.command("list")
+def list_command(ctx: typer.Context) -> None:
+    """List the reviewers of this store, whether each can sign in, and their decision counts."""
+    from generator.store.team import list_reviewers
+
+    url = state(ctx).project.db_url
+    _require_postgres(url)
+    for reviewer in list_reviewers(state(ctx).engine):
+        login = "can sign in" if reviewer.can_login else "removed"
+        console.print(f"{reviewer.name}\t{login}\t{reviewer.decisions} decision(s)")
+
+
+@team_app.command("remove")
+def remove_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The reviewer to remove: their login is revoked, their decisions are kept.")],
+) -> None:
+    """Revoke a reviewer's login and rights; their past decisions stay in the store and in exports."""
+    from generator.store.team import remove_reviewer
+
+    url = state(ctx).project.db_url
+    _require_postgres(url)
+    remove_reviewer(state(ctx).engine, name)
+    console.print(f"Reviewer {name} removed: login revoked, decisions kept.")
