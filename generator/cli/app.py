@@ -114,6 +114,7 @@ from generator.cli import serve_cmd  # noqa: E402,F401
 from generator.cli import export_cmd  # noqa: E402,F401
 from generator.cli import stats_cmd  # noqa: E402,F401
 from generator.cli import agreement_cmd  # noqa: E402,F401
+from generator.cli import team_cmd  # noqa: E402,F401
 # isort: on
 
 
