@@ -5,23 +5,32 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import String, cast, func
+import orjson
+from sqlalchemy import String, Text, cast, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from generator.charts import Histogram, histogram
 from generator.checks.report import filtered_by_reason, flags_by_kind
+from generator.config import CoverageSection
+from generator.coverage import coverage, coverage_json
 from generator.store.audit import live
 from generator.store.models import Candidate, Decision, LLMCall, Run, SeedRecord
 from generator.store.queue import queue_counts
 
 TOP_REASONS = 10
+# Values per series drawn (the newest): keeps `stats` quick on a store of millions, and the shape is the same.
+CHART_SAMPLE = 20_000
 
 
-def collect_stats(session: Session) -> dict[str, Any]:
+def collect_stats(session: Session, coverage_settings: CoverageSection | None = None) -> dict[str, Any]:
     candidates = queue_counts(session)
     return {
+        "coverage": coverage_json(coverage(session, coverage_settings or CoverageSection())),
+        "distributions": {name: asdict(chart) for name, chart in distributions(session).items()},
         "seeds": session.exec(select(func.count()).select_from(SeedRecord)).one(),
         "runs": session.exec(select(func.count()).select_from(Run)).one(),
         "decisions": session.exec(select(func.count()).select_from(Decision)).one(),
@@ -116,4 +125,57 @@ def api_cost(session: Session, *, accepted: int) -> dict[str, Any]:
         "output_tokens": tokens_out or 0,
         "total_usd": total,
         "per_accepted_usd": round(total / accepted, 6) if accepted else None,
+    }
+
+
+def _answer_length(messages_json: str) -> int | None:
+    """Characters of the last assistant turn (None when there is none)."""
+    answers = [m.get("content") or "" for m in orjson.loads(messages_json) if m.get("role") == "assistant"]
+    return len(answers[-1]) if answers else None
+
+
+def distributions(session: Session) -> dict[str, Histogram]:
+    """What `stats` draws: answer length (seeds, accepted, rejected), similarity to the nearest seed, seconds per decision per reviewer."""
+    candidate = Candidate.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
+    seed = SeedRecord.__table__  # type: ignore[attr-defined]
+    lengths: dict[str, list[float]] = {}
+    sources = {
+        "seeds": sql_select(cast(seed.c.messages, Text)).limit(CHART_SAMPLE),
+        "accepted": sql_select(cast(candidate.c.messages, Text))
+        .where(candidate.c.status == "accepted")
+        .order_by(candidate.c.id.desc())
+        .limit(CHART_SAMPLE),
+        "rejected": sql_select(cast(candidate.c.messages, Text))
+        .where(candidate.c.status == "rejected")
+        .order_by(candidate.c.id.desc())
+        .limit(CHART_SAMPLE),
+    }
+    for name, statement in sources.items():
+        lengths[name] = [n for (text,) in session.execute(statement) if (n := _answer_length(text)) is not None]
+    similarity: dict[str, list[float]] = defaultdict(list)
+    rows = session.execute(
+        sql_select(candidate.c.status, candidate.c.nearest_seed_similarity)
+        .where(candidate.c.nearest_seed_similarity.is_not(None))
+        .order_by(candidate.c.id.desc())
+        .limit(CHART_SAMPLE)
+    )
+    for status, value in rows:
+        similarity[status].append(value)
+    pace: dict[str, list[float]] = defaultdict(list)
+    decisions = session.execute(
+        sql_select(col(Decision.reviewer), col(Decision.seconds))
+        .where(col(Decision.action) != "undo", col(Decision.seconds).is_not(None))
+        .order_by(col(Decision.id).desc())
+        .limit(CHART_SAMPLE)
+    )
+    for reviewer, seconds in decisions:
+        pace[reviewer].append(seconds)
+    return {
+        "answer_length": histogram("Answer length (characters of the last assistant turn)", "chars", lengths),
+        "nearest_seed_similarity": histogram(
+            "Similarity to the nearest seed",
+            "",
+            {k: similarity[k] for k in ("accepted", "rejected", "pending", "filtered") if k in similarity},
+        ),
+        "seconds_per_decision": histogram("Seconds per decision, by reviewer", "s", dict(sorted(pace.items()))),
     }
