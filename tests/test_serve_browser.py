@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
+from typer.testing import CliRunner
 
+from generator.cli import app
 from generator.project import Project
-from generator.serve import sessions
-from generator.store.db import open_store, read_session, write_session
+from generator.store.db import open_store, read_session
 from generator.store.intake import NewCandidate
 from generator.store.models import Candidate, Decision
 from tests.conftest import REPO
@@ -58,9 +59,11 @@ class Served:
         self.url = f"http://127.0.0.1:{port}"
 
     def invite(self, reviewer: str) -> str:
-        with write_session(self.engine) as session:
-            token = sessions.create_invite(session, reviewer=reviewer)
-        return f"{self.url}/signin#{token}"
+        """The sign-in link `synthgate team invite` prints, as an admin would send it."""
+        result = CliRunner().invoke(app, ["--project", str(self.project_dir), "team", "invite", reviewer, "--url", self.url])
+        assert result.exit_code == 0, result.output
+        link: str = result.output.strip()
+        return link
 
     def decisions(self) -> list[Decision]:
         with read_session(self.engine) as session:
@@ -207,8 +210,8 @@ def test_without_a_live_session_every_page_is_refused_and_no_app_starts(served: 
     assert served.sign_in_request(link.split("#", 1)[1]) == 401
 
     # Revoked: the open tab closes, its app ends, and the cookie opens nothing any more.
-    with write_session(served.engine) as session:
-        assert sessions.revoke_reviewer(session, reviewer="Dee") == 2  # the spent invite and the session
+    revoked = CliRunner().invoke(app, ["--project", str(served.project_dir), "team", "revoke", "Dee"])
+    assert revoked.output.strip() == "Dee: 2 sign-in link(s) and session(s) ended"  # the spent invite and the session
     page.wait_for_selector("body.-closed")
     wait_until(lambda: not served.apps(), what="the revoked reviewer's app to end")
     with_cookie = urllib.request.Request(served.url + "/", headers={"Cookie": f"synthgate_session={cookie['value']}"})

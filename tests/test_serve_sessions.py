@@ -10,10 +10,12 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from generator.cli import app
+from generator.project import Project
 from generator.serve import sessions
 from generator.store.db import open_store, read_session, write_session
 from generator.store.models import utcnow
 from generator.store.queue import record_decision
+from tests.conftest import run_cli
 from tests.test_decision_forgery import store_at_revision, write_unsigned_decision
 
 
@@ -110,3 +112,30 @@ def test_serving_beyond_loopback_warns_to_put_it_behind_tls(
     assert result.exit_code == 0, result.output
     assert len(started) == 1
     assert ("behind a reverse proxy with TLS" in result.output) is warned
+
+
+def test_team_invite_prints_a_link_that_signs_in_once_and_revoke_ends_it(project_dir: Path) -> None:
+    runner = CliRunner()
+    invited = runner.invoke(app, ["--project", str(project_dir), "team", "invite", "Ada Lovelace", "--url", "https://review.example.org/"])
+    assert invited.exit_code == 0, invited.output
+    link = invited.output.strip()
+    assert link.startswith("https://review.example.org/signin#")
+    engine = open_store(Project.locate(project_dir).db_url)
+    with write_session(engine) as session:
+        spent = sessions.spend_invite(session, token=link.split("#", 1)[1])
+    assert spent is not None and spent[0] == "Ada Lovelace"
+    revoked = runner.invoke(app, ["--project", str(project_dir), "team", "revoke", "Ada Lovelace"])
+    assert revoked.exit_code == 0, revoked.output
+    with read_session(engine) as session:
+        assert sessions.reviewer_for_session(session, token=spent[1]) is None
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["team", "invite", "  "], "must not be blank"), (["team", "invite", "Ada", "--url", "review.example.org"], "not a web address")],
+)
+def test_team_invite_refuses_bad_input_with_a_fix(project_dir: Path, args: list[str], message: str) -> None:
+    result = run_cli("--project", str(project_dir), *args, cwd=project_dir)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
