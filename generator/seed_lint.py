@@ -156,11 +156,14 @@ def _style(seeds: list[Seed]) -> list[LineProblem]:
 def _tags(seeds: list[Seed], min_per_tag: int) -> list[LineProblem]:
     problems = []
     by_tag: dict[str, list[Seed]] = defaultdict(list)
+    # The fix names categories the user's seeds already use (a demo word would mean nothing to them).
+    in_use = sorted({seed.example.category for seed in seeds if seed.example.category})
+    suggestion = f'"tags": ["{in_use[0]}"]; categories in use: {", ".join(in_use[:5])}' if in_use else '"tags": ["<topic>"]'
     for seed in seeds:
         if seed.example.category is None:
             problems.append(
                 LineProblem(
-                    seed.file, seed.line, 'no category tag: few-shot sampling cannot balance it (add e.g. "tags": ["billing"])', "warning"
+                    seed.file, seed.line, f"no category tag: few-shot sampling cannot balance it (add e.g. {suggestion})", "warning"
                 )
             )
         for tag in seed.example.tags:

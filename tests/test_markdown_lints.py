@@ -70,6 +70,7 @@ def test_the_code_heavy_seeds_raise_no_flag() -> None:
         "Merge them with `{**a, **b}`:\n\n```sql\nSELECT json_patch(a, b) FROM t;\n```",
         "Export first:\n\n```sql\n# sqlite3 shell: .mode csv\n-- * every column\nSELECT * FROM t;\n```",
         "Number them:\n\n```sql\nSELECT 1) AS broken_on_purpose,\n__x__ FROM t;\n```",
+        "Label the rows:\n\n```sql\nSELECT '🎉 done' AS status FROM t;\n```",  # an emoji in a string literal
     ],
 )
 def test_markup_inside_code_is_not_format_drift(answer: str) -> None:
@@ -82,6 +83,8 @@ def test_markup_inside_code_is_not_format_drift(answer: str) -> None:
         ("## Counting\n\n```sql\nSELECT COUNT(*) FROM t;\n```", "markdown headings"),
         ("**Group** first:\n\n```sql\nSELECT COUNT(*) FROM t GROUP BY a;\n```", "bold markup"),
         ("Two steps:\n\n- group\n- count\n\n```sql\nSELECT COUNT(*) FROM t GROUP BY a;\n```", "bullet lists"),
+        ("Two steps:\n• group\n• count\n\n```sql\nSELECT COUNT(*) FROM t GROUP BY a;\n```", "bullet lists"),
+        ("Grouped 🎉\n\n```sql\nSELECT COUNT(*) FROM t GROUP BY a;\n```", "emoji"),
     ],
 )
 def test_markup_in_prose_still_is(answer: str, feature: str) -> None:

@@ -112,12 +112,6 @@ def _has_any(lower: str, triggers: tuple[str, ...]) -> bool:
     return any(map(lower.__contains__, triggers))
 
 
-def _matches(pattern: re.Pattern[str], text: str) -> list[str]:
-    if not _has_any(text.casefold(), _REFUSAL_TRIGGERS):
-        return []
-    return [m.group(0) for m in pattern.finditer(_straight_quotes(text))]
-
-
 def _placeholders(text: str, *, in_code: bool = False) -> Iterator[str]:
     if not _has_any(text.casefold(), _PLACEHOLDER_TRIGGERS):
         return
@@ -195,8 +189,12 @@ class FlagRules:
         refusals = self._refusals(messages)
         if refusals:
             found["refusal"] = refusals
+        # One pass over the whole conversation (blank lines between turns: no pattern matches across
+        # two); only when it finds something is each turn read as its own markdown text.
+        everything = "\n\n".join(m.content for m in messages)
         for kind, finder in _TEXT_FINDERS.items():
-            # Message by message: no pattern matches across two turns, and each is its own markdown text.
+            if not any(found.casefold() not in self.seen_in_seeds for found in finder(everything)):
+                continue
             details = [found for m in messages for found in _find(finder, m.content) if found.casefold() not in self.seen_in_seeds]
             if details:
                 found[kind] = details
@@ -215,10 +213,11 @@ class FlagRules:
         """AI boilerplate in any answer, and stock declines in answers unlike every decline the seeds model."""
         found: list[str] = []
         for message in messages:
-            if message.role != "assistant":
+            if message.role != "assistant" or not _has_any(message.content.casefold(), _REFUSAL_TRIGGERS):
                 continue
-            found += _matches(_AI_BOILERPLATE, message.content)
-            declines = _matches(_DECLINE, message.content)
+            text = _straight_quotes(message.content)
+            found += [m.group(0) for m in _AI_BOILERPLATE.finditer(text)]
+            declines = [m.group(0) for m in _DECLINE.finditer(text)]
             if declines and not self._like_a_seed_decline(message.content):
                 found += declines
         return found
