@@ -78,7 +78,7 @@ class Conversation(BaseModel):
     def _tags_are_slugs(cls, tags: list[str]) -> list[str]:
         for tag in tags:
             if not TAG_PATTERN.match(tag):
-                raise ValueError(f"tag {tag!r} must be lower-case letters, digits and - _ . : / (e.g. 'billing', 'edge:ambiguous')")
+                raise ValueError(f"tag {tag!r} must be lower-case letters, digits and - _ . : / (e.g. 'my-topic', 'edge:ambiguous')")
         if len(set(tags)) != len(tags):
             raise ValueError("tags repeat")
         return tags

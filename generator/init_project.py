@@ -47,7 +47,7 @@ def _section_lines(name: str, model: type[BaseModel], overrides: dict[str, Any])
     return lines
 
 
-def render_config(project_name: str) -> str:
+def render_config(project_name: str, description: str = "") -> str:
     """A synthgate.toml with every option present, commented out at its default, and its meaning."""
     lines = [
         "# synthgate project configuration. Every option is listed at its default; uncomment to change.",
@@ -64,17 +64,17 @@ def render_config(project_name: str) -> str:
                 "",
             ]
             continue
-        overrides = {"name": project_name} if name == "project" else {}
+        overrides = {"name": project_name, "description": description} if name == "project" else {}
         assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
         lines += [*_section_lines(name, annotation, overrides), ""]
     return "\n".join(lines)  # valid by construction; tests/test_config.py parses it
 
 
-def init_project(directory: Path) -> list[Path]:
+def init_project(directory: Path, *, description: str = "") -> list[Path]:
     """Create a project in `directory`; refuse if any file it would write already exists."""
     directory = directory.resolve()
     planned: dict[Path, str | Path] = {
-        directory / CONFIG_FILE: render_config(directory.name),
+        directory / CONFIG_FILE: render_config(directory.name, description.strip()),
         directory / SEEDS_FILE: "",
         directory / "seeds" / "README.md": SCAFFOLD / "seeds" / "README.md",
         directory / "prompts" / "generate.jinja": SCAFFOLD / "prompts" / "generate.jinja",

@@ -31,6 +31,7 @@ from generator.generation.providers.base import ProviderError, retry_after_secon
 from generator.generation.sampling import FewShotSampler
 from generator.generation.secrets import scrub_secrets
 from generator.generation.templates import PromptTemplate
+from generator.seed_facts import SeedFacts
 from generator.seeds import load_seeds
 from tests.conftest import run_cli
 
@@ -66,6 +67,8 @@ def test_default_template_renders_seeds_in_their_own_line_format(seeds) -> None:
             "focus": "edge:frustrated",
             "rejection_reasons": [("factually wrong", 4)],
             "context": [],
+            "description": "",
+            "facts": SeedFacts.of([s.example for s in seeds]),
         }
     )
     assert [m["role"] for m in messages] == ["system", "user"]
@@ -88,6 +91,8 @@ def test_template_context_files_reach_the_system_message(seeds) -> None:
             "focus": None,
             "rejection_reasons": [],
             "context": [ContextFile("facts.md", "Plans cost $15.")],
+            "description": "",
+            "facts": SeedFacts.of([]),
         }
     )
     assert "Plans cost $15." in messages[0]["content"]

@@ -73,7 +73,12 @@ class Generation:
             )
         replay_hash = hashlib.sha256(self.replay_file.read_bytes()).hexdigest() if self.replay_file else None
         self.identity = run_identity(
-            settings, template_hash=self.template.hash, seeds_hash=seed_set_hash(self.seeds), context=self.context, replay_hash=replay_hash
+            settings,
+            template_hash=self.template.hash,
+            seeds_hash=seed_set_hash(self.seeds),
+            context=self.context,
+            replay_hash=replay_hash,
+            description=project.config.project.description,
         )
         self.run_id = run_id_for(self.identity)
 
@@ -117,7 +122,12 @@ class Generation:
 
     def planner(self, reasons: list[tuple[str, int]]) -> RequestPlanner:
         return RequestPlanner(
-            settings=self.settings, template=self.template, seeds=self.seeds, context=self.context, rejection_reasons=reasons
+            settings=self.settings,
+            template=self.template,
+            seeds=self.seeds,
+            context=self.context,
+            rejection_reasons=reasons,
+            description=self.project.config.project.description,
         )
 
     @property
@@ -283,6 +293,7 @@ class Generation:
                 resumed=resumed,
                 run_cost_usd=totals.cost_usd,
                 reasked=len(reasks),
+                unpriced_model=self.settings.model if self.priced and self.prices.price(self.settings.model) is None else None,
             )
             stats.notes.append(self.max_tokens_note())
             if journal.unanswered(session, run_id=run.id, total=planner.total) == 0:

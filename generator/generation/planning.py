@@ -25,6 +25,7 @@ from generator.generation.parsing import ANSWER_SCHEMA, parse_answer
 from generator.generation.pricing import estimate_tokens
 from generator.generation.sampling import FewShotSampler
 from generator.generation.templates import PromptTemplate
+from generator.seed_facts import SeedFacts
 from generator.seeds import Seed
 
 
@@ -74,9 +75,18 @@ def model_params(settings: GenerateSection) -> dict[str, Any]:
 
 
 def run_identity(
-    settings: GenerateSection, *, template_hash: str, seeds_hash: str, context: list[ContextFile], replay_hash: str | None
+    settings: GenerateSection,
+    *,
+    template_hash: str,
+    seeds_hash: str,
+    context: list[ContextFile],
+    replay_hash: str | None,
+    description: str = "",
 ) -> dict[str, Any]:
+    # The project description is rendered into prompts; unset, it is left out so earlier run ids stay the same.
+    described = {"description": description} if description else {}
     return {
+        **described,
         **provider_identity(settings),
         **model_params(settings),
         "template_hash": template_hash,
@@ -104,8 +114,12 @@ class RequestPlanner:
         seeds: list[Seed],
         context: list[ContextFile],
         rejection_reasons: list[tuple[str, int]],
+        description: str = "",
     ) -> None:
         self.settings = settings
+        self.description = description
+        # Derived from the seeds, which the run id already covers: they change prompts only through the seeds.
+        self.facts = SeedFacts.of([seed.example for seed in seeds])
         self.template = template
         self.context = context
         self.rejection_reasons = rejection_reasons
@@ -135,6 +149,8 @@ class RequestPlanner:
                 "focus": few_shot.focus,
                 "rejection_reasons": self.rejection_reasons,
                 "context": self.context,
+                "description": self.description,
+                "facts": self.facts,
             }
         )
         return PlannedCall(index, messages, asked, [seed.id for seed in few_shot.seeds], few_shot.focus)

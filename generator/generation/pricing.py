@@ -52,11 +52,16 @@ class PriceTable:
         return self.prices[max(prefixes, key=len)] if prefixes else None
 
     def cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
-        """USD for this usage; 0 for a model without a price (e.g. a local server)."""
+        """USD for this usage; 0 for a model without a price (e.g. a local server), which reports show as unknown_price()."""
         price = self.price(model)
         if price is None:
             return 0.0
         return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+
+
+def unknown_price(model: str) -> str:
+    """What a report says instead of a cost for a model without a price: never 0, never another model's rates."""
+    return f'unknown price (add [pricing."{model}"] to synthgate.toml)'
 
 
 def estimate_tokens(text: str) -> int:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from generator.generation.pricing import unknown_price
 from generator.generation.report import DryRun, RunStats
 
 
@@ -34,7 +35,7 @@ class LiveProgress:
     def update(self, stats: RunStats) -> None:
         info = (
             f"{stats.candidates} candidates · {stats.failed_calls} failed · "
-            f"{stats.input_tokens + stats.output_tokens:,} tokens · ${stats.cost_usd:.4f}"
+            f"{stats.input_tokens + stats.output_tokens:,} tokens · {_cost(stats)}"
         )
         if self.task is None:
             self.task = self.progress.add_task("generate", total=stats.total_requests, info=info)
@@ -55,12 +56,19 @@ def summary_table(stats: RunStats) -> Table:
         ("new candidates", f"{stats.candidates}"),
         ("  of which filtered by checks", f"{stats.filtered}"),
         ("tokens in / out", f"{stats.input_tokens:,} / {stats.output_tokens:,}"),
-        ("cost (this invocation / whole run)", f"${stats.cost_usd:.4f} / ${stats.run_cost_usd:.4f}"),
+        (
+            "cost (this invocation / whole run)",
+            unknown_price(stats.unpriced_model) if stats.unpriced_model else f"${stats.cost_usd:.4f} / ${stats.run_cost_usd:.4f}",
+        ),
         ("time", f"{stats.seconds:.1f} s"),
     ]
     for what, value in rows:
         table.add_row(what, value)
     return table
+
+
+def _cost(stats: RunStats) -> str:
+    return "unknown price" if stats.unpriced_model else f"${stats.cost_usd:.4f}"
 
 
 def _breakdown(stats: RunStats) -> str:
@@ -73,11 +81,12 @@ def dry_run_lines(report: DryRun) -> list[str]:
     for message in report.prompt:
         lines += [f"--- {message['role']} ---", message["content"]]
     lines.append("---")
-    cost = "unknown (no price for this model; add [pricing] to synthgate.toml)" if report.cost_usd is None else f"≈ ${report.cost_usd:.4f}"
+    cost = unknown_price(report.model) if report.cost_usd is None else f"≈ ${report.cost_usd:.4f}"
     worst = "" if report.worst_case_cost_usd is None else f" (at most ${report.worst_case_cost_usd:.4f} if every answer used max_tokens)"
     lines += [
         f"{report.requests} request(s) to {report.model} for {report.candidates} candidate(s).",
         f"Estimated tokens: ≈ {report.input_tokens:,} in, ≈ {report.output_tokens:,} out.",
         f"Estimated cost: {cost}{worst}.",
+        "The facts the template derived from your seeds: `synthgate template check`.",
     ]
     return lines

@@ -29,6 +29,7 @@ class RunStats:
     output_tokens: int = 0
     cost_usd: float = 0.0
     run_cost_usd: float = 0.0
+    unpriced_model: str | None = None  # the model has no price: costs are unknown, not 0
     status: str = "running"
     stop_reason: str | None = None
     resumed: bool = False
@@ -83,8 +84,8 @@ class RunStats:
             "requests_reasked": self.reasked,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "cost_usd": round(self.cost_usd, 6),
-            "run_cost_usd": round(self.run_cost_usd, 6),
+            "cost_usd": None if self.unpriced_model else round(self.cost_usd, 6),
+            "run_cost_usd": None if self.unpriced_model else round(self.run_cost_usd, 6),
             "seconds": round(self.seconds, 3),
             "notes": self.notes,
         }

@@ -3,7 +3,8 @@
 Each block is rendered on its own and becomes one message. Variables: `examples` (few-shot seeds
 as Examples), `count` (examples wanted), `tags` (target tags, may be empty), `focus` (the tag this
 request is meant to cover, or None), `rejection_reasons` ((reason, times) pairs), `context` (files
-with .name and .text). The `as_json` filter writes an Example as one seed line.
+with .name and .text), `description` ([project] description, may be empty), `facts` (SeedFacts: what
+the seeds look like). The `as_json` filter writes an Example as one seed line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from generator.examples import Example
 BLOCKS = ("system", "user")
 TEMPLATE_FIX = (
     "a template holds {% block system %}...{% endblock %} and {% block user %}...{% endblock %}; "
-    "variables: examples, count, tags, focus, rejection_reasons, context"
+    "variables: examples, count, tags, focus, rejection_reasons, context, description, facts"
 )
 
 
