@@ -138,6 +138,8 @@ def test_sign_in_accept_reject_undo_are_recorded_under_the_invited_name_from_the
     sign_in(page, served.invite("Ada Lovelace"))
     first = wait_for_candidate(page)
     wait_for_screen(page, "Ada Lovelace")  # the header names the reviewer the server chose
+    start_page = page.content()
+    assert str(served.project_dir) not in start_page and "review --reviewer" not in start_page  # nothing server-side shows
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "serve_first_candidate.png"))
 
