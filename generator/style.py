@@ -100,16 +100,16 @@ class StyleProfile:
     """What most examples of a set do: the usual system prompt, formatting the answers avoid, the code languages they fence.
 
     Only *unusual* formatting counts as drift: an answer lacking a list is normal (short answers
-    need none), an answer with headings in a set that never uses them is not. Likewise a fence
-    language is usual when more than 1 - MAJORITY of the fenced examples use it (an SQL tutor's
-    `sql`, a shell guide's `bash` and `console`), and any other language is drift.
+    need none), an answer with headings in a set that never uses them is not. A code block's
+    language is drift when no example of the set uses it (`py` where they write `python`, none where
+    they write `sql`); a language only some examples use is not (an SQL tutor may show a `bash` line).
     """
 
     system_prompt: str | None
     system_prompt_share: float
     unusual_features: frozenset[str]
     size: int
-    usual_languages: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()  # every code-block language the examples use
 
     @classmethod
     def from_conversations(cls, conversations: Sequence[Sequence[Message]]) -> StyleProfile:
@@ -117,16 +117,12 @@ class StyleProfile:
         prompts = Counter(system_prompt(messages) for messages in conversations)
         prompt, prompt_count = prompts.most_common(1)[0] if prompts else (None, 0)
         feature_counts: Counter[str] = Counter()
-        language_counts: Counter[str] = Counter()
-        fenced = 0
+        languages: set[str] = set()
         for messages in conversations:
             feature_counts.update(conversation_features(messages))
-            languages = fence_languages(messages)
-            language_counts.update(languages)
-            fenced += bool(languages)
+            languages.update(fence_languages(messages))
         unusual = frozenset(f for f in FEATURES if size and feature_counts[f] / size <= 1 - MAJORITY)
-        usual_languages = frozenset(language for language, count in language_counts.items() if count / fenced > 1 - MAJORITY)
-        return cls(prompt, prompt_count / size if size else 0.0, unusual, size, usual_languages)
+        return cls(prompt, prompt_count / size if size else 0.0, unusual, size, frozenset(languages))
 
     def drift(self, messages: Sequence[Message]) -> list[str]:
         """Ways this conversation departs from the profile's house style (empty: consistent)."""
@@ -139,8 +135,8 @@ class StyleProfile:
             )
         for feature in sorted(conversation_features(messages) & self.unusual_features):
             found.append(f"answer uses {feature}, which the others do not")
-        if self.usual_languages:
-            for language in sorted(fence_languages(messages) - self.usual_languages):
-                usual = ", ".join(language_name(known) for known in sorted(self.usual_languages))
+        if self.languages:
+            for language in sorted(fence_languages(messages) - self.languages):
+                usual = ", ".join(language_name(known) for known in sorted(self.languages))
                 found.append(f"code block language {language_name(language)}; the seeds use {usual}")
         return found

@@ -105,6 +105,14 @@ def test_a_fence_language_the_seeds_do_not_use_is_drift(answer: str, reported: s
     assert flags(answer) == {"format drift": reported}
 
 
+def test_any_language_the_seeds_use_is_house_style() -> None:
+    rules = FlagRules.from_seeds([*SQL_SEEDS, conversation("From a terminal:\n\n```bash\nsqlite3 shop.db\n```")], length_factor=3.0)
+    assert flags("Open it first:\n\n```bash\nsqlite3 orders.db\n```", rules) == {}
+    assert flags("Open it first:\n\n```sh\nsqlite3 orders.db\n```", rules) == {
+        "format drift": "code block language 'sh'; the seeds use 'bash', 'sql'"
+    }
+
+
 def test_python_and_py_are_different_languages() -> None:
     rules = FlagRules.from_seeds([conversation(f"Do it:\n\n```python\nprint({n})\n```") for n in range(6)], length_factor=3.0)
     assert flags("Do it:\n\n```py\nprint(7)\n```", rules) == {"format drift": "code block language 'py'; the seeds use 'python'"}
@@ -174,13 +182,13 @@ def test_a_code_heavy_seed_set_lints_clean(tmp_path: Path) -> None:
     assert [p.message for p in problems if "drift" in p.message or "code block" in p.message] == []
 
 
-def test_seed_lint_names_an_open_fence_and_an_odd_language(tmp_path: Path) -> None:
-    broken = [
+def test_seed_lint_names_an_open_fence_but_not_a_language_only_some_seeds_use(tmp_path: Path) -> None:
+    seeds = [
         *SQL_ANSWERS,
         ("Count them?", "Like this:\n\n```sql\nSELECT COUNT(*) FROM t;"),
-        ("Sum them?", "Like this:\n\n```mysql\nSELECT SUM(x) FROM t;\n```"),
+        ("Open the file?", "From a terminal:\n\n```bash\nsqlite3 shop.db\n```"),
     ]
-    problems = lint_seeds(load_seeds([_write_seeds(tmp_path / "sql.jsonl", broken)]), SeedsSection(min_per_tag=1))
-    by_line = {p.line: p.message for p in problems}
-    assert "leaves a ``` code block open" in by_line[7]
-    assert by_line[8] == "format drift: code block language 'mysql'; the seeds use 'sql'"
+    problems = lint_seeds(load_seeds([_write_seeds(tmp_path / "sql.jsonl", seeds)]), SeedsSection(min_per_tag=1))
+    assert [(p.line, p.message) for p in problems if "code block" in p.message] == [
+        (7, "message 3 (assistant) leaves a ``` code block open; close it")
+    ]
