@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from generator.generation.answer_log import read_answer_log
 from generator.store.db import open_store
@@ -46,10 +48,88 @@ def project_dir(tmp_path: Path) -> Path:
     return root
 
 
+# The PostgreSQL server the dual-backend tests use (CI and the dev machine have one here; trust auth).
+PG_SERVER = os.environ.get("SYNTHGATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+BACKENDS = ("sqlite", "postgresql")
+# Roles made by a test session (reviewers) are cluster-wide: they carry this prefix and are dropped at its end.
+TEST_ROLE_PREFIX = "sgt_"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: run each test using `store_url`/`engine` on SQLite and on PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: a test of SQLite itself (raw sqlite3, files), not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules marked both_stores run every store test twice: once per backend."""
+    wants_store = "store_url" in metafunc.fixturenames
+    if wants_store and metafunc.definition.get_closest_marker("both_stores") and not metafunc.definition.get_closest_marker("sqlite_only"):
+        metafunc.parametrize("store_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """This test session's own PostgreSQL database (random name: parallel sessions and xdist workers never share one), migrated once."""
+    name = f"synthgate_test_{secrets.token_hex(6)}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_SERVER} (set SYNTHGATE_TEST_PG to a server this user may create databases on): {error.orig}"
+        )
+    url = f"{PG_SERVER}/{name}"
+    open_store(url).dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        roles = connection.execute(
+            text("SELECT rolname FROM pg_roles WHERE rolname LIKE :prefix"), {"prefix": f"{TEST_ROLE_PREFIX}{name[-12:]}%"}
+        )
+        for role in roles.scalars().all():
+            connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+    admin.dispose()
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, empty store in a temporary SQLite file."""
-    store = open_store(f"sqlite:///{tmp_path / 'store' / 'queue.db'}")
+def test_role_prefix(pg_database: str) -> str:
+    """A prefix for PostgreSQL role names a test creates, so the session drops them at its end."""
+    return f"{TEST_ROLE_PREFIX}{pg_database[-12:]}_"
+
+
+def _empty_pg_store(url: str) -> None:
+    """Empty the session's PostgreSQL store back to its just-migrated state (far cheaper than a new database per test)."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = connection.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('alembic_version', 'store_meta', 'decision_chain')"
+            )
+        ).scalars()
+        # As the owner and with triggers off (replica role): the append-only guards refuse TRUNCATE, rightly, for everyone else.
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        connection.execute(text("UPDATE decision_chain SET seq = 0, head_hash = ''"))
+    engine.dispose()
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty, migrated store: SQLite by default; SQLite and PostgreSQL in modules marked both_stores."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'queue.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    _empty_pg_store(url)
+    return url
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """A migrated, empty store (a temporary SQLite file, or the session's PostgreSQL database emptied)."""
+    store = open_store(store_url)
     yield store
     store.dispose()
 

@@ -24,6 +24,8 @@ from generator.store.models import Decision
 from generator.store.queue import record_decision, undo_last_decision
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.both_stores  # every store test runs on SQLite and on PostgreSQL
+
 SYSTEM = "You are Ledgerly's support assistant."
 _keys = itertools.count()
 
@@ -72,7 +74,14 @@ def entries(data_file: Path) -> list[dict[str, Any]]:
 
 
 def raw_sql(engine: Engine, *statements: str, drop_guards: bool = False) -> None:
-    """What someone with write access to the database file could do behind synthgate's back."""
+    """What someone with write access to the database file (or a PostgreSQL superuser) could do behind synthgate's back."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as pg:
+            if drop_guards:  # a superuser switches the guards (all triggers) off for the transaction
+                pg.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for statement in statements:
+                pg.exec_driver_sql(statement)
+        return
     connection = sqlite3.connect(str(engine.url.database))
     if drop_guards:
         connection.execute("DROP TRIGGER decision_no_update")

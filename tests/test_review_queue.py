@@ -6,7 +6,6 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +27,8 @@ from generator.store.queue import (
     skip_candidate,
     undo_last_decision,
 )
+
+pytestmark = pytest.mark.both_stores  # every store test runs on SQLite and on PostgreSQL
 
 LEASE = 60
 
@@ -190,8 +191,8 @@ def test_flagged_and_run_filters(engine: Engine) -> None:
     assert claim(engine, "bob") == plain[0]
 
 
-def test_concurrent_claimers_on_separate_connections_never_share_a_candidate(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'q.db'}"
+def test_concurrent_claimers_on_separate_connections_never_share_a_candidate(store_url: str) -> None:
+    url = store_url
     ids = queue(open_store(url), 40)
     claimed: dict[str, list[int]] = {}
 
@@ -233,6 +234,7 @@ def _statements(engine: Engine, work: Callable[[], None]) -> list[tuple[str, Seq
     return seen
 
 
+@pytest.mark.sqlite_only  # reads SQLite's EXPLAIN QUERY PLAN
 def test_claim_skip_and_renew_never_scan_the_candidate_table(engine: Engine) -> None:
     """At a million candidates a scan costs ~0.4 s per keypress; every queue statement must seek an index."""
     queue(engine, 5)

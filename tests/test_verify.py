@@ -15,6 +15,8 @@ from generator.store.db import read_session
 from tests.conftest import run_cli
 from tests.test_export import _sync_project_seeds, add, chat, decide, export, raw_sql, undo
 
+pytestmark = pytest.mark.both_stores  # every store test runs on SQLite and on PostgreSQL
+
 
 def verify(engine: Engine, data_file: Path) -> VerifyReport:
     with read_session(engine) as session:

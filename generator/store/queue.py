@@ -151,6 +151,10 @@ def claim_next_candidate(
         .where(col(Candidate.status) == "pending", free, open_to_reviewer(reviewer), *matching)
         .order_by(col(Candidate.review_order), col(Candidate.id))
         .limit(1)
+        # PostgreSQL: a row another reviewer is claiming right now is passed over, not waited for
+        # (and not lost: without it, the loser's UPDATE re-checks a row that is no longer free and
+        # claims nothing although the queue is full). SQLite takes the write lock first and ignores it.
+        .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     claimed = session.execute(
