@@ -134,9 +134,8 @@ def run(url: str, *, reviewers: int, decisions: int) -> dict[str, Any]:
     engine = open_store(url)
     with read_session(engine) as session:
         stored = set(session.exec(select(Decision.id)).all())
-        needs: dict[int, int] = {
-            cid: n for cid, n in session.exec(select(Candidate.id, Candidate.reviews_needed).where(col(Candidate.reviews_needed) > 1))
-        }
+        overlapped = session.exec(select(Candidate.id, Candidate.reviews_needed).where(col(Candidate.reviews_needed) > 1))
+        needs = {cid: n for cid, n in overlapped if cid is not None}
         key = load_key(store_identity(session))
         breaks = list(verify_chain(session, key=key))
     engine.dispose()
