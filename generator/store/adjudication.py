@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import exists, func, or_, update
+from sqlalchemy import exists, func, or_, text, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -65,3 +65,22 @@ def live_reviews(session: Session, *, candidate_id: int) -> list[DecisionView]:
 def count_awaiting_adjudication(session: Session) -> int:
     """Disagreements no adjudicator has settled yet."""
     return session.exec(select(func.count()).select_from(Candidate).where(awaiting_adjudication())).one()
+
+
+# The PostgreSQL role whose members may adjudicate (granted by `synthgate team grant-adjudicator`).
+ADJUDICATOR_ROLE = "synthgate_adjudicator"
+
+
+def may_adjudicate(session: Session) -> bool:
+    """On PostgreSQL, whether the connecting role holds the adjudicator role; on SQLite (one person) always."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    # pg_has_role fails on a role that does not exist yet: no adjudicator was ever granted.
+    return bool(
+        session.execute(
+            text(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :role) THEN pg_has_role(current_user, :role, 'MEMBER') ELSE false END"
+            ),
+            {"role": ADJUDICATOR_ROLE},
+        ).scalar()
+    )

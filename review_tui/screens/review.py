@@ -32,6 +32,7 @@ from review_tui.widgets.nearest_seed import NearestSeedView
 from review_tui.widgets.progress import ProgressHeader, describe_filters
 from review_tui.widgets.provenance import ProvenanceView
 from review_tui.widgets.reject_panel import RejectPanel
+from review_tui.widgets.reviews import ReviewsView
 from review_tui.widgets.transcript import TranscriptView
 
 # Keys that need a candidate on screen (hidden from the footer when the queue is empty).
@@ -93,6 +94,8 @@ class ReviewScreen(Screen[None]):
                     yield TranscriptView(id="transcript")
                     yield RejectPanel(reasons=self.reasons, blink=self.blink, id="reject-panel")
                 with Vertical(id="context"):
+                    if self.client.adjudicate:  # the disagreement first: it is what the adjudicator settles
+                        yield ReviewsView(id="reviews")
                     yield NearestSeedView(id="nearest-seed")
                     yield FlagsView(id="flags")
                     yield ProvenanceView(id="provenance")
@@ -104,6 +107,8 @@ class ReviewScreen(Screen[None]):
         for widget_id, title in (("nearest-seed", "Nearest seed"), ("flags", "Flags"), ("provenance", "Provenance")):
             self.query_one(f"#{widget_id}").border_title = title
         self.query_one("#transcript").border_title = "Candidate"
+        if self.client.adjudicate:
+            self.query_one("#reviews").border_title = "Reviews (they disagree; your decision is final)"
         self._refresh_header()
         # The first candidate first; counting a million rows for the header can wait until it shows.
         self._claim_next()
@@ -378,6 +383,8 @@ class ReviewScreen(Screen[None]):
             self.query_one(NearestSeedView).show(candidate)
             self.query_one(FlagsView).show(candidate.flags)
             self.query_one(ProvenanceView).show(candidate)
+            if self.client.adjudicate:
+                self.query_one(ReviewsView).show(self.client.reviews_shown.get(candidate.id, []))
             switcher.current = "review-pane"
             if not transcript.has_focus:
                 transcript.focus()
