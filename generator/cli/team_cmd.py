@@ -60,3 +60,19 @@ def remove_command(
     _require_postgres(url)
     remove_reviewer(state(ctx).engine, name)
     console.print(f"Reviewer {name} removed: login revoked, decisions kept.")
+
+
+@team_app.command("grant-adjudicator")
+def grant_adjudicator_command(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(help="A reviewer (added with team add-reviewer) who may settle disagreements on overlapped candidates.")
+    ],
+) -> None:
+    """Let a reviewer run `synthgate review --adjudicate`: their decision on a disagreement is final."""
+    from generator.store.adjudication import grant_adjudicator
+
+    url = state(ctx).project.db_url
+    _require_postgres(url)
+    grant_adjudicator(state(ctx).engine, name)
+    console.print(f"{name} may now adjudicate: synthgate review --adjudicate")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import exists, func, or_, text, update
+from sqlalchemy import Engine, exists, func, or_, text, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -84,3 +84,13 @@ def may_adjudicate(session: Session) -> bool:
             {"role": ADJUDICATOR_ROLE},
         ).scalar()
     )
+
+
+def grant_adjudicator(engine: Engine, name: str) -> None:
+    """Make the reviewer role `name` a member of the adjudicator role (created on first use). PostgreSQL, run by the owner."""
+    role = engine.dialect.identifier_preparer.quote(name)
+    with engine.begin() as connection:
+        exists_already = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": ADJUDICATOR_ROLE}).first()
+        if exists_already is None:
+            connection.execute(text(f"CREATE ROLE {ADJUDICATOR_ROLE} NOLOGIN"))
+        connection.execute(text(f"GRANT {ADJUDICATOR_ROLE} TO {role}"))
