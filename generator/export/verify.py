@@ -260,12 +260,16 @@ def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair]) -> _Rows
     seed_ids = {i for p in batch if p.entry.get("kind") == "seed" and isinstance(i := p.entry.get("seed_id"), str)}
     decision_table = Decision.__table__  # type: ignore[attr-defined]
     origins = select(Candidate.id, Candidate.run_id, Candidate.template_hash, latest_live_decision_id(Candidate.id).label("latest"))
+    # Core statements on the connection, not through the ORM session: the ORM's per-row loading
+    # was a fifth of verify's time (3.9 of 20 s for 30,000 lines, profiled).
+    connection = session.connection()
     originals: dict[int, list[dict[str, Any]]] = {}
     if fmt.needs_original or fmt.labelled:
-        originals = dict(session.execute(select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))).all())
+        statement = select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))
+        originals = {row[0]: row[1] for row in connection.execute(statement)}
     return _Rows(
-        decisions={d.id: d for d in session.execute(select(decision_table).where(col(Decision.id).in_(decision_ids)))},
-        origins={row.id: row for row in session.execute(origins.where(col(Candidate.id).in_(candidate_ids)))},
+        decisions={d.id: d for d in connection.execute(select(decision_table).where(col(Decision.id).in_(decision_ids)))},
+        origins={row.id: row for row in connection.execute(origins.where(col(Candidate.id).in_(candidate_ids)))},
         originals=originals,
         seeds={s.id: s for s in session.exec(select(SeedRecord).where(col(SeedRecord.id).in_(seed_ids)))},
     )
