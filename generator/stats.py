@@ -13,6 +13,8 @@ from sqlalchemy import String, Text, cast, func
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from generator.agreement import agreement_report
+from generator.attention import attention_by_reviewer
 from generator.charts import Histogram, histogram
 from generator.checks.report import filtered_by_reason, flags_by_kind
 from generator.config import CoverageSection
@@ -26,9 +28,11 @@ TOP_REASONS = 10
 CHART_SAMPLE = 20_000
 
 
-def collect_stats(session: Session, coverage_settings: CoverageSection | None = None) -> dict[str, Any]:
+def collect_stats(session: Session, coverage_settings: CoverageSection | None = None, *, min_dwell_ms: int = 500) -> dict[str, Any]:
     candidates = queue_counts(session)
     return {
+        "agreement": agreement_report(session).to_dict(),
+        "attention": attention_by_reviewer(session, min_dwell_ms=min_dwell_ms),
         "coverage": coverage_json(coverage(session, coverage_settings or CoverageSection())),
         "distributions": {name: asdict(chart) for name, chart in distributions(session).items()},
         "seeds": session.exec(select(func.count()).select_from(SeedRecord)).one(),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
+from typer.testing import CliRunner
 
 from generator.attention import SKIM_CHARS_PER_SECOND, attention_by_reviewer, reading_floor_seconds
+from generator.cli import app
 from generator.export.selection import REJECTING_ACTIONS, iter_accepted
 from generator.store.db import read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
@@ -93,3 +97,20 @@ def test_canary_rate_mixes_canaries_in_at_that_share(engine: Engine) -> None:
             candidate = claim_next_candidate(session, reviewer="ann", lease_seconds=60, canary_rate=0.25, rng=rng)
             shown += candidate is not None
     assert 30 < shown < 70  # about a quarter of 200 claims, with a fixed seed
+
+
+def test_stats_shows_attention_and_agreement(engine: Engine, tmp_path: Path) -> None:
+    _add(engine, pending=1, filtered=1)
+    ann = QueueClient(engine=engine, reviewer="ann", lease_seconds=60, canary_rate=1.0)
+    for _ in range(2):
+        shown = ann.claim()
+        assert shown is not None
+        ann.decide(candidate_id=shown.id, action="reject", reasons=["unhelpful"], seconds=0.2)
+    (tmp_path / "synthgate.toml").write_text("[review]\nmin_dwell_ms = 100\n")
+    result = CliRunner().invoke(app, ["--project", str(tmp_path), "--db", str(engine.url), "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["attention"]["ann"]["canaries_caught"] == 1 and stats["attention"]["ann"]["below_reading_floor"] == 1
+    assert stats["agreement"]["overlapped"] == 0
+    table = CliRunner().invoke(app, ["--project", str(tmp_path), "--db", str(engine.url), "stats"])
+    assert table.exit_code == 0 and "Attention (marks, not verdicts)" in table.output and "1 / 1" in table.output

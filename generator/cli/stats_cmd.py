@@ -42,7 +42,7 @@ def stats_command(
     if html_file is not None:
         _check_html_target(html_file)
     with read_session(cli.reading_engine) as session:
-        stats = collect_stats(session, cli.project.config.coverage)
+        stats = collect_stats(session, cli.project.config.coverage, min_dwell_ms=cli.project.config.review.min_dwell_ms)
     if html_file is not None:
         _write_html(html_file, stats)
         console.print(f"HTML report: {html_file}")
@@ -61,6 +61,27 @@ def stats_command(
     table.add_row("decisions", str(stats["decisions"]))
     console.print(table)
     print_dashboard(stats)
+    print_team(stats)
+
+
+def print_team(stats: dict[str, Any]) -> None:
+    """Attention checks per reviewer, and overall agreement (`synthgate agreement` has the detail)."""
+    if stats["attention"]:
+        table = Table(title="Attention (marks, not verdicts)", title_justify="left")
+        for column in ("reviewer", "decisions", "median s on screen", "faster than skimming", "canaries caught / shown"):
+            table.add_column(column, justify="left" if column == "reviewer" else "right")
+        for name, row in stats["attention"].items():
+            median = "-" if row["median_dwell_seconds"] is None else f"{row['median_dwell_seconds']:.1f}"
+            share = "-" if row["share_below_reading_floor"] is None else f"{row['share_below_reading_floor']:.0%}"
+            table.add_row(name, str(row["decisions"]), median, share, f"{row['canaries_caught']} / {row['canaries_shown']}")
+        console.print(table)
+    overall = stats["agreement"]["overall"]
+    if stats["agreement"]["overlapped"]:
+        alpha = "undefined" if overall["alpha"] is None else f"{overall['alpha']:.2f}"
+        judged = "" if overall["judged"] else " (too few to judge)"
+        console.print(
+            f"Agreement: Krippendorff's alpha {alpha}{judged} on {overall['n']} overlapped candidate(s); see `synthgate agreement`."
+        )
 
 
 def _charts(stats: dict[str, Any]) -> list[Any]:
