@@ -28,11 +28,7 @@ def init_command(
 
     if description is None:
         # Never prompt when input is not a terminal (CI, pipes): it would wait forever.
-        description = (
-            typer.prompt("Describe the assistant and its audience (Enter to skip)", default="", show_default=False)
-            if sys.stdin.isatty()
-            else ""
-        )
+        description = ask_description() if stdin_is_terminal() else ""
     created = init_project(directory, description=description)
     root = directory.resolve()
     console.print(f"Created a synthgate project in {root}:")
@@ -45,3 +41,12 @@ def init_command(
         "`synthgate template check` shows the prompt it renders."
     )
     console.print("Next: add verified examples to seeds/seeds.jsonl (see seeds/README.md), then run `synthgate seeds check`.")
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def ask_description() -> str:
+    answer: str = typer.prompt("Describe the assistant and its audience (Enter to skip)", default="", show_default=False)
+    return answer
