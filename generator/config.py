@@ -164,6 +164,25 @@ class ReviewSection(Section):
         le=MAX_LEASE_SECONDS,
         description="How long a claimed candidate stays reserved for its reviewer; the open review app renews it every third of this, so a closed or killed one frees its candidates within this time.",
     )
+    overlap: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of candidates (chosen by their content hash, so the same ones on every machine) that overlap_reviewers review blind; disagreements go to adjudication.",
+    )
+    overlap_reviewers: int = Field(2, ge=2, le=5, description="How many reviewers an overlapped candidate needs.")
+    min_dwell_ms: int = Field(
+        500,
+        ge=0,
+        le=60_000,
+        description="`stats` marks a decision made faster than this plus the time to skim the candidate (60 characters a second).",
+    )
+    canary_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="Share of claims that show a candidate the checks filtered as if it were pending (a canary); rejecting it is catching it. Never exported.",
+    )
     keys: dict[str, str] = Field(
         default_factory=dict,
         description='Remap review keys, e.g. accept = "y" (actions: ' + ", ".join(REVIEW_KEY_DEFAULTS) + ").",

@@ -51,13 +51,23 @@ def make_review_app(
     clock: Callable[[], float] = time.monotonic,
     blink: bool = True,
     client_kind: str = "terminal",
+    adjudicate: bool = False,
 ) -> ReviewApp:
     """A review app for `reviewer` over the store behind `engine`.
 
     `clock` (seconds, monotonic) times each decision and the session's pace; tests pass a fake one.
     `blink=False` stops cursors blinking, so screenshots are deterministic.
     `client_kind` is recorded with each decision: "terminal", or "browser" when synthgate serve runs the app.
+    `adjudicate`: show disagreements on overlapped candidates with the reviewers' decisions; this reviewer's word is final.
     """
     config = config or ReviewSection()
-    client = QueueClient(engine=engine, reviewer=reviewer, lease_seconds=config.lease_seconds, filters=filters or QueueFilter(), client_kind=client_kind)
+    client = QueueClient(
+        engine=engine,
+        reviewer=reviewer,
+        lease_seconds=config.lease_seconds,
+        filters=filters or QueueFilter(),
+        client_kind=client_kind,
+        canary_rate=0.0 if adjudicate else config.canary_rate,
+        adjudicate=adjudicate,
+    )
     return ReviewApp(client=client, config=config, clock=clock, blink=blink)

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
+from sqlalchemy.exc import ProgrammingError
 
 from generator.cli.app import app, check_tags, state
+from generator.config import ReviewSection
 from generator.errors import UserError
 from generator.serve.identity import SERVED_ENV, engine_as_reviewer
 
@@ -31,6 +34,14 @@ def review_command(
         str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")
     ] = None,
     flagged: Annotated[bool, typer.Option("--flagged", help="Only review candidates the checks flagged for a closer look.")] = False,
+    adjudicate: Annotated[
+        bool,
+        typer.Option(
+            "--adjudicate",
+            help="Settle overlapped candidates whose reviewers disagree: both decisions side by side, yours final "
+            "(on PostgreSQL needs the adjudicator role: synthgate team grant-adjudicator NAME).",
+        ),
+    ] = False,
 ) -> None:
     """Review pending candidates one at a time: a accept, r reject with a reason, e correct, s skip, u undo.
 
@@ -62,6 +73,7 @@ def review_command(
             "synthgate review needs an interactive terminal", fix="run it in a terminal (over SSH and in tmux is fine), not through a pipe"
         )
 
+    prepare_team_review(engine, config=config, adjudicate=adjudicate)
     # Textual is imported here, never at module level: the rest of the CLI works without it.
     from review_tui.app import make_review_app
 
@@ -71,11 +83,36 @@ def review_command(
         config=config,
         filters=QueueFilter(tag=tag, run_id=run, flagged_only=flagged),
         client_kind="browser" if served else "terminal",
+        adjudicate=adjudicate,
     )
     review_app.run()
     # The app may end without its quit key: a browser tab closed under synthgate serve, SIGTERM.
     # Whatever it still holds (the shown candidate, one an undo reserved) goes back to the queue now.
     review_app.client.release()
+
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a right the role lacks
+
+
+def prepare_team_review(engine: Engine, *, config: ReviewSection, adjudicate: bool) -> None:
+    """Mark the overlapping share of new candidates ([review] overlap), and check an adjudicator may adjudicate."""
+    from generator.store.adjudication import may_adjudicate
+    from generator.store.db import write_session
+    from generator.store.overlap import mark_overlap
+
+    with write_session(engine) as session:
+        try:
+            mark_overlap(session, share=config.overlap, reviewers=config.overlap_reviewers)
+        except ProgrammingError as exc:
+            # A reviewer's PostgreSQL role may not write candidates: the owner's own review marks them.
+            if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                raise
+            session.rollback()
+        if adjudicate and not may_adjudicate(session):
+            raise UserError(
+                "--adjudicate: this database role is not an adjudicator",
+                fix="ask the project owner to run `synthgate team grant-adjudicator NAME`, or review without --adjudicate",
+            )
 
 
 def resolve_reviewer(given: str | None, *, configured: str | None, project_root: Path) -> str:
