@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import shutil
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from generator.cli import app
 from generator.store.db import open_store
 from tests import fake_llm_server
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 from tests.fake_llm_server import FakeLLMServer, FaultPlan
 from tests.review_snapshot_app import make_fixture_app, settle
 
@@ -21,10 +24,15 @@ DOMAIN = REPO / "tests" / "domains" / "sql"
 DESCRIPTION = "A SQL tutor for data analysts learning PostgreSQL; answers explain briefly and show a query."
 
 
-def cli_json(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = run_cli(*args, "--json", cwd=cwd, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    document: dict[str, Any] = json.loads(result.stdout)
+def cli(*args: str) -> Result:
+    """`synthgate ARGS` in this process (the CLI's process boundary is tested elsewhere; here it would cost ~3 s a call)."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def cli_json(project: Path, *args: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(cli("--project", str(project), *args, "--json").output)
     return document
 
 
@@ -56,15 +64,15 @@ async def review_some(project: Path) -> None:
 
 async def test_sql_tutoring_from_init_to_a_verified_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "sql-tutor"
-    init = run_cli("init", str(project), "--description", DESCRIPTION, cwd=tmp_path)
-    assert init.returncode == 0, init.stderr
-    assert "prompts/generate.jinja" in init.stdout  # init says which file to adapt
+    init = cli("init", str(project), "--description", DESCRIPTION)
+    assert "prompts/generate.jinja" in init.output  # init says which file to adapt
     shutil.copyfile(DOMAIN / "seeds.jsonl", project / "seeds" / "seeds.jsonl")
 
-    check = run_cli("seeds", "check", cwd=project)
-    assert check.returncode == 0 and "0 error(s), 0 warning(s)" in check.stdout, check.stdout
+    check = cli("--project", str(project), "seeds", "check")
+    assert "0 error(s), 0 warning(s)" in check.output, check.output
 
     sql_model(monkeypatch)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeLLMServer(FaultPlan()) as fake:
         # A local model: no price in the built-in table, so the cost is unknown, never a guess.
         args = (
@@ -80,7 +88,7 @@ async def test_sql_tutoring_from_init_to_a_verified_export(tmp_path: Path, monke
             "--concurrency",
             "1",
         )
-        run = cli_json(*args, cwd=project, env={"OPENAI_API_KEY": "sk-test"})
+        run = await asyncio.to_thread(cli_json, project, *args)  # generate runs its own event loop; this test has one
         prompts = [entry["body"]["messages"] for entry in fake.log]
     assert run["requests_sent"] == 2 and run["failed_calls"] == 0 and run["candidates"] == 6
     assert run["cost_usd"] is None
@@ -91,19 +99,18 @@ async def test_sql_tutoring_from_init_to_a_verified_export(tmp_path: Path, monke
     assert "without headings, lists or bold" in user
 
     # The checks neither filter nor flag clean code answers.
-    stats = cli_json("stats", cwd=project)
+    stats = cli_json(project, "stats")
     assert stats["candidates"]["pending"] == 6 and stats["candidates"]["filtered"] == 0
     assert stats["flags_by_kind"] == {}
-    assert run_cli("check", cwd=project).returncode == 0
-    assert cli_json("stats", cwd=project)["flags_by_kind"] == {}
+    cli("--project", str(project), "check")
+    assert cli_json(project, "stats")["flags_by_kind"] == {}
 
     await review_some(project)
-    stats = cli_json("stats", cwd=project)
+    stats = cli_json(project, "stats")
     assert stats["candidates"]["accepted"] == 3 and stats["candidates"]["rejected"] == 1 and stats["candidates"]["pending"] == 2
 
-    export = run_cli("export", "-o", "train.jsonl", cwd=project)
-    assert export.returncode == 0, export.stderr
+    cli("--project", str(project), "export", "-o", str(project / "train.jsonl"))
     lines = [json.loads(line) for line in (project / "train.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and all("```sql\n" in line["messages"][-1]["content"] for line in lines)
-    verify = run_cli("verify", "train.jsonl", cwd=project)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    verify = cli("--project", str(project), "verify", str(project / "train.jsonl"))
+    assert "FAIL" not in verify.output
