@@ -29,7 +29,9 @@ def review_command(
             help="Your name, recorded with every decision (default: \\[review] reviewer, else git's user.name, else your login name).",
         ),
     ] = None,
-    tag: Annotated[str | None, typer.Option("--tag", help="Only review candidates with this tag, e.g. billing or edge:ambiguous.")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Only review candidates with this tag, e.g. a topic tag of your seeds or edge:ambiguous.")
+    ] = None,
     run: Annotated[
         str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")
     ] = None,
