@@ -127,6 +127,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def pg_store_url(pg_database: str) -> str:
+    """The URL of an empty, migrated PostgreSQL store, for tests of PostgreSQL itself (roles, locks)."""
+    _empty_pg_store(pg_database)
+    return pg_database
+
+
+@pytest.fixture
 def engine(store_url: str) -> Iterator[Engine]:
     """A migrated, empty store (a temporary SQLite file, or the session's PostgreSQL database emptied)."""
     store = open_store(store_url)

@@ -19,12 +19,13 @@ import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from generator.errors import UserError
 from generator.export.manifest import manifest_path
 from generator.export.selection import PROOFS_UNCHECKED
 from generator.store.audit import decision_hash
-from generator.store.db import MIGRATIONS_DIR, create_store_engine, read_session, write_session
+from generator.store.db import MIGRATIONS_DIR, create_store_engine, open_store, read_session, write_session
 from generator.store.models import Run
 from generator.store.queue import record_decision
 from generator.store.signing import key_path, store_identity
@@ -32,6 +33,8 @@ from tests.conftest import run_cli
 from tests.test_export import _sync_project_seeds, add, chat, decide, entries, export
 from tests.test_promote import promote
 from tests.test_verify import problems, verify
+
+pytestmark = pytest.mark.both_stores  # every store test runs on SQLite and on PostgreSQL
 
 # --- what an attacker with the store (and not the key) can do -------------------------------------------
 
@@ -131,6 +134,7 @@ _COLUMNS = (
 _AS_ACCEPT = "candidate_id, reviewer, 'accept', '[]', note, edited_messages, content_hash, undoes_id, seconds, created_at, prev_hash, hash"
 
 
+@pytest.mark.sqlite_only  # a raw sqlite3 client; PostgreSQL's guards: test_postgresql_guards_refuse_even_a_superuser
 @pytest.mark.parametrize(
     "statement",
     [
@@ -150,6 +154,7 @@ def test_a_decision_cannot_be_replaced_even_by_a_raw_sqlite_client(engine: Engin
     raw.close()
 
 
+@pytest.mark.sqlite_only  # a raw sqlite3 client; PostgreSQL's guards: test_postgresql_guards_refuse_even_a_superuser
 @pytest.mark.parametrize(
     "statement",
     [
@@ -173,8 +178,7 @@ def test_the_chain_head_and_the_store_identity_refuse_to_be_replaced_or_rewound(
 
 
 # --- forged decisions fail verify, naming the line ------------------------------------------------------
-
-
+@pytest.mark.sqlite_only  # a raw sqlite3 client; PostgreSQL's guards: test_postgresql_guards_refuse_even_a_superuser
 def test_a_decision_inserted_with_raw_sql_fails_verify_naming_its_line(
     engine: Engine, tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +199,7 @@ def test_a_decision_inserted_with_raw_sql_fails_verify_naming_its_line(
     assert f"FAIL train.jsonl:2: {message}" in result.stdout
 
 
+@pytest.mark.sqlite_only  # a raw sqlite3 client; PostgreSQL's guards: test_postgresql_guards_refuse_even_a_superuser
 def test_a_replaced_decision_fails_verify_even_with_the_guards_dropped(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,6 +268,7 @@ def test_decisions_signed_with_another_key_fail(engine: Engine, tmp_path: Path) 
     assert all("carries no valid proof" in problem for _, _, problem in found)
 
 
+@pytest.mark.sqlite_only  # a raw sqlite3 client
 def test_raising_the_signing_boundary_in_the_store_does_not_turn_forgeries_into_legacy(
     engine: Engine, tmp_path: Path, project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,6 +298,7 @@ def test_raising_the_signing_boundary_in_the_store_does_not_turn_forgeries_into_
 FORGED_REASON = "left out by the gate: the decision carries no valid proof: it was not written by synthgate's review path"
 
 
+@pytest.mark.sqlite_only  # a raw sqlite3 client
 def test_a_decision_inserted_with_raw_sql_is_neither_exported_nor_promoted(engine: Engine, tmp_path: Path, project_dir: Path) -> None:
     honest, rejected = add(engine, chat(0), chat(1))
     decide(engine, honest, "accept")
@@ -347,7 +354,11 @@ def test_the_key_lives_outside_the_store_created_once_private_and_never_printed(
     assert key_file.parent == tmp_path / "synthgate-home" / "keys"  # SYNTHGATE_HOME, set by conftest
     assert key_file.stat().st_mode & 0o777 == 0o600
     secret = json.loads(key_file.read_text())["key"]
-    assert secret.encode() not in Path(database_of(engine)).read_bytes()
+    if engine.dialect.name == "sqlite":
+        assert secret.encode() not in Path(database_of(engine)).read_bytes()
+    else:  # on PostgreSQL the key enters the store only when the owner adds a reviewer, for the signing trigger alone
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM decision_signing_key")).scalar() == 0
     decide(engine, second, "accept")
     assert json.loads(key_file.read_text())["key"] == secret  # never replaced
     out = tmp_path / "out.jsonl"
@@ -513,7 +524,7 @@ def test_an_export_checked_against_another_store_says_so(engine: Engine, exporte
     manifest["store_id"] = "00000000-0000-4000-8000-000000000000"
     manifest_path(exported_run).write_text(json.dumps(manifest))
     # A user error (exit 2) naming the export's store, not a tamper failure on every line.
-    with pytest.raises(UserError, match="this export was made from store 00000000-0000-4000-8000-000000000000 at sqlite:///"):
+    with pytest.raises(UserError, match=r"this export was made from store 00000000-0000-4000-8000-000000000000 at (sqlite:///|postgresql)"):
         verify(engine, exported_run)
 
 
@@ -577,4 +588,34 @@ def test_a_store_holding_only_legacy_decisions_verifies_without_a_key(tmp_path: 
     report = verify(engine, out)
     assert report.ok and report.legacy_count == 1
     assert not (tmp_path / "synthgate-home" / "keys").exists()  # verify reads; it never makes a key
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO decision (id, candidate_id, reviewer, action, reasons, content_hash, created_at, prev_hash, hash, kind) "
+        "SELECT id, candidate_id, 'mallory', action, reasons, content_hash, created_at, prev_hash, hash, kind FROM decision "
+        "ON CONFLICT (id) DO UPDATE SET reviewer = 'mallory'",
+        "UPDATE decision SET reviewer = 'mallory'",
+        "DELETE FROM decision",
+        "TRUNCATE decision CASCADE",
+        "INSERT INTO decision_chain (id, seq, head_hash) VALUES (2, 0, '')",
+        "DELETE FROM decision_chain",
+        "UPDATE decision_chain SET seq = 0, head_hash = ''",
+        "TRUNCATE decision_chain",
+        "UPDATE store_meta SET signed_from_decision = 99",
+        "INSERT INTO store_meta (id, store_id, signed_from_decision) VALUES (1, 'x', 99) ON CONFLICT DO NOTHING",
+        "DELETE FROM store_meta",
+    ],
+)
+def test_postgresql_guards_refuse_even_a_superuser(pg_store_url: str, statement: str) -> None:
+    """The PostgreSQL triggers of migrations 0001 and 0003, run as the (superuser) owner: only switching triggers off passes them."""
+    engine = open_store(pg_store_url)
+    ids = add(engine, chat(1))
+    decide(engine, ids[0], "accept")
+    with pytest.raises(DBAPIError, match=r"append-only|refused|one row|only moves forward|fixed"), engine.begin() as connection:
+        connection.exec_driver_sql(statement)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT reviewer, seq FROM decision, decision_chain")).all() == [("ann", 1)]
     engine.dispose()

@@ -30,6 +30,7 @@ from generator.store.models import (
 )
 from generator.store.overlap import awaiting_adjudication, canary_for, open_to_reviewer, settled_status
 from generator.store.signing import key_for_signing
+from generator.store.team import connected_role, signed_by_database
 
 REVIEW_ACTIONS = ("accept", "reject", "edit")
 _EFFECT = {"accept": "accepted", "edit": "accepted", "reject": "rejected"}
@@ -401,12 +402,18 @@ def _append_decision(session: Session, **fields: Any) -> DecisionView:
         .returning(col(DecisionChain.seq), col(DecisionChain.head_hash))
     ).one()
     seq, prev_hash = head
-    # Under the lock taken above, so two machines deciding at once cannot both create a key.
-    try:
-        key = key_for_signing(session)
-    except SynthgateError:
-        session.rollback()  # nothing of this decision may stay behind, not even the candidate's new status
-        raise
+    # A reviewer's role on PostgreSQL has no key file (their machine is not the owner's): the
+    # database names the decision after the role and signs it (migration 0006).
+    key = None
+    if signed_by_database(session):
+        fields["reviewer"] = connected_role(session)
+    else:
+        # Under the lock taken above, so two machines deciding at once cannot both create a key.
+        try:
+            key = key_for_signing(session)
+        except SynthgateError:
+            session.rollback()  # nothing of this decision may stay behind, not even the candidate's new status
+            raise
     seconds = fields.pop("seconds")
     created_at = utcnow()
     row = Decision(
@@ -418,7 +425,7 @@ def _append_decision(session: Session, **fields: Any) -> DecisionView:
         **fields,
     )
     row.hash = hash_of_row(row)
-    row.proof = key.proof(row.hash)  # what raw SQL cannot forge: the key is not in the store
+    row.proof = key.proof(row.hash) if key else None  # what raw SQL cannot forge: the key is not in the store
     session.add(row)
     session.execute(update(DecisionChain).where(col(DecisionChain.id) == 1).values(head_hash=row.hash))
     session.flush()

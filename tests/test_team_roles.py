@@ -1,0 +1,121 @@
+"""Reviewers as PostgreSQL roles: the database names each decision after the connected role, signs it, and keeps it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import col, select
+
+from generator.cli.app import main
+from generator.errors import WorkFailed
+from generator.export.verify import verify_export
+from generator.store.db import open_store, read_session
+from generator.store.models import Decision
+from generator.store.signing import load_key, store_identity
+from generator.store.team import add_reviewer, engine_as_role, list_reviewers, remove_reviewer
+from tests.test_export import add, chat, decide, export
+
+
+@pytest.fixture
+def owner(pg_store_url: str) -> Iterator[Engine]:
+    engine = open_store(pg_store_url)
+    yield engine
+    engine.dispose()
+
+
+def connect_as(url: str, role: str) -> Engine:
+    """What a reviewer runs on their own machine: the store's URL with their role as the user."""
+    return open_store(make_url(url).set(username=role).render_as_string(hide_password=False))
+
+
+def decisions(engine: Engine) -> list[Decision]:
+    with read_session(engine) as session:
+        return list(session.exec(select(Decision).order_by(col(Decision.id))))
+
+
+def test_a_reviewer_decides_under_their_role_signed_by_the_database(owner: Engine, pg_store_url: str, test_role_prefix: str) -> None:
+    ann = f"{test_role_prefix}ann"
+    add_reviewer(owner, ann)
+    ids = add(owner, chat(1), chat(2))
+    reviewer = connect_as(pg_store_url, ann)
+    decide(reviewer, ids[0], "accept", reviewer="Someone Else")  # the name the app passed is not the identity: the role is
+    reviewer.dispose()
+    decide(owner, ids[1], "accept", reviewer="owner")  # the owner still signs with the key file
+    made = decisions(owner)
+    assert [d.reviewer for d in made] == [ann, "owner"]
+    with read_session(owner) as session:
+        key = load_key(store_identity(session))
+    assert key is not None
+    assert all(key.proves(d.hash, d.proof) for d in made)  # the database's HMAC is the key file's HMAC
+
+
+def test_a_reviewer_role_cannot_forge_rewrite_or_delete(owner: Engine, pg_store_url: str, test_role_prefix: str) -> None:
+    ann = f"{test_role_prefix}ann"
+    add_reviewer(owner, ann)
+    ids = add(owner, chat(1))
+    decide(owner, ids[0], "accept", reviewer="bob")
+    reviewer = connect_as(pg_store_url, ann)
+    forgeries = [
+        "INSERT INTO decision (id, candidate_id, reviewer, action, reasons, created_at, prev_hash, hash, content_hash, kind) "
+        f"VALUES (99, {ids[0]}, 'bob', 'accept', '[]', now(), '', 'x', 'y', 'review')",
+        "UPDATE decision SET reviewer = 'mallory'",
+        "DELETE FROM decision",
+        "UPDATE candidate SET messages = '[]'",
+        "SELECT * FROM decision_signing_key",
+    ]
+    for statement in forgeries:
+        with pytest.raises(DBAPIError, match=r"own name only|permission denied|append-only"), reviewer.begin() as connection:
+            connection.exec_driver_sql(statement)
+    reviewer.dispose()
+    assert [d.reviewer for d in decisions(owner)] == ["bob"]
+
+
+def test_a_server_connected_as_the_owner_acts_for_a_reviewer_with_set_role(owner: Engine, test_role_prefix: str) -> None:
+    ann = f"{test_role_prefix}ann"
+    add_reviewer(owner, ann)
+    ids = add(owner, chat(1))
+    acting = engine_as_role(owner, ann)
+    decide(acting, ids[0], "reject", reviewer="owner")
+    with acting.connect() as connection:
+        assert connection.execute(text("SELECT current_user")).scalar() == ann
+    acting.dispose()
+    assert [d.reviewer for d in decisions(owner)] == [ann]
+
+
+def test_removing_a_reviewer_revokes_login_and_keeps_their_decisions(
+    owner: Engine, pg_store_url: str, test_role_prefix: str, tmp_path: Path
+) -> None:
+    ann, cy = f"{test_role_prefix}ann", f"{test_role_prefix}cy"
+    add_reviewer(owner, ann)
+    add_reviewer(owner, cy)
+    ids = add(owner, chat(1), chat(2))
+    reviewer = connect_as(pg_store_url, ann)
+    decide(reviewer, ids[0], "accept")
+    reviewer.dispose()
+    remove_reviewer(owner, ann)
+    team = {r.name: (r.can_login, r.decisions) for r in list_reviewers(owner)}
+    assert team == {ann: (False, 1), cy: (True, 0)}
+    with pytest.raises(WorkFailed, match="not permitted to log in"):
+        connect_as(pg_store_url, ann)
+    out = tmp_path / "out.jsonl"
+    export(owner, out)  # their accepted decision still exports, and verifies
+    with read_session(owner) as session:
+        report = verify_export(session, data_file=out)
+    assert report.ok and report.lines_checked == 1
+
+
+@pytest.mark.parametrize("command", [["list"], ["add-reviewer", "ann"], ["remove", "ann"]])
+def test_team_commands_on_sqlite_exit_2_naming_postgres(
+    project_dir: Path, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["synthgate", "--project", str(project_dir), "team", *command])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert "teams need a PostgreSQL store (--db postgresql+psycopg://" in capsys.readouterr().err
