@@ -75,8 +75,9 @@ def test_init_writes_a_neutral_template_and_the_description_and_says_what_to_ada
     assert "prompts/generate.jinja" in result.output and "template check" in result.output
     config = load_config(tmp_path / "p" / "synthgate.toml")
     assert config.project.description == "A Python helper for data engineers."
-    template = (tmp_path / "p" / "prompts" / "generate.jinja").read_text()
-    assert not [word for word in DEMO_WORDS if word in template]
+    for written in ("prompts/generate.jinja", "seeds/README.md"):
+        text = (tmp_path / "p" / written).read_text()
+        assert not [word for word in DEMO_WORDS if word in text], written
 
 
 def test_init_asks_for_the_description_only_in_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
