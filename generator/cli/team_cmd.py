@@ -26,14 +26,28 @@ def _require_postgres(url: str) -> None:
 def add_reviewer_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The reviewer's name: becomes their database role (lower-case letters, digits, _).")],
+    ask_password: Annotated[
+        bool,
+        typer.Option(
+            "--ask-password",
+            help="Prompt for the reviewer's database password (not needed where the server authenticates them otherwise, "
+            "e.g. by certificate); it goes to the server only, never to a file.",
+        ),
+    ] = False,
 ) -> None:
-    """Create a database role for a reviewer with only a reviewer's rights (run as the project owner)."""
-    from generator.store.team import add_reviewer
+    """Create a database role for a reviewer with only a reviewer's rights: read candidates, claim them, add
+    decisions under their own name. Run it as the store's owner, on the machine holding the store's key."""
+    from sqlalchemy.engine import make_url
+
+    from generator.store.team import add_reviewer, check_role_name
 
     url = state(ctx).project.db_url
     _require_postgres(url)
-    add_reviewer(state(ctx).engine, name)
-    console.print(f"Reviewer {name} added. On their machine: SYNTHGATE_DB=postgresql+psycopg://{name}@HOST/DB synthgate review")
+    check_role_name(name)
+    password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True) if ask_password else None
+    add_reviewer(state(ctx).engine, name, password=password)
+    theirs = make_url(url).set(username=name, password=None).render_as_string(hide_password=True)
+    console.print(f"Reviewer {name} added. On their machine they run: SYNTHGATE_DB={theirs} synthgate review")
 
 
 @team_app.command("list")
