@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import statistics
 from collections import Counter
@@ -13,8 +14,8 @@ from generator.markdown_text import read_markdown
 
 # Fences are found by their opening lines (cheap, every answer). Headings, lists and bold need the
 # markdown parser to tell them from code, and it costs 0.1-1 ms an answer: 100k seeds took 14 s. So
-# only answers that may hold markup are parsed, at most MARKUP_SAMPLE seeds of them spread evenly over
-# the set, and the shares are scaled back up (an estimate within a few percent; a template needs no more).
+# only answers that may hold markup are parsed, at most MARKUP_SAMPLE seeds of them drawn at random
+# (seeded: the same seeds give the same facts), and the shares are scaled back up (an estimate within a few percent; a template needs no more).
 _FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[ \t]*([^\s`]*)", re.MULTILINE)
 _MAY_HOLD_MARKUP = re.compile(r"\*\*|__|^\s{0,3}(?:#|[-+*]\s|\d+[.)]\s)", re.MULTILINE)
 MARKUP_SAMPLE = 2000
@@ -90,7 +91,7 @@ class SeedFacts:
         )
 
     def rows(self) -> list[tuple[str, str]]:
-        """(fact, value) pairs for a table: what `template check` and `generate --dry-run` show."""
+        """(fact, value) pairs for the table `synthgate template check` shows."""
 
         def percent(value: float) -> str:
             return f"{value:.0%}"
@@ -108,8 +109,8 @@ class SeedFacts:
 
 def _markup_counts(candidates: list[list[str]]) -> tuple[float, float, float]:
     """Seeds (estimated from an even sample past MARKUP_SAMPLE) whose answers hold headings, bullet lists, bold."""
-    step = max(1, len(candidates) // MARKUP_SAMPLE)
-    sample = candidates[::step]
+    # A seeded random sample, not every k-th: seed files are often periodic (generated, or promoted in rounds).
+    sample = random.Random(0).sample(candidates, MARKUP_SAMPLE) if len(candidates) > MARKUP_SAMPLE else candidates
     headings = lists = bold = 0
     for answers in sample:
         texts = [read_markdown(answer) for answer in answers]

@@ -14,7 +14,7 @@ from generator.config import load_config
 from generator.errors import UserError
 from generator.examples import Example
 from generator.init_project import init_project
-from generator.seed_facts import SeedFacts
+from generator.seed_facts import MARKUP_SAMPLE, SeedFacts
 from tests.conftest import REPO, run_cli
 
 
@@ -113,6 +113,17 @@ def test_facts_follow_the_seeds() -> None:
     )
     assert (prose.uses_code, prose.answer_words_median, prose.tags) == (False, 3, ())
     assert SeedFacts.of([]).seeds == 0
+
+
+def test_markup_shares_of_a_large_seed_set_are_estimated_from_a_bounded_sample() -> None:
+    def seed(i: int) -> Example:
+        answer = f"Steps for case {i}:\n\n- open it\n- close it" if i % 4 == 0 else f"Plain answer {i}: rename it to `snake__case`."
+        return Example.model_validate({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]})
+
+    facts = SeedFacts.of([seed(i) for i in range(3 * MARKUP_SAMPLE + 7)])
+    assert facts.lists_share == pytest.approx(0.25, abs=0.03)  # 2,000 of 6,007 drawn: sd of the estimate ~0.008
+    # "__" inside inline code makes every seed a candidate (so the sample is drawn) but is not bold.
+    assert facts.bold_share == 0 and facts.headings_share == 0 and facts.code_share == 0
 
 
 def test_template_check_renders_the_prompt_from_the_seeds_facts(tmp_path: Path) -> None:
