@@ -18,7 +18,7 @@ def init_command(
         str | None,
         typer.Option(
             "--description",
-            help="Who the assistant is and whom it serves, in a sentence or two (written to [project] description; "
+            help="Who the assistant is and whom it serves, in a sentence or two (written to \\[project] description; "
             "the prompt template shows it to the model). Asked for when omitted in a terminal.",
         ),
     ] = None,

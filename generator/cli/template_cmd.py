@@ -15,7 +15,9 @@ app.add_typer(template_app, name="template")
 @template_app.command("check")
 def template_check_command(
     ctx: typer.Context,
-    template: Annotated[str | None, typer.Option(help="Template file to check instead of [generate] template.")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="Template file to check instead of \\[generate] template (relative to the project).")
+    ] = None,
 ) -> None:
     """Render the system and user prompt of the first request from your seeds, with the facts derived from them; send nothing.
 
