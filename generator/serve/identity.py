@@ -13,8 +13,11 @@ def engine_as_reviewer(engine: Engine, *, reviewer: str) -> Engine:
     """The engine a served review app uses for `reviewer`, who signed in through synthgate serve.
 
     On SQLite the reviewer's name travels with each decision (the server chose it from the session,
-    never from the browser), so the engine is used as it is. On PostgreSQL, once reviewers are
-    database roles, this is where the app process takes on that role (`SET ROLE <reviewer>` on each
-    new connection) so the database, not the app, decides whose decision it is.
+    never from the browser), so the engine is used as it is. On PostgreSQL reviewers are database
+    roles (migration 0006 pins a decision's reviewer to `current_user`, which follows SET ROLE):
+    this is where the app process, connected as the store's owner, takes on the reviewer's role
+    (`SET ROLE <reviewer>`, committed, on each new pooled connection, after disposing of the ones
+    opened as the owner), so the database, not the app, decides whose decision it is. Not done
+    yet: until then a served app on PostgreSQL decides as the owner, under the session's name.
     """
     return engine
