@@ -36,7 +36,12 @@ def invite_command(
     reviewer = _reviewer_name(name)
     if not url.startswith(("http://", "https://")):
         raise UserError(f"--url {url!r} is not a web address", fix="pass it with its scheme, e.g. https://review.example.org")
-    with write_session(state(ctx).engine) as session:
+    engine = state(ctx).engine
+    if engine.dialect.name == "postgresql":
+        from generator.store.team import check_role_name
+
+        check_role_name(reviewer)  # the served app acts as this database role (synthgate team add-reviewer)
+    with write_session(engine) as session:
         token = create_invite(session, reviewer=reviewer)
     # The token rides in the #fragment: browsers never send it to a server, so it stays out of logs.
     console.print(f"{url.rstrip('/')}/signin#{token}")

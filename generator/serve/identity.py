@@ -15,9 +15,12 @@ def engine_as_reviewer(engine: Engine, *, reviewer: str) -> Engine:
     On SQLite the reviewer's name travels with each decision (the server chose it from the session,
     never from the browser), so the engine is used as it is. On PostgreSQL reviewers are database
     roles (migration 0006 pins a decision's reviewer to `current_user`, which follows SET ROLE):
-    this is where the app process, connected as the store's owner, takes on the reviewer's role
-    (`SET ROLE <reviewer>`, committed, on each new pooled connection, after disposing of the ones
-    opened as the owner), so the database, not the app, decides whose decision it is. Not done
-    yet: until then a served app on PostgreSQL decides as the owner, under the session's name.
+    the app process, connected as the store's owner, takes on the reviewer's role
+    (`SET ROLE <reviewer>` on every connection of an engine of its own), so the database, not the
+    app, decides whose decision it is. The reviewer must be a role (`synthgate team add-reviewer`).
     """
-    return engine
+    if engine.dialect.name != "postgresql":
+        return engine
+    from generator.store.team import engine_as_role
+
+    return engine_as_role(engine, reviewer)
