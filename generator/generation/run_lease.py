@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, text, update
 from sqlmodel import col
 
 from generator.errors import WorkFailed
@@ -83,6 +83,10 @@ def run_lease(engine: Engine, run_id: str, *, pids: list[int]) -> Iterator[RunLe
 def _try_take(engine: Engine, run_id: str, holder: str) -> RunLease | None:
     """Take the lease if it is free, run out, or its holder's processes are gone; else return the current one."""
     with write_session(engine) as session:
+        if engine.dialect.name == "postgresql":
+            # SQLite's BEGIN IMMEDIATE serialises takers; PostgreSQL's row locks cannot lock a row not
+            # there yet, so two takers would both insert (or both take over a stale lease): lock the run id.
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": f"synthgate-run-lease:{run_id}"})
         now = utcnow()
         current = session.get(RunLease, run_id)
         if current is None:
