@@ -270,3 +270,23 @@ def test_untrusted_text_shows_literally_in_the_page(project_dir: Path, tmp_path:
         wait_for_screen(page, "Yes. Long answer.")
         assert [d.action for d in served.decisions()] == ["accept"]
         page.context.close()
+
+
+def test_on_postgresql_a_browser_reviewer_decides_as_their_database_role(
+    project_dir: Path, tmp_path: Path, browser: Any, pg_store_url: str, test_role_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generator.store.team import add_reviewer
+
+    monkeypatch.setenv("SYNTHGATE_DB", pg_store_url)  # the server, its app processes and `team invite` all use it
+    role = f"{test_role_prefix}ada"
+    with serve(project_dir, tmp_path) as served:
+        add_reviewer(served.engine, role)
+        page = new_page(browser)
+        sign_in(page, served.invite(role))
+        first = wait_for_candidate(page)
+        press(page, "a")
+        wait_for_candidate(page, other_than=first)
+        [decision] = served.decisions()
+        assert (decision.candidate_id, decision.action, decision.reviewer, decision.client) == (first, "accept", role, "browser")
+        assert decision.proof  # signed (by the database, for a role; the owner signs with its key file)
+        page.context.close()
