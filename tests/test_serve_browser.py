@@ -288,5 +288,7 @@ def test_on_postgresql_a_browser_reviewer_decides_as_their_database_role(
         wait_for_candidate(page, other_than=first)
         [decision] = served.decisions()
         assert (decision.candidate_id, decision.action, decision.reviewer, decision.client) == (first, "accept", role, "browser")
-        assert decision.proof  # signed (by the database, for a role; the owner signs with its key file)
+        assert decision.proof
+        # Not proved here: that the app acted as the role (SET ROLE) rather than as the owner under the
+        # role's name; both record the same row. tests/test_team_roles.py proves engine_as_role itself.
         page.context.close()
