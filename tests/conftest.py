@@ -99,7 +99,7 @@ def test_role_prefix(pg_database: str) -> str:
     return f"{TEST_ROLE_PREFIX}{pg_database[-12:]}_"
 
 
-def _empty_pg_store(url: str) -> None:
+def empty_pg_store(url: str) -> None:
     """Empty the session's PostgreSQL store back to its just-migrated state (far cheaper than a new database per test)."""
     engine = create_engine(url)
     with engine.begin() as connection:
@@ -122,14 +122,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'queue.db'}"
     url: str = request.getfixturevalue("pg_database")
-    _empty_pg_store(url)
+    empty_pg_store(url)
     return url
 
 
 @pytest.fixture
 def pg_store_url(pg_database: str) -> str:
     """The URL of an empty, migrated PostgreSQL store, for tests of PostgreSQL itself (roles, locks)."""
-    _empty_pg_store(pg_database)
+    empty_pg_store(pg_database)
     return pg_database
 
 

@@ -18,6 +18,7 @@ from generator.examples import Example
 from generator.export.verify import verify_export
 from generator.store.db import open_store, read_session, write_session
 from generator.store.queue import QueueError, record_decision, undo_last_decision
+from tests.conftest import empty_pg_store
 from tests.test_export import add, chat, entries, export, lines
 
 CANDIDATES = 4
@@ -61,7 +62,20 @@ def fresh_engine(blank_store: Path, folder: Path) -> Engine:
 def test_export_holds_exactly_the_live_acceptances_in_final_content(
     blank_store: Path, tmp_path: Path, steps: list[tuple[str, int, str]]
 ) -> None:
-    engine = fresh_engine(blank_store, tmp_path)
+    check_the_gate(fresh_engine(blank_store, tmp_path), tmp_path, steps)
+
+
+# Fewer examples on PostgreSQL: each one empties the database (~0.8 s an example on the 2-core CI machine).
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=steps)
+def test_export_holds_exactly_the_live_acceptances_on_postgresql(
+    pg_database: str, tmp_path: Path, steps: list[tuple[str, int, str]]
+) -> None:
+    empty_pg_store(pg_database)
+    check_the_gate(open_store(pg_database), tmp_path, steps)
+
+
+def check_the_gate(engine: Engine, tmp_path: Path, steps: list[tuple[str, int, str]]) -> None:
     try:
         ids = add(engine, *(chat(i) for i in range(CANDIDATES)))
         model = Model(status=dict.fromkeys(ids, "pending"), original={c: chat(i) for i, c in enumerate(ids)})
