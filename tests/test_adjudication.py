@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import col, select
@@ -17,6 +15,8 @@ from generator.store.overlap import mark_overlap
 from generator.store.queue import get_candidate, record_decision
 from review_tui.app import make_review_app
 from tests.review_snapshot_app import FakeClock, build_review_store, conversation, screen_text, settle
+
+pytestmark = pytest.mark.both_stores  # every store test here runs on SQLite and on PostgreSQL
 
 SIZE = (140, 40)
 
@@ -73,13 +73,13 @@ async def test_an_adjudicator_acceptance_exports_the_candidate(engine: Engine) -
         assert [(row.candidate_id, row.reviewer) for row in iter_accepted(session)] == [(candidate_id, "cat")]
 
 
-def test_who_may_adjudicate(engine: Engine) -> None:
+def test_who_may_adjudicate(engine: Engine, request: pytest.FixtureRequest) -> None:
     """SQLite: the self-declared reviewer. PostgreSQL: a reviewer role only once `team grant-adjudicator` made it one."""
     if engine.dialect.name != "postgresql":
         with read_session(engine) as session:
             assert may_adjudicate(session)
         return
-    name = f"adj_test_{os.getpid()}"
+    name = request.getfixturevalue("test_role_prefix") + "adjudicator"  # dropped with the session's database
     with engine.begin() as connection:
         connection.execute(text(f"CREATE ROLE {name} LOGIN"))
     as_reviewer = create_engine(engine.url.set(username=name))

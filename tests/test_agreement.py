@@ -13,6 +13,8 @@ from generator.agreement import MIN_ITEMS_TO_JUDGE, cohen_kappa, compute_agreeme
 from generator.cli import app
 from generator.store.overlap import OverlappedCandidate, Verdict
 
+pytestmark = pytest.mark.both_stores  # every store test here runs on SQLite and on PostgreSQL
+
 # The textbook 2x2 table (50 items): both accept 20, A accepts B rejects 5, A rejects B accepts 10, both reject 15.
 TABLE = [(True, True)] * 20 + [(True, False)] * 5 + [(False, True)] * 10 + [(False, False)] * 15
 

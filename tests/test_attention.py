@@ -20,6 +20,8 @@ from generator.store.models import Decision
 from generator.store.queue import claim_next_candidate, get_candidate, undo_last_decision
 from review_tui.queue_client import QueueClient
 
+pytestmark = pytest.mark.both_stores  # every store test here runs on SQLite and on PostgreSQL
+
 
 def _add(engine: Engine, *, pending: int, filtered: int, answer: str = "short answer") -> tuple[list[int], list[int]]:
     def make(key: str, status: str) -> NewCandidate:

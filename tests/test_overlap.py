@@ -16,6 +16,8 @@ from generator.store.overlap import mark_overlap
 from generator.store.queue import QueueError, claim_next_candidate, get_candidate, record_decision, undo_last_decision
 from review_tui.queue_client import QueueClient
 
+pytestmark = pytest.mark.both_stores  # every store test here runs on SQLite and on PostgreSQL
+
 
 def _candidates(engine: Engine, n: int, prefix: str = "q") -> list[int]:
     with write_session(engine) as session:
