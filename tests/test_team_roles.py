@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from generator.cli.app import main
 from generator.errors import WorkFailed
 from generator.export.verify import verify_export
+from generator.store.adjudication import grant_adjudicator
 from generator.store.db import open_store, read_session
 from generator.store.models import Decision
 from generator.store.signing import load_key, store_identity
@@ -74,6 +75,38 @@ def test_a_reviewer_role_cannot_forge_rewrite_or_delete(owner: Engine, pg_store_
             connection.exec_driver_sql(statement)
     reviewer.dispose()
     assert [d.reviewer for d in decisions(owner)] == ["bob"]
+
+
+def test_a_reviewer_cannot_make_their_own_decision_final(owner: Engine, pg_store_url: str, test_role_prefix: str) -> None:
+    # The gate takes an adjudication as final and passes an overlapped candidate once `reviews_needed`
+    # reviewers agree: a reviewer must not be able to write either shortcut with plain SQL.
+    ann, judge = f"{test_role_prefix}ann", f"{test_role_prefix}judge"
+    add_reviewer(owner, ann)
+    add_reviewer(owner, judge)
+    ids = add(owner, chat(1))
+    with owner.begin() as connection:
+        connection.execute(text("UPDATE candidate SET reviews_needed = 2 WHERE id = :id"), {"id": ids[0]})
+    adjudication = (
+        "INSERT INTO decision (candidate_id, reviewer, action, reasons, created_at, prev_hash, hash, content_hash, kind) "
+        f"VALUES ({ids[0]}, '{{role}}', 'accept', '[]', now(), '', 'x', 'y', 'adjudication')"
+    )
+    reviewer = connect_as(pg_store_url, ann)
+    for statement in (adjudication.format(role=ann), f"UPDATE candidate SET reviews_needed = 1 WHERE id = {ids[0]}"):
+        with pytest.raises(DBAPIError, match=r"only an adjudicator|cannot lower"), reviewer.begin() as connection:
+            connection.exec_driver_sql(statement)
+    with reviewer.begin() as connection:  # raising it stays allowed: review marks the overlap share when it starts
+        connection.exec_driver_sql(f"UPDATE candidate SET reviews_needed = 3 WHERE id = {ids[0]}")
+    reviewer.dispose()
+    grant_adjudicator(owner, judge)
+    adjudicator = connect_as(pg_store_url, judge)
+    with pytest.raises(DBAPIError) as raised, adjudicator.begin() as connection:
+        connection.exec_driver_sql(adjudication.format(role=judge))
+    assert "only an adjudicator" not in str(raised.value)  # past the guard (the bogus hash fails later checks, or not at all)
+    adjudicator.dispose()
+    with owner.begin() as connection:  # roles are the server's, not the database's: leave none for the next test's `team list`
+        for role in (ann, judge):
+            connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            connection.exec_driver_sql(f'DROP ROLE "{role}"')
 
 
 def test_a_server_connected_as_the_owner_acts_for_a_reviewer_with_set_role(owner: Engine, test_role_prefix: str) -> None:
