@@ -348,31 +348,13 @@ def test_a_review_saved_during_a_parallel_export_is_not_half_seen(engine: Engine
 
 
 @pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
-    """A migrated store in a fresh PostgreSQL database; skipped without psycopg or SYNTHGATE_TEST_POSTGRES (a server URL)."""
-    pytest.importorskip("psycopg")
-    server = os.environ.get("SYNTHGATE_TEST_POSTGRES")
-    if not server:
-        pytest.skip("set SYNTHGATE_TEST_POSTGRES=postgresql+psycopg://user@host/postgres to run")
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
+def postgres_engine(pg_store_url: str) -> Iterator[Engine]:
+    """A migrated, empty store in the test session's PostgreSQL database."""
     from generator.store.db import open_store
 
-    name = f"synthgate_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    store = open_store(make_url(server).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield store
-    finally:
-        store.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
+    store = open_store(pg_store_url)
+    yield store
+    store.dispose()
 
 
 def test_on_postgresql_a_decision_made_during_the_export_is_not_half_seen(
