@@ -35,6 +35,11 @@ INT64 = 2**63
 
 class ProjectSection(Section):
     name: str = "synthgate-project"
+    description: str = Field(
+        "",
+        max_length=2000,
+        description="Who the assistant is and whom it serves, in a sentence or two; the prompt template shows it to the model.",
+    )
 
 
 class SeedsSection(Section):
@@ -65,11 +70,16 @@ class GenerateSection(Section):
     few_shot: int = Field(4, ge=0, le=100, description="Seeds shown as examples in each request.")
     per_request: int = Field(5, ge=1, le=100, description="Examples asked of the model per request.")
     tag: str | None = Field(
-        None, description="Aim every request at this tag (e.g. billing or edge:ambiguous); unset: cover all tags, rare ones included."
+        None,
+        description="Aim every request at this tag (e.g. a topic tag of your seeds, or edge:ambiguous); unset: cover all tags, rare ones included.",
     )
     temperature: float = Field(0.9, ge=0, le=2, description="Sampling temperature sent to the model.")
-    max_tokens: int = Field(
-        4096, ge=1, le=MAX_TOKENS, description="Most output tokens per request; a longer answer is recorded as truncated."
+    max_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Most output tokens per request; unset: derived from the seeds' answer lengths x per_request, with a margin, "
+        "within the model's limit. A cut answer keeps its complete examples and the rest are asked again.",
     )
     concurrency: int = Field(8, ge=1, le=1000, description="Most requests in flight at once.")
     rpm: int | None = Field(None, ge=1, le=1_000_000, description="Requests per minute limit.")
@@ -222,14 +232,23 @@ class ReviewSection(Section):
 
 
 class ExportSection(Section):
-    format: Literal["openai", "sharegpt", "alpaca", "trl", "openai-dpo"] = Field(
-        "openai", description="Default export format (openai, sharegpt, alpaca, trl, openai-dpo)."
+    format: Literal["openai", "sharegpt", "alpaca", "trl", "openai-dpo", "trl-dpo", "trl-kto"] = Field(
+        "openai", description="Default export format (openai, sharegpt, alpaca, trl, openai-dpo, trl-dpo, trl-kto)."
     )
     include_seeds: bool = Field(False, description="Also export the verified seeds (marked as seeds in the manifest).")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="Share of each category tag written to a validation file (0: no split).")
     split_seed: int = Field(0, description="Seed of the train/validation split: the same seed and store give the same split.")
     promote_to: str = Field(
         "seeds/promoted.jsonl", description="Seed file `synthgate promote` appends accepted examples to, relative to the project."
+    )
+
+
+class CoverageSection(Section):
+    target: int = Field(
+        500, ge=1, le=100_000_000, description="Accepted examples wanted in all; each tag's target is its share of the seeds times this."
+    )
+    tags: dict[str, int] = Field(
+        default_factory=dict, description='Accepted examples wanted per tag (e.g. {"edge:ambiguous" = 50}), instead of the seeds\' share.'
     )
 
 
@@ -245,6 +264,7 @@ class Config(Section):
     checks: ChecksSection = Field(default_factory=ChecksSection)
     review: ReviewSection = Field(default_factory=ReviewSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    coverage: CoverageSection = Field(default_factory=CoverageSection)
     store: StoreSection = Field(default_factory=StoreSection)
 
     @field_validator("pricing")

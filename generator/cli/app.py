@@ -73,7 +73,7 @@ def check_tags(tags: list[str] | None) -> tuple[str, ...]:
     for tag in tags or ():
         if not TAG_PATTERN.match(tag):
             raise UserError(
-                f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. billing, edge:ambiguous)"
+                f"--tag {tag!r} is not a tag", fix="tags are lower-case letters, digits and - _ . : / (e.g. my-topic, edge:ambiguous)"
             )
     return tuple(tags or ())
 
@@ -108,13 +108,16 @@ def _global_options(
 from generator.cli import init_cmd  # noqa: E402,F401
 from generator.cli import seeds_cmd  # noqa: E402,F401
 from generator.cli import generate_cmd  # noqa: E402,F401
+from generator.cli import template_cmd  # noqa: E402,F401
 from generator.cli import check_cmd  # noqa: E402,F401
 from generator.cli import review_cmd  # noqa: E402,F401
 from generator.cli import serve_cmd  # noqa: E402,F401
 from generator.cli import export_cmd  # noqa: E402,F401
 from generator.cli import stats_cmd  # noqa: E402,F401
+from generator.cli import coverage_cmd  # noqa: E402,F401
 from generator.cli import agreement_cmd  # noqa: E402,F401
 from generator.cli import team_cmd  # noqa: E402,F401
+from generator.cli import team_invite_cmd  # noqa: E402,F401
 # isort: on
 
 

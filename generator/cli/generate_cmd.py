@@ -51,7 +51,16 @@ def generate_command(
     seed: Annotated[
         int | None, typer.Option(help="Sampling seed. The same seed and settings resume the same run; another seed makes a new one.")
     ] = None,
-    tag: Annotated[str | None, typer.Option(help="Aim every request at one tag (e.g. billing, edge:frustrated).")] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Aim every request at one tag of your seeds (e.g. a topic tag, or edge:ambiguous).")
+    ] = None,
+    fill_gaps: Annotated[
+        bool,
+        typer.Option(
+            "--fill-gaps",
+            help="Aim every request at the tag furthest below its \\[coverage] target (see `synthgate coverage`), as --tag would.",
+        ),
+    ] = False,
     replay_file: Annotated[str | None, typer.Option(help="Recorded responses (JSONL) for --provider replay.")] = None,
     record: Annotated[
         Path | None, typer.Option(help="Write the run's responses to this JSONL file, replayable with --provider replay.", dir_okay=False)
@@ -74,6 +83,8 @@ def generate_command(
 
     cli = state(ctx)
     project = cli.project
+    if fill_gaps:
+        tag = _gap_tag(cli, tag)
     flags = {
         "count": count, "provider": provider, "model": model, "base_url": base_url, "template": template, "few_shot": few_shot,
         "per_request": per_request, "temperature": temperature, "max_tokens": max_tokens, "concurrency": concurrency, "rpm": rpm,
@@ -149,6 +160,25 @@ def resolve_settings(configured: GenerateSection, flags: dict[str, Any]) -> Gene
         where = f"--{field.replace('_', '-')}" if field in flags else f"[generate] {field} in synthgate.toml"
         fix = describe_field(["generate", field]) if field in GenerateSection.model_fields else "see `synthgate generate --help`"
         raise UserError(f"{where}: {error['msg']} (got {error.get('input')!r})", fix=fix) from None
+
+
+def _gap_tag(cli: Any, tag: str | None) -> str:
+    """--fill-gaps: the least covered tag, handed to the --tag focus (the one seam into generation: nothing else changes)."""
+    from generator.coverage import coverage, furthest_below_target
+    from generator.store.db import read_session
+
+    if tag is not None:
+        raise UserError("--fill-gaps and --tag both choose the tag to aim at", fix="pass one of them")
+    with read_session(cli.engine) as session:
+        rows = coverage(session, cli.project.config.coverage)
+    gap = furthest_below_target(rows)
+    if gap is None:
+        if not rows:
+            raise UserError("--fill-gaps: no coverage targets yet", fix="run `synthgate seeds check` to record the seeds' tags first")
+        err_console.print("Every tag the seeds carry has reached its [coverage] target: nothing to fill (see `synthgate coverage`).")
+        raise typer.Exit(0)
+    err_console.print(f"Filling the largest gap: tag {gap.tag} ({gap.accepted} accepted of a target of {gap.target}).")
+    return gap.tag
 
 
 def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
