@@ -12,7 +12,7 @@ from generator.errors import UserError
 from generator.project import display_path
 from generator.seeds import LineProblem, Seed, SeedSet, collector_paused
 from generator.similarity import NearDuplicateIndex, normalized_key, similarity_text
-from generator.style import StyleProfile, answer_chars, has_trailing_whitespace, unclosed_fence
+from generator.style import StyleProfile, answer_chars, conversation_features, has_trailing_whitespace, unclosed_fence
 
 _MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
 
@@ -137,9 +137,11 @@ def _near_duplicates(unique: list[Seed], threshold: float) -> list[LineProblem]:
 
 def _style(seeds: list[Seed]) -> list[LineProblem]:
     problems = []
-    profile = StyleProfile.from_conversations([s.example.messages for s in seeds])
-    for seed in seeds:
-        for drift in profile.drift(seed.example.messages):
+    conversations = [s.example.messages for s in seeds]
+    features = [conversation_features(messages) for messages in conversations]  # once, for the profile and each seed's drift
+    profile = StyleProfile.from_conversations(conversations, features)
+    for seed, seed_features in zip(seeds, features, strict=True):
+        for drift in profile.drift(seed.example.messages, seed_features):
             problems.append(LineProblem(seed.file, seed.line, f"format drift: {drift}", "warning"))
         for number, message in enumerate(seed.example.messages, start=1):
             if has_trailing_whitespace(message.content):

@@ -14,7 +14,6 @@ from generator.markdown_text import read_markdown
 # every answer agrees on each feature; an answer on the minority side has drifted.
 FEATURES: tuple[str, ...] = ("markdown headings", "bold markup", "bullet lists", "'1)' numbering", "code fences", "emoji")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
-_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 
 # Below this share, a feature's minority is called drift (and only with enough examples to judge).
 MAJORITY = 0.8
@@ -81,7 +80,9 @@ def language_name(language: str) -> str:
 
 
 def has_trailing_whitespace(text: str) -> bool:
-    return bool(_TRAILING_SPACE.search(text)) or text != text.rstrip()
+    # Substring tests, not a MULTILINE `[ \t]+$` search: the same answer at C speed (the regex was a
+    # fifth of `seeds check` on 100,000 seeds).
+    return " \n" in text or "\t\n" in text or text != text.rstrip()
 
 
 def system_prompt(messages: Sequence[Message]) -> str | None:
@@ -115,20 +116,23 @@ class StyleProfile:
     languages: frozenset[str] = frozenset()  # every code-block language the examples use
 
     @classmethod
-    def from_conversations(cls, conversations: Sequence[Sequence[Message]]) -> StyleProfile:
+    def from_conversations(
+        cls, conversations: Sequence[Sequence[Message]], features: Sequence[frozenset[str]] | None = None
+    ) -> StyleProfile:
+        """`features`: each conversation's `conversation_features`, when the caller has them already (drift needs them too)."""
         size = len(conversations)
         prompts = Counter(system_prompt(messages) for messages in conversations)
         prompt, prompt_count = prompts.most_common(1)[0] if prompts else (None, 0)
         feature_counts: Counter[str] = Counter()
         languages: set[str] = set()
-        for messages in conversations:
-            feature_counts.update(conversation_features(messages))
+        for position, messages in enumerate(conversations):
+            feature_counts.update(conversation_features(messages) if features is None else features[position])
             languages.update(fence_languages(messages))
         unusual = frozenset(f for f in FEATURES if size and feature_counts[f] / size <= 1 - MAJORITY)
         return cls(prompt, prompt_count / size if size else 0.0, unusual, size, frozenset(languages))
 
-    def drift(self, messages: Sequence[Message]) -> list[str]:
-        """Ways this conversation departs from the profile's house style (empty: consistent)."""
+    def drift(self, messages: Sequence[Message], features: frozenset[str] | None = None) -> list[str]:
+        """Ways this conversation departs from the profile's house style (empty: consistent); `features` as above."""
         if self.size < MIN_EXAMPLES:
             return []
         found: list[str] = []
@@ -136,7 +140,7 @@ class StyleProfile:
             found.append(
                 "no system prompt, unlike the others" if system_prompt(messages) is None else "system prompt differs from the usual one"
             )
-        for feature in sorted(conversation_features(messages) & self.unusual_features):
+        for feature in sorted((conversation_features(messages) if features is None else features) & self.unusual_features):
             found.append(f"answer uses {feature}, which the others do not")
         if self.languages:
             for language in sorted(fence_languages(messages) - self.languages):
