@@ -19,6 +19,7 @@ from generator.charts import Histogram, histogram
 from generator.checks.report import filtered_by_reason, flags_by_kind
 from generator.config import CoverageSection
 from generator.coverage import coverage, coverage_json
+from generator.generation.pricing import PriceTable
 from generator.store.audit import live
 from generator.store.models import Candidate, Decision, LLMCall, Run, SeedRecord
 from generator.store.queue import queue_counts
@@ -28,7 +29,9 @@ TOP_REASONS = 10
 CHART_SAMPLE = 20_000
 
 
-def collect_stats(session: Session, coverage_settings: CoverageSection | None = None, *, min_dwell_ms: int = 500) -> dict[str, Any]:
+def collect_stats(
+    session: Session, coverage_settings: CoverageSection | None = None, *, min_dwell_ms: int = 500, prices: PriceTable | None = None
+) -> dict[str, Any]:
     candidates = queue_counts(session)
     return {
         "agreement": agreement_report(session).to_dict(),
@@ -44,7 +47,7 @@ def collect_stats(session: Session, coverage_settings: CoverageSection | None = 
         "acceptance": acceptance(session),
         "reject_reasons": reject_reasons(session),
         "reviewers": reviewer_throughput(session),
-        "cost": api_cost(session, accepted=candidates["accepted"]),
+        "cost": api_cost(session, accepted=candidates["accepted"], prices=prices),
     }
 
 
@@ -117,18 +120,25 @@ def reviewer_throughput(session: Session) -> dict[str, Any]:
     }
 
 
-def api_cost(session: Session, *, accepted: int) -> dict[str, Any]:
-    """What generation cost: USD in total and per accepted example, calls and tokens."""
+def api_cost(session: Session, *, accepted: int, prices: PriceTable | None = None) -> dict[str, Any]:
+    """What generation cost: USD in total and per accepted example, calls and tokens.
+
+    `unpriced_models`: models of runs that paid a provider without a known price (a local server,
+    a new model): their calls count $0 in the total, which is then a lower bound, and says so.
+    """
     calls, total, tokens_in, tokens_out = session.execute(
         select(func.count(), func.sum(LLMCall.cost_usd), func.sum(LLMCall.input_tokens), func.sum(LLMCall.output_tokens))
     ).one()
     total = round(total or 0.0, 6)
+    prices = prices or PriceTable()
+    models = session.exec(select(Run.model).where(col(Run.provider) != "replay").distinct()).all()
     return {
         "calls": calls,
         "input_tokens": tokens_in or 0,
         "output_tokens": tokens_out or 0,
         "total_usd": total,
         "per_accepted_usd": round(total / accepted, 6) if accepted else None,
+        "unpriced_models": sorted(model for model in models if prices.price(model) is None),
     }
 
 

@@ -67,3 +67,19 @@ def test_max_cost_with_an_unknown_price_is_bad_input_naming_the_fix(project_dir:
         Generation(project, settings, dry_run=True)
     assert error.value.exit_code == 2
     assert f'[pricing."{LOCAL}"]' in error.value.render()
+
+
+def test_stats_names_an_unpriced_model_instead_of_a_silent_zero(tmp_path: Path) -> None:
+    from generator.stats import api_cost
+    from generator.store.db import open_store, write_session
+    from generator.store.models import Run
+
+    engine = open_store(f"sqlite:///{tmp_path / 'queue.db'}")
+    with write_session(engine) as session:
+        for run_id, provider, model in (("r1", "openai", LOCAL), ("r2", "openai", "gpt-4o-mini"), ("r3", "replay", "recorded")):
+            session.add(Run(id=run_id, provider=provider, model=model, template="t", template_hash="h"))
+    with write_session(engine) as session:
+        assert api_cost(session, accepted=0)["unpriced_models"] == [LOCAL]  # a replay run pays nobody: not unpriced
+        priced = PriceTable({LOCAL: PriceSection(input_per_mtok=0.1, output_per_mtok=0.2)})
+        assert api_cost(session, accepted=0, prices=priced)["unpriced_models"] == []
+    engine.dispose()

@@ -19,7 +19,7 @@ from tests.test_export import chat
 def build_store(engine: Engine) -> dict[str, list[int]]:
     with write_session(engine) as session:
         session.add(Run(id="r1", provider="openai", model="gpt-4o-mini", template="prompts/a.jinja", template_hash="a" * 64))
-        session.add(Run(id="r2", provider="anthropic", model="claude-x", template="prompts/b.jinja", template_hash="b" * 64))
+        session.add(Run(id="r2", provider="anthropic", model="claude-haiku-4-5", template="prompts/b.jinja", template_hash="b" * 64))
         session.flush()
         for index, (run, cost) in enumerate([("r1", 0.25), ("r1", 0.5), ("r2", 0.75)]):
             session.add(
@@ -53,7 +53,7 @@ def build_store(engine: Engine) -> dict[str, list[int]]:
 
         groups = {
             "r1": batch("r1", "gpt-4o-mini", "a", ["billing"], 4, 0),
-            "r2": batch("r2", "claude-x", "b", ["account", "edge:ambiguous"], 3, 100),
+            "r2": batch("r2", "claude-haiku-4-5", "b", ["account", "edge:ambiguous"], 3, 100),
         }
         filtered = NewCandidate(source_key="f", messages=chat(999), status="filtered", filter_reason="exact duplicate", run_id="r1")
         add_candidates(session, [filtered])
@@ -82,7 +82,7 @@ def test_dashboard_figures(engine: Engine) -> None:
         "r1": {"accepted": 2, "rejected": 1, "pending": 1, "acceptance_rate": 0.6667},
         "r2": {"accepted": 0, "rejected": 1, "pending": 2, "acceptance_rate": 0.0},
     }
-    assert stats["acceptance"]["by_model"]["claude-x"]["rejected"] == 1
+    assert stats["acceptance"]["by_model"]["claude-haiku-4-5"]["rejected"] == 1
     assert stats["acceptance"]["by_template"][f"prompts/a.jinja ({'a' * 12})"]["accepted"] == 2
     assert stats["acceptance"]["by_tag"]["edge:ambiguous"] == {"accepted": 0, "rejected": 1, "pending": 2, "acceptance_rate": 0.0}
     assert "(none)" not in stats["acceptance"]["by_run"]  # filtered candidates never reached a human
@@ -93,7 +93,14 @@ def test_dashboard_figures(engine: Engine) -> None:
         "median_seconds_per_decision": 10.0,
         "by_reviewer": {"ann": {"decisions": 3, "median_seconds": 6.0}, "bob": {"decisions": 2, "median_seconds": 25.0}},
     }
-    assert stats["cost"] == {"calls": 3, "input_tokens": 300, "output_tokens": 150, "total_usd": 1.5, "per_accepted_usd": 0.75}
+    assert stats["cost"] == {
+        "calls": 3,
+        "input_tokens": 300,
+        "output_tokens": 150,
+        "total_usd": 1.5,
+        "per_accepted_usd": 0.75,
+        "unpriced_models": [],
+    }
 
 
 def test_an_empty_store_has_no_rates_and_no_cost_per_example(engine: Engine) -> None:

@@ -35,6 +35,7 @@ def stats_command(
     top reject and filter reasons, reviewer throughput, API cost per accepted example, coverage
     against the [coverage] targets, and histograms of answer length, similarity to the nearest
     seed and seconds per decision (the newest 20,000 values of each)."""
+    from generator.generation.pricing import PriceTable
     from generator.stats import collect_stats
     from generator.store.db import read_session
 
@@ -42,7 +43,12 @@ def stats_command(
     if html_file is not None:
         _check_html_target(html_file)
     with read_session(cli.reading_engine) as session:
-        stats = collect_stats(session, cli.project.config.coverage, min_dwell_ms=cli.project.config.review.min_dwell_ms)
+        stats = collect_stats(
+            session,
+            cli.project.config.coverage,
+            min_dwell_ms=cli.project.config.review.min_dwell_ms,
+            prices=PriceTable(cli.project.config.pricing),
+        )
     if html_file is not None:
         _write_html(html_file, stats)
         console.print(f"HTML report: {html_file}")
@@ -156,10 +162,14 @@ def print_dashboard(stats: dict) -> None:  # type: ignore[type-arg]
         console.print(table)
     cost = stats["cost"]
     per_accepted = "-" if cost["per_accepted_usd"] is None else f"${cost['per_accepted_usd']:.4f}"
+    unpriced = cost["unpriced_models"]
     console.print(
-        f"API cost: ${cost['total_usd']:.4f} over {cost['calls']} call(s) "
+        f"API cost: {'at least ' if unpriced else ''}${cost['total_usd']:.4f} over {cost['calls']} call(s) "
         f"({cost['input_tokens']} input, {cost['output_tokens']} output tokens); per accepted example: {per_accepted}"
     )
+    if unpriced:  # never a silent $0: say which models the total leaves out, and how to price them
+        names = ", ".join(plain(model) for model in unpriced)
+        console.print(f'  unknown price for {names}: add [pricing."{plain(unpriced[0])}"] to synthgate.toml to count it')
     from generator.charts import histogram_lines
     from generator.cli.coverage_cmd import coverage_table
     from generator.coverage import TagCoverage
