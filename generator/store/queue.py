@@ -158,32 +158,30 @@ def claim_next_candidate(
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
+    claimed = _lease(session, next_id, status="pending", reviewer=reviewer, expires=expires, free=free)
+    return None if claimed is None else get_candidate(session, candidate_id=claimed)
+
+
+def _lease(session: Session, next_id: Any, *, status: str, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> int | None:
+    """Lease the candidate `next_id` selects if it is still free and in `status`; its id, or None when another reviewer won it."""
     claimed = session.execute(
         update(Candidate)
-        .where(col(Candidate.id) == next_id, col(Candidate.status) == "pending", free)
+        .where(col(Candidate.id) == next_id, col(Candidate.status) == status, free)
         .values(lease_owner=reviewer, lease_expires_at=expires)
         .returning(col(Candidate.id))
     ).first()
     session.commit()
-    if claimed is None:
-        return None
-    return get_candidate(session, candidate_id=claimed[0])
+    return None if claimed is None else int(claimed[0])
 
 
 def _claim_canary(session: Session, *, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> CandidateView | None:
     # A candidate the checks filtered, leased like any other and shown exactly as a pending one
     # would be (its filter reason hidden): rejecting it is what an attentive reviewer does.
     next_id = select(Candidate.id).where(canary_for(reviewer), free).order_by(col(Candidate.id)).limit(1).scalar_subquery()
-    claimed = session.execute(
-        update(Candidate)
-        .where(col(Candidate.id) == next_id, col(Candidate.status) == "filtered", free)
-        .values(lease_owner=reviewer, lease_expires_at=expires)
-        .returning(col(Candidate.id))
-    ).first()
-    session.commit()
+    claimed = _lease(session, next_id, status="filtered", reviewer=reviewer, expires=expires, free=free)
     if claimed is None:
         return None
-    view = get_candidate(session, candidate_id=claimed[0])
+    view = get_candidate(session, candidate_id=claimed)
     return view.model_copy(update={"status": "pending", "filter_reason": None, "filter_match": None})
 
 
