@@ -153,3 +153,33 @@ def test_team_commands_on_sqlite_exit_2_naming_postgres(
         main()
     assert exited.value.code == 2
     assert "teams need a PostgreSQL store (--db postgresql+psycopg://" in capsys.readouterr().err
+
+
+def test_a_reviewer_role_reviews_under_its_own_name_and_another_name_is_refused(
+    owner: Engine,
+    pg_store_url: str,
+    test_role_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from generator.store.team import role_reviewer
+
+    ann = f"{test_role_prefix}ann"
+    add_reviewer(owner, ann)
+    reviewer = connect_as(pg_store_url, ann)
+    with read_session(reviewer) as session:
+        assert role_reviewer(session) == ann  # claims carry the name the database gives the decisions
+    with read_session(owner) as session:
+        assert role_reviewer(session) is None  # the owner names reviewers itself (as on SQLite)
+    url = reviewer.url.render_as_string(hide_password=False)
+    reviewer.dispose()
+    (tmp_path / "synthgate.toml").write_text("")
+    monkeypatch.setattr(sys, "argv", ["synthgate", "--project", str(tmp_path), "--db", url, "review", "--reviewer", "someone-else"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert f"you are connected as '{ann}'" in capsys.readouterr().err
+    with owner.begin() as connection:
+        connection.exec_driver_sql(f'DROP OWNED BY "{ann}"')
+        connection.exec_driver_sql(f'DROP ROLE "{ann}"')

@@ -58,7 +58,10 @@ def review_command(
     cli = state(ctx)
     project = cli.project
     config = project.config.review
-    name = resolve_reviewer(reviewer, configured=config.reviewer, project_root=project.root)
+    served = os.environ.get(SERVED_ENV) == "browser"
+    name = (None if served else _connected_reviewer(cli.engine, given=reviewer)) or resolve_reviewer(
+        reviewer, configured=config.reviewer, project_root=project.root
+    )
     check_tags([tag] if tag is not None else None)
     if run is not None:
         with read_session(cli.engine) as session:
@@ -67,8 +70,7 @@ def review_command(
                     f"--run {run!r}: no such generation run in the store",
                     fix="pass a run id that `synthgate stats` lists, or leave --run out",
                 )
-    # Under synthgate serve the browser is the terminal: the server set this, naming the reviewer itself.
-    served = os.environ.get(SERVED_ENV) == "browser"
+    # Under synthgate serve the browser is the terminal: the server set SERVED_ENV, naming the reviewer itself.
     engine = engine_as_reviewer(cli.engine, reviewer=name) if served else cli.engine
     if not served and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError(
@@ -115,6 +117,23 @@ def prepare_team_review(engine: Engine, *, config: ReviewSection, adjudicate: bo
                 "--adjudicate: this database role is not an adjudicator",
                 fix="ask the project owner to run `synthgate team grant-adjudicator NAME`, or review without --adjudicate",
             )
+
+
+def _connected_reviewer(engine: Engine, *, given: str | None) -> str | None:
+    """On PostgreSQL as a reviewer's role, the role is the reviewer: the claims carry the name the decisions will."""
+    if engine.dialect.name != "postgresql":
+        return None
+    from generator.store.db import read_session
+    from generator.store.team import role_reviewer
+
+    with read_session(engine) as session:
+        role = role_reviewer(session)
+    if role is not None and given is not None and given.strip() != role:
+        raise UserError(
+            f"--reviewer {given!r}: you are connected as {role!r}, and the database records every decision under that role",
+            fix="leave --reviewer out, or connect as that reviewer's role",
+        )
+    return role
 
 
 def resolve_reviewer(given: str | None, *, configured: str | None, project_root: Path) -> str:

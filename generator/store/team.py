@@ -51,6 +51,11 @@ def signed_by_database(session: Session) -> bool:
     return not is_owner
 
 
+def role_reviewer(session: Session) -> str | None:
+    """The reviewer this connection is, when it is a reviewer's role on PostgreSQL (the database records its decisions so); else None."""
+    return connected_role(session) if signed_by_database(session) else None
+
+
 def connected_role(session: Session) -> str:
     role: str = session.execute(text("SELECT current_user")).scalar_one()
     return role
