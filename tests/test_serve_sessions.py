@@ -104,7 +104,7 @@ def test_decisions_record_their_client_and_older_ones_read_terminal(tmp_path: Pa
 def test_serving_beyond_loopback_warns_to_put_it_behind_tls(
     project_dir: Path, monkeypatch: pytest.MonkeyPatch, host: str, warned: bool
 ) -> None:
-    from generator.serve.server import ReviewServer
+    from review_tui.web.server import ReviewServer
 
     started: list[datetime] = []
     monkeypatch.setattr(ReviewServer, "serve", lambda self, debug=False: started.append(utcnow()))

@@ -44,7 +44,7 @@ def serve_command(
         )
 
     # aiohttp and textual-serve are imported here: the rest of the CLI starts without them.
-    from generator.serve.server import ReviewServer
+    from review_tui.web.server import ReviewServer
 
     server = ReviewServer(engine=engine, db_url=project.db_url, project_root=project.root, host=host, port=port, public_url=public_url)
     server.serve()

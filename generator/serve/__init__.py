@@ -1,1 +1,1 @@
-"""`synthgate serve`: the review app in a browser, behind one-time sign-in links and per-reviewer sessions."""
+"""The core side of `synthgate serve`: sign-in links and sessions in the store, and whose identity an app process takes (the server itself is review_tui.web)."""
