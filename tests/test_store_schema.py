@@ -82,6 +82,33 @@ def test_models_and_migrations_describe_the_same_schema(engine: Engine) -> None:
     assert diff == []
 
 
+def test_candidates_carry_a_variant_group_and_index(engine: Engine) -> None:
+    columns = {c["name"]: c for c in inspect(engine).get_columns("candidate")}
+    assert columns["variant_group"]["nullable"] and columns["variant_index"]["nullable"]
+    indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("candidate")}
+    assert indexes["ix_candidate_variant_group"] == ["variant_group"]
+
+
+def test_a_store_from_before_variants_is_migrated_with_its_candidates_ungrouped(tmp_path: Path) -> None:
+    from tests.test_decision_forgery import store_at_revision
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = store_at_revision(url, "0007")
+    with old.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO candidate (source_key, content_hash, messages, tags, seed_ids, status, flags, review_order, created_at) "
+                "VALUES ('k', 'h', '[]', '[]', '[]', 'pending', '[]', 0, '2026-01-01')"
+            )
+        )
+    old.dispose()
+    engine = open_store(url)
+    assert current_revision(engine) == HEAD_REVISION
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT variant_group, variant_index FROM candidate")).all() == [(None, None)]
+    engine.dispose()
+
+
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'q.db'}"
     open_store(url).dispose()

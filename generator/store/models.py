@@ -149,6 +149,10 @@ class Candidate(SQLModel, table=True):
     # it then stays pending until that many reviewers decided it, and their disagreement goes to adjudication.
     # No Python-side default on the column, so bulk inserts written for older schemas still insert.
     reviews_needed: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    # generate --variants K: the K answers to one question share a group id (the first answer's
+    # source key) and carry their place in it (0..K-1); export pairs accepted with rejected members.
+    variant_group: str | None = Field(default=None, index=True)
+    variant_index: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
