@@ -97,7 +97,19 @@ def test_secrets_are_never_repeated_in_full() -> None:
 def test_one_flag_per_kind_with_every_finding_in_its_detail() -> None:
     flags = RULES.flags(conversation("Email a@example.com or b@example.com, and see [insert link]."))
     assert [flag.kind for flag in flags] == ["placeholder", "pii"]
-    assert "a@example.com" in flags[1].detail and "b@example.com" in flags[1].detail
+    assert "a…@example.com" in flags[1].detail and "b…@example.com" in flags[1].detail
+
+
+def test_personal_data_is_masked_in_the_flag() -> None:
+    detail = kinds(conversation("Write to bob.smith@gmail.com or call (415) 555-0134."))["pii"]
+    assert "bob.smith" not in detail and "555-0134" not in detail
+    assert "b…@gmail.com" in detail and "phone number ending 34" in detail
+
+
+def test_addresses_that_mask_alike_are_still_told_apart_from_the_seeds() -> None:
+    rules = FlagRules.from_seeds([conversation("Email jane.doe@example.com for help.")] * 5, length_factor=3.0)
+    flags = rules.flags(conversation("Email jim.roe@example.com for a copy of the invoice."))
+    assert [f.detail for f in flags if f.kind == "pii"] == ["email address j…@example.com"]
 
 
 def test_strings_the_seeds_use_are_house_style() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,12 +36,24 @@ def test_every_command_and_parameter_has_help_text() -> None:
             assert (getattr(param, "help", None) or "").strip(), f"`{name}` parameter {param.name!r} has no help text"
 
 
-def test_help_runs_for_every_command() -> None:
+def help_words(text: str) -> list[str]:
+    """The words of a help text as a reader must see them: markdown's code ticks and escapes are not words."""
+    return re.findall(r"[^\s`\\*]+", text)
+
+
+def test_help_runs_for_every_command_and_shows_every_word_in_plain_terms() -> None:
     root = typer.main.get_command(app)
-    for path, _ in walk(root):
-        result = run_cli(*path, "--help", cwd=REPO)
+    for path, command in walk(root):
+        result = run_cli(*path, "--help", cwd=REPO, env={"COLUMNS": "500"})
         assert result.returncode == 0, (path, result.stderr)
         assert "Usage:" in result.stdout
+        # No word is eaten as markup: "[seeds]" and "<project>" used to vanish from the rendered help.
+        shown = " ".join(result.stdout.split())
+        for text in [command.help or "", *(getattr(param, "help", None) or "" for param in command.params)]:
+            for word in help_words(text.split("\n\n")[0] if is_group(command) else text):
+                assert word in shown, f"`synthgate {' '.join(path)} --help` lost {word!r}"
+        # Types read as a CLI's, not as Python annotations: no <bool> beside a flag, no list[str].
+        assert not re.search(r"<(bool|int|str|float|list\[\w+\]|Path)>", result.stdout), (path, result.stdout)
 
 
 def test_every_command_is_in_the_readme() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from generator.stats import collect_stats
 from generator.store.db import read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
-from generator.store.models import LLMCall, Run
+from generator.store.models import Flag, LLMCall, Run
 from generator.store.queue import record_decision, undo_last_decision
 from tests.conftest import run_cli
 from tests.test_export import chat
@@ -113,6 +113,10 @@ def test_an_empty_store_has_no_rates_and_no_cost_per_example(engine: Engine) -> 
 
 def test_cli_stats_json_keeps_the_old_keys_and_adds_the_dashboard(engine: Engine, project_dir: Path) -> None:
     decide_store(engine, build_store(engine))
+    with write_session(engine) as session:
+        add_candidates(
+            session, [NewCandidate(source_key="flagged", messages=chat(500), flags=[Flag(kind="pii", detail="email address j…@x.org")])]
+        )
     result = run_cli("--db", str(engine.url), "stats", "--json", cwd=project_dir)
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
@@ -126,8 +130,12 @@ def test_cli_stats_json_keeps_the_old_keys_and_adds_the_dashboard(engine: Engine
         "Acceptance by run",
         "Acceptance by tag",
         "Top reject reasons",
-        "Top filter reasons",
+        "Why candidates were filtered",
+        "Flags on candidates for review",
         "Reviewer throughput",
         "API cost: $1.5000",
     ):
         assert heading in table.stdout
+    # A flagged candidate is pending, not filtered: its flags are not rows under "candidates filtered".
+    store_table = table.stdout.split("Why candidates were filtered")[0]
+    assert "candidates filtered" in store_table and "pii" not in store_table

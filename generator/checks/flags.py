@@ -148,6 +148,26 @@ def _personal_data(text: str, *, in_code: bool = False) -> Iterator[str]:
             yield f"key-like token {token[:4]}… ({len(token)} characters)"
 
 
+_SHOWN_EMAIL = re.compile(r"^email address (\S)\S*@(\S+)$")
+_SHOWN_PHONE = re.compile(r"^phone number .*?(\d)\D*(\d)\D*$")
+
+
+def _masked(detail: str) -> str:
+    """A personal-data finding as a flag shows it: enough to find it in the text, never the whole of it.
+
+    Flags are stored, counted in stats and shown on every screen; the candidate's own text stays whole
+    for the reviewer. (The full match is compared with the seeds' before masking: two addresses that
+    mask alike are still told apart.)
+    """
+    email = _SHOWN_EMAIL.match(detail)
+    if email:
+        return f"email address {email.group(1)}…@{email.group(2)}"
+    phone = _SHOWN_PHONE.match(detail)
+    if phone:
+        return f"phone number ending {phone.group(1)}{phone.group(2)}"
+    return detail  # card and key findings are masked where they are found
+
+
 @dataclass(frozen=True)
 class FlagRules:
     """The flag checks, calibrated on the verified seeds (their length range, style and known strings)."""
@@ -197,7 +217,7 @@ class FlagRules:
                 continue
             details = [found for m in messages for found in _find(finder, m.content) if found.casefold() not in self.seen_in_seeds]
             if details:
-                found[kind] = details
+                found[kind] = [_masked(detail) for detail in details] if kind == "pii" else details
         truncation = _truncation(messages)
         if truncation:
             found["truncation"] = [truncation]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 from sqlalchemy import Engine
 
@@ -21,8 +23,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Markdown, not Rich markup: a docstring's "[seeds]" stays text, and its paragraphs are re-wrapped to the terminal.
+    rich_markup_mode="markdown",
 )
+
+
+# typer 0.29 labels parameters with Python annotations (<bool> beside every flag, <list[str]>), which
+# read as code to a user: help shows click's words instead (INTEGER, PATH; nothing for a flag).
+_PLAIN_TYPE_WORDS = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "bool": "BOOLEAN", "path": "PATH", "file": "FILE"}
+
+
+def _plain_type_labels(label_of: Callable[..., str | None]) -> Callable[..., str | None]:
+    def plain_label(param: typer.core.TyperOption | typer.core.TyperArgument, ctx: object) -> str | None:
+        label = label_of(param, ctx=ctx)
+        if label is None or param.metavar is not None or not label.startswith("<"):
+            return label
+        if getattr(param, "is_flag", False):
+            return None
+        inner = label.strip("<>").removesuffix("...")
+        many = inner.startswith("list[") or label.endswith("...")
+        inner = inner.removeprefix("list[").removesuffix("]")
+        word = _PLAIN_TYPE_WORDS.get(inner.lower(), inner.upper() if "|" not in inner else f"[{inner}]")
+        return word + ("..." if many else "")
+
+    return plain_label
+
+
+typer.core.TyperOption.display_type_rich = _plain_type_labels(typer.core.TyperOption.display_type_rich)  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _plain_type_labels(typer.core.TyperArgument.display_type_rich)  # type: ignore[method-assign]
 
 # markup=False: text from seeds, configs and models is printed as-is, never read as Rich markup.
 console = Console(markup=False, highlight=False, soft_wrap=True)
@@ -95,7 +123,7 @@ def _global_options(
     ] = None,
     db: Annotated[
         str | None,
-        typer.Option("--db", envvar=DB_ENV, help="Review store as a SQLAlchemy URL (default: sqlite:///<project>/.synthgate/queue.db)."),
+        typer.Option("--db", envvar=DB_ENV, help="Review store as a SQLAlchemy URL (default: `sqlite:///<project>/.synthgate/queue.db`)."),
     ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
 ) -> None:

@@ -62,10 +62,13 @@ def stats_command(
     table.add_row("generation runs", str(stats["runs"]))
     for status, count in stats["candidates"].items():
         table.add_row(f"candidates {status}", str(count))
-    for kind, count in stats["flags_by_kind"].items():
-        table.add_row(f"  flagged: {kind}", str(count))
     table.add_row("decisions", str(stats["decisions"]))
     console.print(table)
+    if stats["filtered_by_reason"]:  # a handful of fixed reasons
+        console.print(_count_table("Why candidates were filtered (never shown for review)", stats["filtered_by_reason"]))
+    if stats["flags_by_kind"]:
+        # Flagged candidates are pending or decided (a flag asks the reviewer to look closer; it filters nothing).
+        console.print(_count_table("Flags on candidates for review (pending or decided)", stats["flags_by_kind"], column="flag"))
     print_dashboard(stats)
     print_team(stats)
 
@@ -126,9 +129,9 @@ def _write_html(path: Path, stats: dict[str, Any]) -> None:
     target.commit()
 
 
-def _count_table(title: str, counts: dict[str, int]) -> Table:
+def _count_table(title: str, counts: dict[str, int], *, column: str = "reason") -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("reason")
+    table.add_column(column)
     table.add_column("count", justify="right")
     for reason, count in counts.items():
         table.add_row(plain(reason), str(count))
@@ -150,8 +153,6 @@ def print_dashboard(stats: dict) -> None:  # type: ignore[type-arg]
         console.print(table)
     if stats["reject_reasons"]:
         console.print(_count_table("Top reject reasons", stats["reject_reasons"]))
-    if stats["filtered_by_reason"]:
-        console.print(_count_table("Top filter reasons", stats["filtered_by_reason"]))  # a handful of fixed reasons
     reviewers = stats["reviewers"]
     if reviewers["by_reviewer"]:
         table = Table(title=f"Reviewer throughput (median {reviewers['median_seconds_per_decision']} s per decision)", title_justify="left")
