@@ -180,6 +180,17 @@ def conversations_for(prompt: str, *, count: int, rng: random.Random) -> list[di
     return out
 
 
+CHAT_OPENINGS = ("Sure. ", "Happy to help! ", "Good question. ", "Thanks for asking. ", "Here's how it works: ")
+
+
+def chat_answer(messages: list[dict[str, Any]], *, sample: int) -> str:
+    """A support answer to the conversation's last user turn: the fact it asks about, opened differently per sample."""
+    question = _text_of(messages[-1].get("content")) if messages else ""
+    fact = next((f for f in FACTS if any(q in question for q in f.questions)), None)
+    answer = fact.answer if fact else "Could you tell me a little more about what you are trying to do in Ledgerly?"
+    return CHAT_OPENINGS[sample % len(CHAT_OPENINGS)] + answer
+
+
 def _examples_in(prompt: str) -> list[dict[str, Any]]:
     found = []
     for line in prompt.splitlines():
@@ -378,6 +389,14 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = "\n".join(_text_of(m.get("content")) for m in request.get("messages", []))
         prompt += "\n" + _text_of(request.get("system"))
         match = re.search(r"(\d+) new conversations?", prompt)
+        if match is None and not request.get("response_format") and not request.get("tools"):
+            # A plain chat request (generate --variants): the assistant's next turn, as text.
+            text = chat_answer(request.get("messages", []), sample=self.fake._answer_seed(body))
+            if wire == "openai":
+                self._send(200, _openai_body(request, text, behaviour, prompt, schema_ok=True, plain=True))
+            else:
+                self._send(200, _anthropic_body(request, text, None, behaviour, prompt))
+            return
         count = int(match.group(1)) if match else 3
         payload: Any = {"examples": conversations_for(prompt, count=count, rng=random.Random(self.fake._answer_seed(body)))}
         if behaviour == "schema":
@@ -447,9 +466,11 @@ def _usage(prompt: str, text: str) -> tuple[int, int]:
     return max(1, len(prompt) // 4), max(1, len(text) // 4)
 
 
-def _openai_body(request: dict[str, Any], text: str, behaviour: str, prompt: str, schema_ok: bool) -> dict[str, Any]:
+def _openai_body(
+    request: dict[str, Any], text: str, behaviour: str, prompt: str, schema_ok: bool, *, plain: bool = False
+) -> dict[str, Any]:
     fmt = (request.get("response_format") or {}).get("type")
-    if fmt is None or (fmt == "json_schema" and not schema_ok):
+    if not plain and (fmt is None or (fmt == "json_schema" and not schema_ok)):
         fence = "" if behaviour in CUT else "\n```"  # a cut answer never got to close its fence
         text = f"Here are the conversations:\n```json\n{text}{fence}"  # what a local model without JSON mode tends to write
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}

@@ -39,6 +39,12 @@ def stored_candidates(session: Session, *, statuses: tuple[str, ...]) -> Iterato
         yield candidate_id, as_messages(messages)
 
 
+def stored_variant_groups(session: Session) -> dict[str, str]:
+    """Every grouped candidate (generate --variants) as "candidate:<id>" -> its group: siblings never filter each other."""
+    rows = session.execute(select(col(Candidate.id), col(Candidate.variant_group)).where(col(Candidate.variant_group).is_not(None)))
+    return {f"candidate:{candidate_id}": group for candidate_id, group in rows}
+
+
 def load_holdout(project: Project) -> list[Labelled]:
     """Every example of the holdout files in `[checks] holdout`, named "<file>:<line>".
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from sqlmodel import Session
 
 from generator.checks.flags import FlagRules
-from generator.checks.reference import Labelled, load_holdout, stored_candidates, stored_seeds
+from generator.checks.reference import Labelled, load_holdout, stored_candidates, stored_seeds, stored_variant_groups
 from generator.checks.result import CheckResult
 from generator.config import ChecksSection
 from generator.examples import Message, structural_problems
@@ -39,8 +39,11 @@ class CandidateChecker:
         seeds: Sequence[tuple[str, list[Message]]],
         holdout: Sequence[tuple[str, list[Message]]] = (),
         earlier: Iterable[tuple[int, list[Message]]] = (),
+        groups: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
+        # name -> variant group: answers to one question are meant to be alike, so a sibling is never a near-duplicate's proof.
+        self._group_of: dict[str, str] = dict(groups or {})
         self._flag_rules = FlagRules.from_seeds([messages for _, messages in seeds], length_factor=config.length_factor)
         self._seed_ids = [seed_id for seed_id, _ in seeds]
         self._seeds = AllPairsJaccard(self._shingle_sets(seeds))
@@ -89,18 +92,25 @@ class CandidateChecker:
             seeds=stored_seeds(session),
             holdout=load_holdout(project) if holdout is None else holdout,
             earlier=stored_candidates(session, statuses=earlier_statuses),
+            groups=stored_variant_groups(session),
         )
+
+    def add_groups(self, groups: Mapping[str, str]) -> None:
+        """Name -> variant group for records grouped since the checker was built (e.g. "candidate:12" -> its group)."""
+        self._group_of.update(groups)
 
     @property
     def reference_counts(self) -> dict[str, int]:
         """How many seeds, holdout examples and earlier candidates each candidate is compared with."""
         return {"seeds": len(self._seed_ids), "holdout": len(self._holdout_names), "candidates": len(self._candidates)}
 
-    def check_new(self, items: Sequence[tuple[str, list[Message]]]) -> list[CheckResult]:
+    def check_new(self, items: Sequence[tuple[str, list[Message]]], *, groups: Mapping[str, str] | None = None) -> list[CheckResult]:
         """Check new candidates given as (source_key, messages), in order (later matches name one "source:<key>").
 
+        `groups`: source key -> variant group, for answers of one group (siblings do not filter each other).
         One batch costs far less than one call per candidate.
         """
+        self.add_groups({f"{SOURCE_MATCH_PREFIX}{key}": group for key, group in (groups or {}).items()})
         return self.check_many([(f"{SOURCE_MATCH_PREFIX}{key}", messages) for key, messages in items])
 
     def check_many(
@@ -124,6 +134,7 @@ class CandidateChecker:
             digest = _digest(messages)
             seed = (int(nearest_seed[position]), float(seed_similarity[position]))
             proof = self._first_proof(
+                name,
                 messages,
                 digest,
                 signatures[position],
@@ -148,6 +159,7 @@ class CandidateChecker:
 
     def _first_proof(
         self,
+        name: str,
         messages: list[Message],
         digest: bytes,
         signature: Signature,
@@ -171,7 +183,8 @@ class CandidateChecker:
         if "near-duplicate of seed" not in overruled and seed[0] >= 0 and seed[1] >= threshold:
             return "near-duplicate of seed", f"seed:{self._seed_ids[seed[0]]}"
         if "near-duplicate of candidate" not in overruled:
-            matches = self._candidates.query(signature)
+            group = self._group_of.get(name)
+            matches = [match for match in self._candidates.query(signature) if group is None or self._group_of.get(match[0]) != group]
             if matches:
                 return "near-duplicate of candidate", matches[0][0]
         return None

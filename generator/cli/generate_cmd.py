@@ -61,6 +61,13 @@ def generate_command(
             help="Aim every request at the tag furthest below its \\[coverage] target (see `synthgate coverage`), as --tag would.",
         ),
     ] = False,
+    variants: Annotated[
+        int,
+        typer.Option(
+            help="Answers per question, 1-10: each generated example's last user turn is asked K-1 more times; the K answers are"
+            " reviewed as a group and every accepted/rejected pair in it exports as a preference pair.",
+        ),
+    ] = 1,
     replay_file: Annotated[str | None, typer.Option(help="Recorded responses (JSONL) for --provider replay.")] = None,
     record: Annotated[
         Path | None, typer.Option(help="Write the run's responses to this JSONL file, replayable with --provider replay.", dir_okay=False)
@@ -91,6 +98,7 @@ def generate_command(
         "tpm": tpm, "max_cost": max_cost, "seed": seed, "tag": tag, "replay_file": replay_file,
     }  # fmt: skip
     settings = resolve_settings(project.config.generate, {k: v for k, v in flags.items() if v is not None})
+    _check_variants(variants)
     # Started first: the writer process imports what it needs (~1 s) while this one loads the project,
     # the store and the SDK. The run closes it; so does the `finally` if the run never starts.
     writer = None if dry_run else JournalWriter()
@@ -115,6 +123,10 @@ def generate_command(
                     stats = generation.run(cli.engine, on_progress=progress.update, writer=writer)
             else:
                 stats = generation.run(cli.engine, writer=writer)
+            if variants > 1 and stats.status == "complete":
+                from generator.generation.variants import generate_variants
+
+                stats.notes.append(generate_variants(generation, cli.engine, variants=variants).note(variants))
         except KeyboardInterrupt:
             err_console.print("interrupted: every answer received is stored; run the same command again to resume the run.")
             raise typer.Exit(130) from None
@@ -160,6 +172,13 @@ def resolve_settings(configured: GenerateSection, flags: dict[str, Any]) -> Gene
         where = f"--{field.replace('_', '-')}" if field in flags else f"[generate] {field} in synthgate.toml"
         fix = describe_field(["generate", field]) if field in GenerateSection.model_fields else "see `synthgate generate --help`"
         raise UserError(f"{where}: {error['msg']} (got {error.get('input')!r})", fix=fix) from None
+
+
+def _check_variants(variants: int) -> None:
+    from generator.generation.variants import MAX_VARIANTS
+
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise UserError(f"--variants {variants}: answers per question must be 1-{MAX_VARIANTS}", fix="pass e.g. --variants 3")
 
 
 def _gap_tag(cli: Any, tag: str | None) -> str:

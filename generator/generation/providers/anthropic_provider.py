@@ -34,7 +34,7 @@ class AnthropicProvider:
         }
         if system:
             body["system"] = system
-        if self.use_tool:
+        if self.use_tool and request.schema is not None:
             body["tools"] = [{"name": TOOL_NAME, "description": "Submit the conversations you wrote.", "input_schema": request.schema}]
             body["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
         client = client_for(self.clients, request)

@@ -32,7 +32,7 @@ class ProviderRequest:
     messages: list[dict[str, str]]
     temperature: float
     max_tokens: int
-    schema: dict[str, Any]  # JSON schema of the answer
+    schema: dict[str, Any] | None  # JSON schema of the answer; None: a plain chat answer (generate --variants)
     request_index: int
     lane: int  # which of the run's workers sends it: a worker always uses the same SDK client (see client_for)
     prompt_key: str  # provider-independent identity of the prompt (matches replay recordings)

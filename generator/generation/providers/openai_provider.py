@@ -42,7 +42,7 @@ class OpenAIProvider:
         # OpenAI's own API wants max_completion_tokens (reasoning models reject max_tokens);
         # compatible servers (vLLM, Ollama, llama.cpp) know max_tokens.
         body["max_completion_tokens" if self.base_url is None else "max_tokens"] = request.max_tokens
-        schema_mode = self.mode in ("auto", "json_schema")
+        schema_mode = self.mode in ("auto", "json_schema") and request.schema is not None
         if schema_mode:
             body["response_format"] = {
                 "type": "json_schema",
