@@ -19,6 +19,9 @@ class CandidateLoaded(Message, bubble=False):
     candidate: CandidateView | None
     done: DecisionView | None = None  # the decision or undo just recorded, if any
     note: str | None = None  # what to tell the reviewer, e.g. "skipped #12"
+    # How `done` moved its candidate between statuses, each None when the candidate does not match the
+    # filters; None as a whole when that is not known (the header's counts are then counted afresh).
+    moved: tuple[str | None, str | None] | None = None
 
 
 @dataclass
@@ -34,6 +37,7 @@ class QueueCounted(Message, bubble=False):
 
     counts: dict[str, int] | None  # None: the count failed (retried on the next tick)
     filters: QueueFilter  # what was counted
+    version: int = 0  # the header's QueueProgress.version when the count started
 
 
 @dataclass

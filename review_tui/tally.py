@@ -32,6 +32,17 @@ class SessionTally:
     def accepted(self) -> int:
         return sum(1 for action in self.actions.values() if action in ACCEPTING_ACTIONS)
 
+    @property
+    def rejected(self) -> int:
+        return sum(1 for action in self.actions.values() if action == "reject")
+
+    @property
+    def edited(self) -> int:
+        return sum(1 for action in self.actions.values() if action == "edit")
+
+    def seconds_per_decision(self, now: float) -> float | None:
+        return (now - self.started_at) / self.decided if self.decided else None
+
     def per_minute(self, now: float) -> float | None:
         minutes = (now - self.started_at) / 60
         return self.decided / minutes if self.decided and minutes > 0 else None
@@ -40,20 +51,35 @@ class SessionTally:
         return self.accepted / self.decided if self.decided else None
 
 
+DECIDED_STATUSES = ("accepted", "rejected")
+
+
 @dataclass
 class QueueProgress:
-    """Decided and left for the current filters: counted in the background, then kept up to date locally."""
+    """Decided and left for the current filters: counted in the background, then kept up to date locally.
+
+    A local change moves one candidate between statuses, and only if it matches the filters (an undo
+    can bring back a candidate decided under other filters). `version` counts local changes: a count
+    that was running while one happened may or may not include it, so it is thrown away and redone.
+    """
 
     decided: int | None = None  # None until the first count arrives
     left: int | None = None
+    version: int = 0
 
     def set_counts(self, counts: dict[str, int]) -> None:
-        self.decided = counts["accepted"] + counts["rejected"]
+        self.decided = sum(counts[status] for status in DECIDED_STATUSES)
         self.left = counts["pending"]
 
-    def record(self, decision: DecisionView) -> None:
+    def move(self, before: str | None, after: str | None) -> None:
+        """One candidate went from status `before` to `after` (None: it does not match the filters)."""
+        self.version += 1
         if self.decided is None or self.left is None:
             return
-        step = -1 if decision.action == "undo" else 1
-        self.decided += step
-        self.left -= step
+        self.decided += (after in DECIDED_STATUSES) - (before in DECIDED_STATUSES)
+        self.left += (after == "pending") - (before == "pending")
+
+    def forget(self) -> None:
+        """The numbers are no longer known (e.g. after an undo): show "counting…" until a new count arrives."""
+        self.version += 1
+        self.decided = self.left = None

@@ -148,18 +148,44 @@ def restore_filtered(engine: Engine, *, reason: str) -> int:
             f"unknown filter reason {reason!r}",
             fix=(f"did you mean {close[0]!r}? " if close else "") + "reasons: " + ", ".join(repr(r) for r in FILTER_REASONS),
         )
+    _refuse_structural(reason)
+    return _restore(engine, col(Candidate.filter_reason) == reason)
+
+
+def restore_candidate(engine: Engine, *, candidate_id: int) -> int:
+    """Put one filtered candidate back to pending, flagged `restored` like `restore_filtered` does; return 1, or 0 if it is not filtered.
+
+    The review app's filtered view calls this (a person looked at the candidate and overruled its filter).
+    """
+    with read_session(engine) as session:
+        reason = session.execute(
+            select(col(Candidate.filter_reason)).where(col(Candidate.id) == candidate_id, col(Candidate.status) == "filtered")
+        ).scalar_one_or_none()
+    if reason is None:
+        return 0
+    _refuse_structural(reason)
+    return _restore(engine, col(Candidate.id) == candidate_id)
+
+
+def _refuse_structural(reason: str) -> None:
     if reason == "structural defect":
         raise UserError(
             "candidates with a structural defect cannot be restored: they are not trainable conversations",
             fix="correct the prompt template or model settings and generate again",
         )
+
+
+def _restore(engine: Engine, which: Any) -> int:
+    """Restore the filtered candidates `which` selects, each flagged with the reason it overrules."""
     with write_session(engine) as session:
         rows = session.execute(
-            select(col(Candidate.id), col(Candidate.flags), col(Candidate.filter_match)).where(
-                col(Candidate.status) == "filtered", col(Candidate.filter_reason) == reason
+            select(col(Candidate.id), col(Candidate.flags), col(Candidate.filter_reason), col(Candidate.filter_match)).where(
+                col(Candidate.status) == "filtered", which
             )
         ).all()
-        changes = [{"row_id": row.id, "new_flags": [*row.flags, restored_flag(reason, row.filter_match).model_dump()]} for row in rows]
+        changes = [
+            {"row_id": row.id, "new_flags": [*row.flags, restored_flag(row.filter_reason, row.filter_match).model_dump()]} for row in rows
+        ]
         if changes:
             statement = (
                 update(_TABLE)

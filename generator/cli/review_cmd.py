@@ -36,6 +36,14 @@ def review_command(
         str | None, typer.Option("--run", help="Only review candidates from this generation run (its id, as `synthgate stats` shows).")
     ] = None,
     flagged: Annotated[bool, typer.Option("--flagged", help="Only review candidates the checks flagged for a closer look.")] = False,
+    filtered: Annotated[
+        bool,
+        typer.Option(
+            "--filtered",
+            help="Browse the candidates the machine checks filtered, read-only, with the reason for each; "
+            "R restores one to the queue (recorded like `synthgate check --restore`). No decisions are made there.",
+        ),
+    ] = False,
     adjudicate: Annotated[
         bool,
         typer.Option(
@@ -50,6 +58,7 @@ def review_command(
     Only what a named reviewer accepts here can ever be exported. Each decision is saved before the
     next candidate appears. Several reviewers can work on one store at once: each candidate is
     leased to one of them while it is on their screen. Keys can be remapped in \\[review] keys.
+    Without --tag, --run or --flagged, the filters you last used on this store come back.
     """
     from generator.store.db import read_session
     from generator.store.models import Run
@@ -63,6 +72,8 @@ def review_command(
         reviewer, configured=config.reviewer, project_root=project.root
     )
     check_tags([tag] if tag is not None else None)
+    if tag is not None:
+        _check_tag_in_queue(cli.engine, tag)
     if run is not None:
         with read_session(cli.engine) as session:
             if session.get(Run, run) is None:
@@ -79,20 +90,58 @@ def review_command(
 
     prepare_team_review(engine, config=config, adjudicate=adjudicate)
     # Textual is imported here, never at module level: the rest of the CLI works without it.
+    from review_tui import filter_memory
     from review_tui.app import make_review_app
 
+    filters = QueueFilter(tag=tag, run_id=run, flagged_only=flagged)
+    store = filter_memory.store_key(engine)
+    if filters == QueueFilter() and not adjudicate:
+        filters = filter_memory.recall(store=store, reviewer=name) or filters
+    elif not adjudicate:
+        filter_memory.remember(store=store, reviewer=name, filters=filters)
     review_app = make_review_app(
         engine=engine,
         reviewer=name,
         config=config,
-        filters=QueueFilter(tag=tag, run_id=run, flagged_only=flagged),
+        filters=filters,
         client_kind="browser" if served else "terminal",
         adjudicate=adjudicate,
+        browse_filtered=filtered,
+        length_factor=project.config.checks.length_factor,
+        remember_filters=lambda chosen: filter_memory.remember(store=store, reviewer=name, filters=chosen),
     )
     review_app.run()
     # The app may end without its quit key: a browser tab closed under synthgate serve, SIGTERM.
     # Whatever it still holds (the shown candidate, one an undo reserved) goes back to the queue now.
     review_app.client.release()
+    summary = review_app.summary(command=_command_prefix(cli.db_url))
+    if summary and not served:
+        print(summary)
+
+
+def _command_prefix(db_url: str | None) -> str:
+    """How to run synthgate on this store again: with --db when one was given (its password hidden)."""
+    if not db_url:
+        return "synthgate"
+    from sqlalchemy.engine import make_url
+
+    return f"synthgate --db {make_url(db_url).render_as_string(hide_password=True)}"
+
+
+def _check_tag_in_queue(engine: Engine, tag: str) -> None:
+    """A tag no candidate carries is a typo, not an empty queue: exit 2 naming the tags there are."""
+    from generator.store.browse import pending_tags, tag_in_store
+    from generator.store.db import read_session
+
+    with read_session(engine) as session:
+        if tag_in_store(session, tag):
+            return
+        tags = pending_tags(session)
+    listed = ", ".join(f"{known} ({count})" for known, count in sorted(tags.items(), key=lambda item: (-item[1], item[0]))[:30])
+    raise UserError(
+        f"--tag {tag!r}: no candidate in the store has this tag",
+        fix=f"use one of the pending candidates' tags: {listed}" if tags else "no pending candidate has any tag: leave --tag out",
+    )
 
 
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a right the role lacks

@@ -16,6 +16,7 @@ GATE = (
     "loses nothing. Undo takes back your latest decision, as many times as you like."
 )
 DIALOG_KEYS = [
+    ("/", "search the queue's text (user and assistant turns); an empty search ends it"),
     ("1-9", "after r: reject with that reason at once"),
     ("n", "after r: write a note first (enter, then the reason's digit)"),
     ("ctrl+s", "in the editor: check and save the corrected conversation"),

@@ -24,13 +24,14 @@ from review_tui.safe_text import visible
 from review_tui.screens.edit import EditResult, EditScreen
 from review_tui.screens.filters import FilterScreen
 from review_tui.screens.help import HelpScreen
+from review_tui.screens.search import SearchScreen
 from review_tui.tally import QueueProgress, SessionTally
 from review_tui.widgets.empty_queue import EmptyQueuePanel
 from review_tui.widgets.flags import FlagsView
 from review_tui.widgets.key_footer import KeyFooter
 from review_tui.widgets.nearest_seed import NearestSeedView
 from review_tui.widgets.progress import ProgressHeader, describe_filters
-from review_tui.widgets.provenance import ProvenanceView
+from review_tui.widgets.provenance import ProvenanceView, candidate_title
 from review_tui.widgets.reject_panel import RejectPanel
 from review_tui.widgets.reviews import ReviewsView
 from review_tui.widgets.transcript import TranscriptView
@@ -53,6 +54,7 @@ class ReviewScreen(Screen[None]):
         _binding("skip", "Skip", "Decide later: it goes to the back of the queue"),
         _binding("undo", "Undo", "Take back your latest decision"),
         _binding("filter", "Filter", "Choose which candidates come up (tag, run, flagged)"),
+        Binding("slash", "search", "Search", id="search", tooltip="Review only candidates whose text holds a word or phrase"),
         _binding("help", "Help", "All keys, and what the gate guarantees"),
         _binding("quit", "Quit", "Give the candidate back and leave; every decision is already saved"),
         # The reject panel's keys (it lists them itself): a digit decides, n writes a note first.
@@ -70,8 +72,10 @@ class ReviewScreen(Screen[None]):
         keys: dict[str, str],
         clock: Callable[[], float],
         blink: bool = True,
+        remember_filters: Callable[[QueueFilter], None] | None = None,
     ) -> None:
         super().__init__()
+        self.remember_filters = remember_filters  # keeps the reviewer's last filters for their next session
         self.client = client
         self.reasons = reasons
         self.keys = {**REVIEW_KEY_DEFAULTS, **keys}  # as remapped in [review] keys (applied by the app's keymap)
@@ -82,6 +86,7 @@ class ReviewScreen(Screen[None]):
         self.candidate: CandidateView | None = None
         self.shown_at = 0.0
         self.busy = True  # until the first candidate arrives
+        self.busy_with = "loading the queue"  # what keys are waiting for, shown when one is pressed meanwhile
         self.rejecting = False  # the reject panel is open
         self.counting = False  # a count for the header is under way
         self.quit_requested = False
@@ -116,6 +121,15 @@ class ReviewScreen(Screen[None]):
         self.set_interval(RECOUNT_SECONDS, self.count_queue)
         self.set_interval(POLL_SECONDS, self.poll_empty_queue)
         self.set_interval(5, self._refresh_header)  # the pace changes as time passes
+        self._prepare_flag_rules()
+
+    @work(thread=True, group="flags")
+    def _prepare_flag_rules(self) -> None:
+        """Build the checks' flag rules (they read every seed) before the editor first needs them."""
+        try:
+            self.client.flag_rules()
+        except Exception:  # noqa: BLE001 (the editor builds them again when it saves, and reports a failure then)
+            return
 
     # --- workers: the only code that touches the database -------------------------------------
 
@@ -134,19 +148,20 @@ class ReviewScreen(Screen[None]):
     def _claim_next(self) -> None:
         """Show the next candidate for the current filters (decision keys wait until it is shown)."""
         self.busy = True
+        self.busy_with = "loading the next candidate"
         self.run_queue_call(lambda: CandidateLoaded(self.client.claim()))
 
     def count_queue(self) -> None:
         self.counting = True
-        self._count(self.client.filters)
+        self._count(self.client.filters, self.progress.version)
 
     @work(thread=True, group="counts")
-    def _count(self, filters: QueueFilter) -> None:
+    def _count(self, filters: QueueFilter, version: int) -> None:
         try:
             counts = self.client.counts(filters)
         except Exception:  # noqa: BLE001 (progress is informational; the next count retries)
             counts = None
-        self.post_message(QueueCounted(counts, filters))
+        self.post_message(QueueCounted(counts, filters, version))
 
     @work(thread=True, group="lease")
     def _renew(self, candidate_id: int) -> None:
@@ -183,16 +198,31 @@ class ReviewScreen(Screen[None]):
     def _ready(self) -> CandidateView | None:
         """The candidate a decision key applies to; None (the key is ignored) while the queue is busy
         or the reject panel waits for a reason."""
-        return None if self.busy or self.rejecting else self.candidate
+        if self.busy:
+            self._key_ignored()
+            return None
+        return None if self.rejecting else self.candidate
+
+    def _start_busy(self, doing: str) -> None:
+        """Keys wait from now until the call's result is shown; the status line says so while they do."""
+        self.busy = True
+        self.busy_with = doing
+        self._set_status(f"⧗ {doing}…")
+
+    def _key_ignored(self) -> None:
+        # Ignoring a key is the safe choice (it could apply to a candidate not yet shown); saying so
+        # keeps the reviewer from thinking the keypress was taken.
+        if self.busy_with:
+            self._set_status(f"⧗ {self.busy_with}… keys wait until it is done (that key was not used)")
 
     def _record(self, candidate: CandidateView, *, action: str, after_screen: bool = False, **details) -> None:  # type: ignore[no-untyped-def]
         seconds = self.clock() - self.shown_at  # the decision is made now; saving it is our time, not theirs
         client = self.client
-        self.busy = True
+        self._start_busy(f"saving: {_ACTION_WORDS[action]} #{candidate.id}")
 
         def call() -> CandidateLoaded:
-            done = client.decide(candidate_id=candidate.id, action=action, seconds=seconds, **details)
-            return CandidateLoaded(client.claim(), done=done)
+            done, moved = client.decide_and_place(candidate_id=candidate.id, action=action, seconds=seconds, **details)
+            return CandidateLoaded(client.claim(), done=done, moved=moved)
 
         if after_screen:
             # Let this screen repaint after the editor closes first: run side by side, the repaint
@@ -213,7 +243,10 @@ class ReviewScreen(Screen[None]):
 
     def action_reject_with(self, index: int) -> None:
         panel = self.query_one(RejectPanel)
-        if not self.rejecting or self.busy or self.candidate is None:
+        if self.busy:
+            self._key_ignored()
+            return
+        if not self.rejecting or self.candidate is None:
             return
         choice = panel.choice(index)
         if choice is None:
@@ -254,13 +287,13 @@ class ReviewScreen(Screen[None]):
             else:
                 self._record(candidate, action="edit", edited=result.edited, after_screen=True)
 
-        self.app.push_screen(EditScreen(candidate, blink=self.blink), edited)
+        self.app.push_screen(EditScreen(candidate, blink=self.blink, check_flags=self.client.flags_for), edited)
 
     def action_skip(self) -> None:
         candidate = self._ready()
         if candidate is None:
             return
-        self.busy = True
+        self._start_busy(f"skipping #{candidate.id}")
         client = self.client
 
         def call() -> CandidateLoaded:
@@ -270,9 +303,12 @@ class ReviewScreen(Screen[None]):
         self.run_queue_call(call)
 
     def action_undo(self) -> None:
-        if self.busy or self.rejecting:
+        if self.busy:
+            self._key_ignored()
             return
-        self.busy = True
+        if self.rejecting:
+            return
+        self._start_busy("undoing your latest decision")
         client = self.client
 
         def call() -> CandidateLoaded | NothingToUndo:
@@ -280,7 +316,8 @@ class ReviewScreen(Screen[None]):
             if undone is None:
                 return NothingToUndo()
             undo, candidate = undone
-            return CandidateLoaded(candidate, done=undo)
+            # Whose status the undo restored is not known here (it may predate these filters): counted afresh.
+            return CandidateLoaded(candidate, done=undo, moved=None)
 
         self.run_queue_call(call)
 
@@ -291,18 +328,51 @@ class ReviewScreen(Screen[None]):
         def chosen(filters: QueueFilter | None) -> None:
             if filters is None or filters == self.client.filters or self.busy:
                 return
-            self.busy = True
+            self._start_busy("applying the filters")
             self.client.filters = filters
-            self.progress = QueueProgress()
+            self.progress = QueueProgress(version=self.progress.version + 1)
+            self.filters_changed(filters)
             client = self.client
 
             def call() -> CandidateLoaded:
                 client.release()  # what this reviewer holds may not match the new filters
+                if client.search is not None:
+                    client.start_search(client.search)  # the search now looks within the new filters
                 return CandidateLoaded(client.claim(), note=f"filters: {describe_filters(filters) or 'none (every candidate)'}")
 
             self.run_queue_call(call)  # the count for the new filters starts once its first candidate shows
 
         self.app.push_screen(FilterScreen(self.client.filters, blink=self.blink), chosen)
+
+    def action_search(self) -> None:
+        if self.busy:
+            self._key_ignored()
+            return
+        if self.rejecting:
+            return
+
+        def chosen(text: str | None) -> None:
+            if text is None or self.busy:
+                return
+            query = text or None
+            self._start_busy(f"searching for {query!r}" if query else "ending the search")
+            client = self.client
+
+            def call() -> CandidateLoaded:
+                found = client.start_search(query)
+                if query is None:
+                    note = "search ended: the whole queue again"
+                else:
+                    note = f"search {query!r}: {found} pending candidate(s) match; / then enter on an empty box ends the search"
+                return CandidateLoaded(client.claim(), note=note)
+
+            self.run_queue_call(call)
+
+        self.app.push_screen(SearchScreen(self.client.search, blink=self.blink), chosen)
+
+    def filters_changed(self, filters: QueueFilter) -> None:
+        if self.remember_filters is not None:
+            self.remember_filters(filters)
 
     def action_help(self) -> None:
         tooltips = {binding.id: binding.tooltip for binding in self.BINDINGS if isinstance(binding, Binding)}
@@ -313,6 +383,7 @@ class ReviewScreen(Screen[None]):
         """Give the shown candidate back to the pool and leave (after any decision in flight is saved)."""
         if self.busy:
             self.quit_requested = True
+            self._set_status(f"⧗ {self.busy_with}… then quitting")
             return
         self.busy = True
         self._release_and_exit()
@@ -323,7 +394,10 @@ class ReviewScreen(Screen[None]):
     def _candidate_loaded(self, message: CandidateLoaded) -> None:
         if message.done is not None:
             self.tally.record(message.done)
-            self.progress.record(message.done)
+            if message.moved is None:
+                self.progress.forget()
+            else:
+                self.progress.move(*message.moved)
             self._set_status(_describe(message.done))
         elif message.note:
             self._set_status(message.note)
@@ -338,6 +412,7 @@ class ReviewScreen(Screen[None]):
     @on(QueueFailed)
     def _queue_failed(self, message: QueueFailed) -> None:
         self.notify(message.error, title="Not saved", severity="error", markup=False)
+        self._set_status(f"not saved: {message.error}")
         if self.candidate is not None and message.candidate_id == self.candidate.id:
             # The candidate on screen is gone (someone else decided it, or the lease ran out).
             self._claim_next()
@@ -356,8 +431,8 @@ class ReviewScreen(Screen[None]):
     @on(QueueCounted)
     def _queue_counted(self, message: QueueCounted) -> None:
         self.counting = False
-        if message.filters != self.client.filters:
-            self.count_queue()  # counted for filters since changed
+        if message.filters != self.client.filters or message.version != self.progress.version:
+            self.count_queue()  # counted for filters since changed, or while a decision changed the numbers
         elif message.counts is not None:
             self.progress.set_counts(message.counts)
             self._refresh_header()
@@ -374,11 +449,13 @@ class ReviewScreen(Screen[None]):
         switcher = self.query_one("#body", ContentSwitcher)
         if candidate is None:
             keys = {action: self._key_for(action) for action in REVIEW_KEY_DEFAULTS}
-            self.query_one(EmptyQueuePanel).show(filters=self.client.filters, keys=keys, poll_seconds=POLL_SECONDS)
+            self.query_one(EmptyQueuePanel).show(
+                filters=self.client.filters, keys=keys, poll_seconds=POLL_SECONDS, search=self.client.search
+            )
             switcher.current = "empty"
         else:
             transcript = self.query_one(TranscriptView)
-            transcript.border_title = f"Candidate #{candidate.id}"
+            transcript.border_title = candidate_title(candidate)
             transcript.show(candidate.messages)
             self.query_one(NearestSeedView).show(candidate)
             self.query_one(FlagsView).show(candidate.flags)
@@ -392,6 +469,7 @@ class ReviewScreen(Screen[None]):
             self.refresh_bindings()  # the decision keys appear or disappear
         self._refresh_header()
         self.busy = False
+        self.busy_with = ""
         self.shown_at = self.clock()
         self._after_call()
         # "Shown" means rendered: keys pressed from now on apply to what the reviewer sees.
@@ -406,7 +484,12 @@ class ReviewScreen(Screen[None]):
 
     def _refresh_header(self) -> None:
         self.query_one(ProgressHeader).show(
-            reviewer=self.client.reviewer, filters=self.client.filters, progress=self.progress, tally=self.tally, now=self.clock()
+            reviewer=self.client.reviewer,
+            filters=self.client.filters,
+            progress=self.progress,
+            tally=self.tally,
+            now=self.clock(),
+            search=self.client.search,
         )
 
     def _set_status(self, text: str) -> None:
@@ -416,6 +499,9 @@ class ReviewScreen(Screen[None]):
         """How the key for `action` is shown (the first, if several are bound), e.g. "?" or "^s"."""
         first = self.keys[action].split(",")[0].strip()
         return self.app.get_key_display(Binding(first, action))
+
+
+_ACTION_WORDS = {"accept": "accept", "reject": "reject", "edit": "corrected accept"}
 
 
 def _describe(decision: DecisionView) -> str:

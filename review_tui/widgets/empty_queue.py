@@ -10,8 +10,12 @@ from review_tui.safe_text import visible
 from review_tui.widgets.progress import describe_filters
 
 
-def empty_queue_text(*, filters: QueueFilter, keys: dict[str, str], poll_seconds: int) -> Text:
+def empty_queue_text(*, filters: QueueFilter, keys: dict[str, str], poll_seconds: int, search: str | None = None) -> Text:
     text = Text("Nothing left to review.\n\n", style="bold")
+    if search is not None:
+        text.append("No pending candidate left holds the search text ")
+        text.append_text(visible(repr(search), style="yellow"))
+        text.append(". Press / then enter on an empty box to review the whole queue again.\n\n")
     described = describe_filters(filters)
     if described:
         text.append("No pending candidate matches the filters (")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -24,27 +26,69 @@ def describe_filters(filters: QueueFilter) -> str:
     return ", ".join(parts)
 
 
-def progress_text(*, reviewer: str, filters: QueueFilter, progress: QueueProgress, tally: SessionTally, now: float) -> Text:
-    text = Text.assemble(("synthgate review", "bold"), "  ", visible(reviewer, style="bold cyan"), SEPARATOR)
+def progress_text(
+    *,
+    reviewer: str,
+    filters: QueueFilter,
+    progress: QueueProgress,
+    tally: SessionTally,
+    now: float,
+    search: str | None = None,
+    width: int | None = None,
+) -> Text:
+    """The header; within `width` cells it drops words, never the counts (a narrow terminal, e.g. 80x24)."""
+    full = _header(reviewer=reviewer, filters=filters, progress=progress, tally=tally, now=now, search=search, compact=False)
+    if width is None or full.cell_len <= width:
+        return full
+    return _header(reviewer=reviewer, filters=filters, progress=progress, tally=tally, now=now, search=search, compact=True)
+
+
+def _header(
+    *, reviewer: str, filters: QueueFilter, progress: QueueProgress, tally: SessionTally, now: float, search: str | None, compact: bool
+) -> Text:
+    separator = (" │ ", "dim") if compact else SEPARATOR
+    text = Text() if compact else Text.assemble(("synthgate review", "bold"), "  ")
+    text.append_text(visible(reviewer, style="bold cyan"))
+    text.append(*separator)
     if progress.decided is None or progress.left is None:
         text.append("counting…", style="dim")
     else:
         text.append(f"{progress.decided:,} decided · {progress.left:,} left")
-    text.append(*SEPARATOR)
+    text.append(*separator)
     pace = tally.per_minute(now)
     rate = tally.acceptance_rate()
-    text.append(f"session {tally.decided} · ")
+    text.append(f"{'you' if compact else 'session'} {tally.decided} · ")
     text.append(f"{pace:.1f}/min" if pace is not None else "–/min")
     text.append(" · ")
-    text.append(f"{rate:.0%} accepted" if rate is not None else "–% accepted")
+    text.append(f"{rate:.0%}" if rate is not None else "–%")
+    if not compact:
+        text.append(" accepted")
     described = describe_filters(filters)
     if described:
-        text.append(*SEPARATOR)
-        text.append("filter: ", style="dim")
+        text.append(*separator)
+        if not compact:
+            text.append("filter: ", style="dim")
         text.append_text(visible(described, style="yellow"))
+    if search is not None:
+        text.append(*separator)
+        text.append("search ", style="dim")
+        text.append_text(visible(repr(search), style="yellow"))
     return text
 
 
 class ProgressHeader(Static):
-    def show(self, **state) -> None:  # type: ignore[no-untyped-def]
-        self.update(progress_text(**state))
+    _state: dict[str, Any] | None = None
+
+    def show(self, **state: Any) -> None:
+        self._state = state
+        self._render_state()
+
+    def on_resize(self) -> None:
+        self._render_state()
+
+    def _render_state(self) -> None:
+        if self._state is None:
+            return
+        # Before the first layout the widget has no size yet: the screen's width, less the padding.
+        width = (self.size.width or self.app.size.width - 2) or None
+        self.update(progress_text(**self._state, width=width))

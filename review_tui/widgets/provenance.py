@@ -9,6 +9,14 @@ from generator.store.queue import CandidateView
 from review_tui.safe_text import visible
 
 
+def candidate_title(candidate: CandidateView) -> str:
+    """The candidate pane's title: its id, and its place among the answers to one question (generate --variants)."""
+    title = f"Candidate #{candidate.id}"
+    if candidate.variant_position is not None and candidate.variant_size:
+        title += f" · {candidate.variant_position}/{candidate.variant_size} of a group"
+    return title
+
+
 def provenance_text(candidate: CandidateView) -> Text:
     template = candidate.template or "?"
     if candidate.template_hash:
