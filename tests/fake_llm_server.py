@@ -186,8 +186,9 @@ CHAT_OPENINGS = ("Sure. ", "Happy to help! ", "Good question. ", "Thanks for ask
 def chat_answer(messages: list[dict[str, Any]], *, sample: int) -> str:
     """A support answer to the conversation's last user turn: the fact it asks about, opened differently per sample."""
     question = _text_of(messages[-1].get("content")) if messages else ""
-    fact = next((f for f in FACTS if any(q in question for q in f.questions)), None)
-    answer = fact.answer if fact else "Could you tell me a little more about what you are trying to do in Ledgerly?"
+    answers = [f.answer for f in FACTS if any(q in question for q in f.questions)]
+    answers += [a for q, a in zip(FOLLOW_UPS, FOLLOW_UP_ANSWERS, strict=True) if q in question]
+    answer = answers[0] if answers else "Could you tell me a little more about what you are trying to do in Ledgerly?"
     return CHAT_OPENINGS[sample % len(CHAT_OPENINGS)] + answer
 
 

@@ -19,7 +19,7 @@ from generator.examples import canonical_hash
 from generator.export.card import CARD_NAME, is_synthgate_card, render_card
 from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import write_manifest
-from generator.export.render import Part, PartJob, SkipLog, render_seeds, spooled_content_hashes
+from generator.export.render import Part, PartJob, SkipLog, render_seeds, render_variant_pairs, spooled_content_hashes
 from generator.export.selection import PROOFS_UNCHECKED, proof_check
 from generator.export.targets import ExportTargets, OutputGuard
 from generator.export.workers import ChainHead, begin_snapshot, render_all_candidates
@@ -99,6 +99,8 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         parts = [render_seeds(session, job)] if options.include_seeds else []
         seed_hashes = frozenset(e for p in parts for e in spooled_content_hashes(p))
         parts += render_all_candidates(session, replace(job, seed_hashes=seed_hashes), head=head, workers=workers)
+        if fmt.needs_original:  # pair formats: also every accepted/rejected pair within a variant group
+            parts.append(render_variant_pairs(session, replace(job, name="pairs")))
         skipped = SkipLog()
         for part in parts:
             skipped.merge(part.skipped)
@@ -115,6 +117,8 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         }
         if fmt.labelled:
             counts["rejected"] = kinds["rejected"]  # the negatives a human's rejection made
+        if fmt.needs_original:
+            counts["pairs"] = kinds["pair"]  # lines from variant groups (the others are corrections: "edited")
         report = _write_files(
             session, options, project, fmt, parts, guard=guard, targets=targets, counts=counts, skipped=skipped, head=head
         )

@@ -191,7 +191,7 @@ def _alpaca_problems(record: Any) -> list[str]:
 
 def _dpo_render(final: Messages, original: Messages | None) -> dict[str, Any]:
     if original is None or _plain(original) == _plain(final):
-        raise Unrepresentable("accepted as written (a preference pair needs a reviewer's correction)")
+        raise Unrepresentable("accepted as written (a preference pair needs a reviewer's correction, or a rejected variant)")
     prompt = _plain(final[:-1])
     if prompt != _plain(original[:-1]):
         raise Unrepresentable("the correction changed the prompt, not only the final answer (no shared input to prefer on)")
@@ -234,9 +234,9 @@ def _dpo_read_back(record: Any) -> tuple[Messages, Messages | None]:
 # --- trl-dpo: TRL's conversational preference format ------------------------------------------------
 #
 # TRL's DPOTrainer reads {"prompt": [messages up to the last user turn], "chosen": [assistant message],
-# "rejected": [assistant message]}. Pairs come from a human decision over two answers to one prompt:
-# today a reviewer's correction over the model's original; a group of variants answering the same
-# prompt would add every accepted/rejected combination through the same record.
+# "rejected": [assistant message]}. Pairs come from human decisions over two answers to one prompt:
+# a reviewer's correction over the model's original, and, within a group of variants answering the
+# same prompt (generate --variants), every accepted answer over every rejected one, through the same record.
 
 
 def preference_pair(prompt: Messages, chosen: Messages, rejected: Messages) -> dict[str, Any]:
@@ -318,7 +318,7 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat("trl", 'TRL conversational: {"messages": [...]}', _openai_render, _trl_problems, _messages_read_back),
         ExportFormat(
             "openai-dpo",
-            "OpenAI preference pairs: the reviewer's correction preferred over the model's original (edited examples only)",
+            "OpenAI preference pairs: a reviewer's correction over the model's original, and accepted over rejected variants",
             _dpo_render,
             _dpo_problems,
             _dpo_read_back,
@@ -326,7 +326,7 @@ FORMATS: dict[str, ExportFormat] = {
         ),
         ExportFormat(
             "trl-dpo",
-            'TRL preference pairs, conversational: {"prompt", "chosen", "rejected"} (edited examples only)',
+            'TRL preference pairs, conversational: {"prompt", "chosen", "rejected"} (corrections, and accepted over rejected variants)',
             _trl_dpo_render,
             _trl_dpo_problems,
             _trl_dpo_read_back,

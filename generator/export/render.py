@@ -28,6 +28,7 @@ from generator.export.selection import (
     Refusal,
     count_accepted_statuses,
     iter_accepted,
+    iter_variant_pairs,
 )
 from generator.export.writer import PartSpool, split_rank
 from generator.store.models import SeedRecord
@@ -196,6 +197,42 @@ def render_candidates(session: Session, job: PartJob) -> Part:
     forged = count_accepted_statuses(session, id_range=job.id_range) - tally.backed_statuses
     if forged:
         part.skipped.counts[FORGED] += forged
+    return part
+
+
+def render_variant_pairs(session: Session, job: PartJob) -> Part:
+    """Preference formats: a pair line for every accepted and rejected answer of one variant group (generate --variants).
+
+    Rendered in the export's own snapshot after the candidate parts (a group's members span any id
+    range a worker renders). The line is the format's pair of (chosen, rejected): the same rules as a
+    correction over the original, so both must answer the same prompt. Its manifest entry ties it to
+    both decisions: the accepting one as for any line, the rejecting one under `rejected`.
+    """
+    part = Part(PartSpool(job.spool_folder, job.name))
+    renderer = _Renderer(job, part)
+    with part.spool:
+        for pair in iter_variant_pairs(session, tags=job.tags, on_refusal=part.skipped.refused):
+            chosen, rejected = pair.chosen, pair.rejected
+            for item in (chosen, rejected):
+                if item.run_id:
+                    part.run_ids.add(item.run_id)
+                if item.template_hash:
+                    part.template_hashes.add(item.template_hash)
+            loser = _candidate_entry(rejected)
+            entry = {
+                **_candidate_entry(chosen),
+                "kind": "pair",
+                "variant_group": chosen.variant_group,
+                "rejected": {k: v for k, v in loser.items() if k != "kind"},
+            }
+            renderer.emit(
+                ident=f"pair:{chosen.candidate_id}:{rejected.candidate_id}",
+                kind="pair",
+                final=chosen.messages,
+                original=rejected.messages,
+                tags=chosen.tags,
+                entry=entry,
+            )
     return part
 
 

@@ -49,6 +49,7 @@ class AcceptedCandidate:
     decided_at: datetime
     decision_hash: str
     reasons: list[str]  # the reviewer's reason tags (what a reject says is wrong)
+    variant_group: str | None = None  # generate --variants: the answers to one question share it
 
     @property
     def edited(self) -> bool:
@@ -118,7 +119,7 @@ def _json_text(column: Any, name: str) -> Any:
     return cast(column, Text).label(name)
 
 
-_CANDIDATE_COLUMNS = 5  # the candidate's columns come first in _decided_rows, then the decision's
+_CANDIDATE_COLUMNS = 6  # the candidate's columns come first in _decided_rows, then the decision's
 # A human's "not like this": exported only as a negative, by formats that carry labels (trl-kto).
 REJECTING_ACTIONS: tuple[str, ...] = ("reject",)
 
@@ -134,6 +135,7 @@ def _decided_rows(actions: tuple[str, ...]) -> Select[Any]:
             _candidate.c.run_id,
             _candidate.c.template_hash,
             _candidate.c.status,
+            _candidate.c.variant_group,
             *plain,
             _json_text(_decision.c.reasons, "reasons"),
             _json_text(_decision.c.edited_messages, "edited_messages"),
@@ -172,17 +174,23 @@ def hashed_fields(row: Any) -> dict[str, Any]:
 
 
 def gate_problem(
-    fields: dict[str, Any], *, stored_hash: str, final_messages: list[dict[str, Any]], actions: tuple[str, ...] = ACCEPTING_ACTIONS
+    fields: dict[str, Any],
+    *,
+    stored_hash: str,
+    final_messages: list[dict[str, Any]],
+    actions: tuple[str, ...] = ACCEPTING_ACTIONS,
+    hash_proven: bool = False,
 ) -> str | None:
     """Why this decision cannot let `final_messages` through (None: it can). Reasons name no ids, so they group.
 
     `actions`: what the decision must be; REJECTING_ACTIONS only where a format holds a human's "not like this" as a negative.
+    `hash_proven`: the caller recomputed this very row's hash already (verify's chain walk, same snapshot).
     """
     if fields["action"] not in actions:
         return f"the latest decision is '{fields['action']}', not an acceptance"
     if not (fields["reviewer"] or "").strip():
         return "the decision names no reviewer"
-    if decision_hash(**fields) != stored_hash:
+    if not hash_proven and decision_hash(**fields) != stored_hash:
         return "the decision was altered after it was made (its hash does not recompute)"
     if messages_hash(final_messages) != fields["content_hash"]:
         return "the content differs from what the decision accepted"
@@ -198,6 +206,7 @@ def iter_accepted(
     tally: GateTally | None = None,
     proofs: ProofCheck | None = None,
     actions: tuple[str, ...] = ACCEPTING_ACTIONS,
+    grouped_only: bool = False,
 ) -> Iterator[AcceptedCandidate]:
     """Every candidate that passes the gate, in candidate id order, streamed in batches.
 
@@ -208,7 +217,8 @@ def iter_accepted(
     With `tags`, only candidates carrying at least one of them; with `id_range` (first, last),
     only those ids. Candidates whose decisions accept them but fail a gate check are passed to
     `on_refusal` and never yielded. `tally` counts what else the gate saw. `proofs`: how to check
-    decision proofs (default: with the key proof_check finds on this machine).
+    decision proofs (default: with the key proof_check finds on this machine). `grouped_only`: only
+    candidates of a variant group (generate --variants).
     """
     wanted = set(tags)
     if proofs is None:
@@ -219,10 +229,12 @@ def iter_accepted(
     expected_status = "accepted" if actions == ACCEPTING_ACTIONS else "rejected"
     if id_range is not None:
         statement = statement.where(_candidate.c.id.between(*id_range))
+    if grouped_only:
+        statement = statement.where(_candidate.c.variant_group.is_not(None))
     result = session.connection().execution_options(yield_per=STREAM_BATCH).execute(statement)
     names = tuple(result.keys())[_CANDIDATE_COLUMNS:]
     # Plain tuples unpacked by position: attribute access on a million rows costs seconds.
-    for candidate_json, tags_json, run_id, template_hash, status, *decision_values in result:
+    for candidate_json, tags_json, run_id, template_hash, status, variant_group, *decision_values in result:
         if tally is not None and status == "accepted" and actions == ACCEPTING_ACTIONS:
             tally.backed_statuses += 1
         fields = dict(zip(names, decision_values, strict=True))
@@ -263,7 +275,44 @@ def iter_accepted(
             decided_at=fields["created_at"],
             decision_hash=stored_hash,
             reasons=fields["reasons"] or [],
+            variant_group=variant_group,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class VariantPair:
+    """Two answers to one question that humans told apart: `chosen` accepted, `rejected` rejected, each by its own live decision."""
+
+    chosen: AcceptedCandidate
+    rejected: AcceptedCandidate
+
+
+def iter_variant_pairs(
+    session: Session,
+    *,
+    tags: Iterable[str] = (),
+    on_refusal: Callable[[Refusal], None] | None = None,
+    proofs: ProofCheck | None = None,
+) -> Iterator[VariantPair]:
+    """Every (accepted, rejected) combination within each variant group, both sides through the gate, by group then ids.
+
+    A pair needs an accepting human decision for `chosen` AND a rejecting one for `rejected`: each
+    side is streamed by iter_accepted under every gate check. Rejections the gate refuses go to
+    `on_refusal` (an accepted side's refusal is reported where it is rendered on its own).
+    Memory: the decided members of grouped candidates, held until every group is complete.
+    """
+    proofs = proofs if proofs is not None else proof_check(session)
+    groups: dict[str, tuple[list[AcceptedCandidate], list[AcceptedCandidate]]] = {}
+    for item in iter_accepted(session, tags=tags, proofs=proofs, grouped_only=True):
+        groups.setdefault(item.variant_group or "", ([], []))[0].append(item)
+    for item in iter_accepted(session, tags=tags, on_refusal=on_refusal, proofs=proofs, actions=REJECTING_ACTIONS, grouped_only=True):
+        if item.variant_group in groups:
+            groups[item.variant_group][1].append(item)
+    for group in sorted(groups):
+        accepted, rejected = groups[group]
+        for chosen in accepted:
+            for loser in rejected:
+                yield VariantPair(chosen, loser)
 
 
 def count_accepted_statuses(session: Session, *, id_range: tuple[int, int] | None = None) -> int:

@@ -71,6 +71,9 @@ class CandidateView(BaseModel):
     seed_ids: list[str]
     content_hash: str
     created_at: datetime
+    # generate --variants: this answer's place in its group (1-based) and the group's size; None outside a group.
+    variant_position: int | None = None
+    variant_size: int | None = None
 
 
 class DecisionView(BaseModel):
@@ -453,6 +456,9 @@ def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
         raise QueueError(f"no candidate {candidate_id}")
     seed = session.get(SeedRecord, row.nearest_seed_id) if row.nearest_seed_id else None
     run = session.get(Run, row.run_id) if row.run_id else None
+    group_size = (
+        session.exec(select(func.count()).where(col(Candidate.variant_group) == row.variant_group)).one() if row.variant_group else None
+    )
     return CandidateView(
         id=row.id,
         messages=[Message(**m) for m in row.messages],
@@ -474,6 +480,8 @@ def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
         seed_ids=row.seed_ids,
         content_hash=row.content_hash,
         created_at=row.created_at,
+        variant_position=None if row.variant_index is None else row.variant_index + 1,
+        variant_size=group_size,
     )
 
 

@@ -1,0 +1,218 @@
+"""`generate --variants K`: groups of answers to one question, generated against the loopback fake, reviewed in the app, exported as pairs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from generator.cli import main
+from generator.store.db import open_store, read_session
+from generator.store.models import Candidate, LLMCall
+from review_tui.app import ReviewApp
+from tests.fake_llm_server import FakeLLMServer
+from tests.review_snapshot_app import make_fixture_app, review_screen, screen_text, settle
+from tests.test_decision_forgery import database_of, write_unsigned_decision
+from tests.test_export import decide, entries, export, lines, undo
+from tests.test_verify import problems, verify
+
+pytestmark = pytest.mark.both_stores  # generation, review and export run on SQLite and on PostgreSQL
+
+SIZE = (140, 40)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def generate(
+    project_dir: Path, store_url: str, fake: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str]]:
+    """`synthgate --db URL generate --base-url FAKE ARGS` in-process; returns (exit code, stdout + stderr)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-variants")
+
+    def run(*args: str) -> tuple[int, str]:
+        argv = ["synthgate", "--project", str(project_dir), "--db", store_url, "generate", "--base-url", fake.openai_base_url]
+        monkeypatch.setattr(sys, "argv", [*argv, "--concurrency", "4", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    return run
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Engine]:
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
+
+
+def groups_of(engine: Engine) -> dict[str, list[Candidate]]:
+    """Every variant group, its members in queue order."""
+    with read_session(engine) as session:
+        rows = session.exec(select(Candidate).order_by(col(Candidate.review_order), col(Candidate.id))).all()
+    grouped: dict[str, list[Candidate]] = defaultdict(list)
+    for row in rows:
+        assert row.variant_group is not None, f"candidate {row.id} is in no group"
+        grouped[row.variant_group].append(row)
+    return grouped
+
+
+def test_variants_are_stored_as_groups_in_order_and_a_rerun_pays_for_nothing_again(
+    generate: Callable[..., tuple[int, str]], fake: FakeLLMServer, store: Engine
+) -> None:
+    code, output = generate("-n", "4", "--per-request", "2", "--variants", "3")
+    assert code == 0, output
+    assert "--variants 3: 4 group(s), 8 variant request(s) of which 8 sent now; 8 new variant candidate(s)" in output
+    assert fake.requests == 2 + 8  # two generation requests, then two more answers to each of the 4 questions
+    variant_bodies = [entry["body"] for entry in fake.log if "response_format" not in entry["body"]]
+    assert len(variant_bodies) == 8  # plain chat: no schema, the conversation up to its last user turn
+    assert all(body["messages"][-1]["role"] == "user" for body in variant_bodies)
+
+    groups = groups_of(store)
+    assert len(groups) == 4
+    for key, members in groups.items():
+        original = members[0]
+        assert original.source_key == key  # the group is named after the example it varies
+        assert [m.variant_index for m in members] == [0, 1, 2]  # consecutive in the queue, in order
+        assert all(m.status == "pending" for m in members), [(m.id, m.filter_reason, m.filter_match) for m in members]
+        prompt = original.messages[:-1]
+        answers = [m.messages[-1]["content"] for m in members]
+        assert all(m.messages[:-1] == prompt and m.messages[-1]["role"] == "assistant" for m in members)
+        assert len(set(answers)) == 3 and all(original.messages[-1]["content"] in a for a in answers[1:])
+        assert all(m.tags == original.tags and m.run_id == original.run_id for m in members)
+
+    # The same command again: nothing is sent, nothing is stored twice.
+    code, output = generate("-n", "4", "--per-request", "2", "--variants", "3")
+    assert code == 0, output
+    assert "8 variant request(s) of which 0 sent now; 0 new variant candidate(s)" in output
+    assert fake.requests == 10
+    assert sum(len(m) for m in groups_of(store).values()) == 12
+    with read_session(store) as session:
+        statuses = session.exec(select(LLMCall.status)).all()
+    assert len(statuses) == 10 and set(statuses) == {"ok"}
+
+
+def test_variants_out_of_range_is_refused_with_exit_2(generate: Callable[..., tuple[int, str]], fake: FakeLLMServer) -> None:
+    code, output = generate("-n", "2", "--variants", "11")
+    assert code == 2 and "--variants 11: answers per question must be 1-10" in output
+    assert fake.requests == 0
+
+
+async def _review_group(app: ReviewApp, keys: list[tuple[str, ...]]) -> list[str]:
+    """Press each key sequence on the candidate shown; returns the title each candidate had."""
+    titles = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for sequence in keys:
+            screen = review_screen(app)
+            assert screen is not None and screen.candidate is not None
+            titles.append(next(line for line in screen_text(app).splitlines() if "Candidate #" in line))
+            await pilot.press(*sequence)
+            await settle(pilot)
+    return titles
+
+
+@pytest.fixture
+def reviewed_group(generate: Callable[..., tuple[int, str]], store: Engine, store_url: str) -> list[Candidate]:
+    """A --variants 3 run; its first group reviewed in the app: the first answer accepted, the other two rejected."""
+    code, output = generate("-n", "2", "--per-request", "2", "--variants", "3")
+    assert code == 0, output
+    first = next(iter(groups_of(store).values()))
+    reviewer = "ann" if store.dialect.name == "sqlite" else str(store.url.username)
+    app = make_fixture_app(store, reviewer=reviewer)
+    import asyncio
+
+    titles = asyncio.run(_review_group(app, [("a",), ("r", "1"), ("r", "2")]))
+    for position, title in enumerate(titles, start=1):
+        assert f"Candidate #{first[position - 1].id} · {position}/3 of a group" in title
+    return first
+
+
+def test_a_group_reviewed_in_the_app_yields_every_accepted_rejected_pair_and_verify_proves_both_decisions(
+    reviewed_group: list[Candidate], store: Engine, tmp_path: Path
+) -> None:
+    chosen, *losers = reviewed_group
+    out = tmp_path / "dpo.jsonl"
+    report = export(store, out, format="trl-dpo")
+    prompt = chosen.messages[:-1]
+    assert lines(out) == [{"prompt": prompt, "chosen": chosen.messages[-1:], "rejected": loser.messages[-1:]} for loser in losers]
+    assert report.counts["pairs"] == 2
+    listed = entries(out)
+    assert [(e["kind"], e["candidate_id"], e["action"], e["rejected"]["candidate_id"], e["rejected"]["action"]) for e in listed] == [
+        ("pair", chosen.id, "accept", loser.id, "reject") for loser in losers
+    ]
+    assert [e["rejected"]["reasons"] for e in listed] == [["factually wrong"], ["off-policy"]]
+    assert verify(store, out).ok, problems(verify(store, out))
+    assert "| pairs | 2 |" in (tmp_path / "README.md").read_text()
+
+    openai_dpo = tmp_path / "openai-dpo.jsonl"
+    export(store, openai_dpo, format="openai-dpo")
+    assert [line["non_preferred_output"] for line in lines(openai_dpo)] == [loser.messages[-1:] for loser in losers]
+    assert verify(store, openai_dpo).ok
+
+
+def test_a_rejected_variant_is_never_a_positive_in_a_training_export(
+    reviewed_group: list[Candidate], store: Engine, tmp_path: Path
+) -> None:
+    chosen, *_ = reviewed_group
+    for name in ("openai", "trl"):
+        out = tmp_path / f"{name}.jsonl"
+        export(store, out, format=name)
+        assert lines(out) == [{"messages": chosen.messages}]
+    kto = tmp_path / "kto.jsonl"
+    export(store, kto, format="trl-kto")
+    assert [line["label"] for line in lines(kto)] == [True, False, False]
+
+
+def test_a_pair_whose_rejection_is_undone_or_forged_in_the_manifest_fails_verify_naming_the_line(
+    reviewed_group: list[Candidate], store: Engine, tmp_path: Path
+) -> None:
+    out = tmp_path / "dpo.jsonl"
+    export(store, out, format="trl-dpo")
+    manifest = out.with_name(out.name + ".manifest.json")
+    saved = manifest.read_text()
+
+    # The manifest made to name the accepting decision as the rejection too.
+    document: dict[str, Any] = json.loads(saved)
+    document["lines"][0]["rejected"]["decision_id"] = document["lines"][0]["decision_id"]
+    manifest.write_text(json.dumps(document))
+    found = problems(verify(store, out))
+    assert found and found[0][:2] == ("dpo.jsonl", 1), found
+    assert "rejected" in found[0][2]
+
+    # The last rejection undone after export (it is no longer a live human rejection): line 2 fails.
+    manifest.write_text(saved)
+    undo(store, reviewer="ann" if store.dialect.name == "sqlite" else str(store.url.username))
+    found = problems(verify(store, out))
+    assert [(f, line) for f, line, _ in found] == [("dpo.jsonl", 2)], found
+    assert "undone" in found[0][2]
+
+
+@pytest.mark.sqlite_only  # the forger's raw client (write_unsigned_decision) is sqlite3
+def test_a_rejection_written_with_raw_sql_makes_no_pair(generate: Callable[..., tuple[int, str]], store: Engine, tmp_path: Path) -> None:
+    code, output = generate("-n", "2", "--per-request", "2", "--variants", "3")
+    assert code == 0, output
+    chosen, forged, honest = next(iter(groups_of(store).values()))
+    decide(store, chosen.id, "accept")
+    decide(store, honest.id, "reject")
+    write_unsigned_decision(database_of(store), candidate_id=forged.id, action="reject", reasons=["off-topic"])
+    out = tmp_path / "dpo.jsonl"
+    report = export(store, out, format="trl-dpo")
+    assert [(e["candidate_id"], e["rejected"]["candidate_id"]) for e in entries(out)] == [(chosen.id, honest.id)]
+    assert any(f"candidate:{forged.id}" in listed for listed in report.skipped.listed.values()), report.skipped.counts
