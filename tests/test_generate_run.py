@@ -7,6 +7,7 @@ import json
 import socket
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -181,7 +182,8 @@ def test_a_hung_connection_hits_the_deadline_and_the_rerun_sends_only_that_reque
     assert "retry the requests without an answer" in first.err and "Traceback" not in first.err
     calls = sorted(rows(project_dir, LLMCall), key=lambda c: c.request_index)
     assert [c.status for c in calls] == ["failed", "ok", "ok"]
-    assert "deadline" in (calls[0].error or "")
+    assert calls[0].error == f"no answer within 1 s from {fake.openai_base_url}"
+    assert "1 request(s) without an answer (1 timed out)" in first.out  # the summary names the cause
     assert rows(project_dir, Run)[0].status == "stopped"
 
     second = generate(*openai_args(fake, "-n", "3", "--per-request", "1", "--concurrency", "1", "--json"))
@@ -247,15 +249,51 @@ def test_a_missing_key_is_a_clear_error_before_anything_is_sent(generate, projec
     assert rows(project_dir, Run) == []
 
 
-def test_an_unreachable_provider_stops_the_run_with_exit_1(server, generate, project_dir: Path) -> None:
-    configure(project_dir, max_retries=0)
+def test_a_refused_connection_stops_the_run_within_seconds_naming_the_url_and_the_fix(server, generate, project_dir: Path) -> None:
     fake = server()
-    fake.stop()  # nothing listens on that port any more
+    fake.stop()  # nothing listens on that port any more: every connection is refused
+    started = time.monotonic()
     result = generate(*openai_args(fake, "-n", "20", "--per-request", "1", "--concurrency", "1"))
+    elapsed = time.monotonic() - started
     assert result.code == 1
-    assert "unreachable" in result.err
+    assert elapsed < 10  # a few quick attempts, not the 25-29 s of backoff it took before (a generous upper bound)
+    assert f"cannot connect to {fake.openai_base_url}: connection refused" in result.err
+    assert "fix: start the server at" in result.err and "--base-url" in result.err and "Traceback" not in result.err
+    assert "1 connection refused" in result.out and "retries after connection refused" in result.out
     statuses = [c.status for c in rows(project_dir, LLMCall)]
-    assert statuses.count("failed") == 5 and statuses.count("pending") == 15
+    assert statuses.count("failed") == 1 and statuses.count("pending") == 19  # stopped at the first refusal: the rest would be too
+    as_json = generate(*openai_args(fake, "-n", "20", "--per-request", "1", "--concurrency", "1", "--json"))
+    assert as_json.json["failure_causes"] == {"connection refused": 1}
+    assert as_json.json["retry_causes"] == {"connection refused": 2}
+
+
+def test_a_server_that_never_answers_stops_the_run_after_the_timeout_naming_it(server, generate, project_dir: Path) -> None:
+    configure(project_dir, timeout=1.0, max_retries=0)
+    fake = server(ratios={"hang": 1.0})
+    result = generate(*openai_args(fake, "-n", "8", "--per-request", "1", "--concurrency", "1"))
+    assert result.code == 1
+    assert f"no answer within 1 s from {fake.openai_base_url}" in result.err
+    assert "[generate] timeout" in result.err  # the fix says which knob
+    assert "Failures: 5 timed out." in result.out  # five in a row: the provider counts as unreachable
+
+
+def test_retries_are_counted_by_cause_and_shown_while_they_happen(server, project_dir: Path, monkeypatch) -> None:
+    from generator.generation.engine import Generation
+    from generator.generation.progress import progress_line
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    fake = server(script=["429", "500", "429"], retry_after=0.1)
+    project = Project.locate(project_dir)
+    settings = project.config.generate.model_copy(update={"base_url": fake.openai_base_url, "count": 2, "per_request": 1, "concurrency": 1})
+    seen: list[str] = []
+    engine = store(project_dir)
+    stats = Generation(project, settings).run(engine, on_progress=lambda s: seen.append(progress_line(s)))
+    engine.dispose()
+    assert stats.retries == 3 and stats.retry_causes == {"429": 2, "500": 1}
+    # The bar said so while the first request was being retried, before any answer came.
+    assert any("1 sent · 0 answered · 1 retrying · 0 failed · last error: rate limited" in line for line in seen), seen
+    assert any("last error: server error" in line for line in seen)
+    assert seen[-1].startswith("2 sent · 2 answered · 0 retrying · 0 failed")
 
 
 # --- journal, cache, resume ------------------------------------------------------------------

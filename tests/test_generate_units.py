@@ -503,3 +503,25 @@ def test_scrub_removes_configured_keys_and_key_like_text(monkeypatch: pytest.Mon
     text = scrub_secrets("key local-key-0123456789; Incorrect API key provided: sk-proj-ab***yz. Authorization: Bearer abc123")
     assert "local-key-0123456789" not in text and "sk-proj" not in text and "abc123" not in text
     assert text.count("[redacted]") == 3
+
+
+async def test_a_refused_connection_gets_two_quick_retries_not_the_backoff_of_a_429() -> None:
+    attempts = 0
+    heard: list[str] = []
+
+    async def nobody_home() -> str:
+        nonlocal attempts
+        attempts += 1
+        raise ProviderError("refused", "nothing accepts connections there")
+
+    with pytest.raises(CallFailed) as failed:
+        await send_with_retries(
+            nobody_home,
+            policy=RetryPolicy(max_retries=5, deadline=30),
+            gate=RateLimitGate(),
+            rng=random.Random(0),
+            on_retry=lambda error: heard.append(error.cause),
+        )
+    assert attempts == failed.value.attempts == 3 and failed.value.kind == "refused"
+    assert heard == ["connection refused", "connection refused"]
+    assert [RetryPolicy(max_retries=5, deadline=30).delay(n, None, random.Random(0), refused=True) for n in (1, 2)] == [0.2, 0.5]

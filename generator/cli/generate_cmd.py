@@ -217,10 +217,13 @@ def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
         filtered = f" ({stats.filtered} filtered by checks)" if stats.filtered else ""
         text = f"Done: {stats.candidates} new candidate(s){filtered} in the review queue. Next: `synthgate review`."
         return text + cut + f" More candidates: run again with {next_seed}."
-    return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}.{cut}"
+    causes = f" Failures: {words}." if (words := stats.failure_words()) else ""
+    return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}.{causes}{cut}"
 
 
 def _resume_fix(stats: RunStats) -> str:
+    if stats.stop_fix:
+        return stats.stop_fix
     if stats.stop_reason and "max-cost" in stats.stop_reason:
         return "raise --max-cost and run the same command again: the run resumes where it stopped"
     return "run the same command again to retry the requests without an answer (answers already stored are kept)"

@@ -17,7 +17,7 @@ from generator.generation.answer_log import Arrival
 from generator.generation.limits import Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, Throttle, send_with_retries
 from generator.generation.parsing import ANSWER_SCHEMA
 from generator.generation.pricing import estimate_tokens
-from generator.generation.providers.base import Provider, ProviderRequest
+from generator.generation.providers.base import DEFAULT_URLS, Provider, ProviderError, ProviderRequest, kind_label
 from generator.generation.report import RunStats
 from generator.generation.run_lease import RunLeaseHolder
 from generator.generation.secrets import KEY_ENV
@@ -64,6 +64,7 @@ class Dispatcher:
         self.throttle = Throttle(rpm=settings.rpm, tpm=settings.tpm)
         self.budget = Budget(limit=settings.max_cost, spent=stats.run_cost_usd)
         self.rng = random.Random()  # jitter only; never affects what is generated
+        self.url = settings.base_url or DEFAULT_URLS.get(settings.provider, str(generation.replay_file))
         self.stopping: str | None = None
         self.fatal: FatalProviderError | None = None
         self.store_error: BaseException | None = None
@@ -113,9 +114,10 @@ class Dispatcher:
                 tasks.create_task(self._work(work, lane))
         await asyncio.gather(*self.storing, return_exceptions=True)
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, *, fix: str | None = None) -> None:
         if self.stopping is None:
             self.stopping = reason
+            self.stats.stop_fix = fix
 
     async def _produce(self, work: asyncio.Queue[journal.OpenCall | None], *, after: int) -> None:
         while self.stopping is None:
@@ -179,17 +181,40 @@ class Dispatcher:
             lane=lane,
             prompt_key=call.request["prompt_key"],
         )
+        stats = self.stats
+        stats.dispatched += 1
+        self.on_progress(stats)
+        retrying = False
+
+        def retried(error: ProviderError) -> None:
+            nonlocal retrying
+            stats.retries += 1
+            stats.retry_causes[error.cause] += 1
+            stats.last_error = error.label
+            if not retrying:
+                retrying = True
+                stats.retrying += 1
+            self.on_progress(stats)
+
         started = time.perf_counter()
         try:
-            body, attempts = await send_with_retries(lambda: self.provider.send(request), policy=self.policy, gate=self.gate, rng=self.rng)
+            body, attempts = await send_with_retries(
+                lambda: self.provider.send(request), policy=self.policy, gate=self.gate, rng=self.rng, on_retry=retried
+            )
         except CallFailed as failure:
-            self.stats.retries += max(0, failure.attempts - 1)
-            await self._store(self.writer.store_failure, call, reserved=worst_case, error=failure.message, attempts=failure.attempts)
+            message = self._failure_message(failure)
+            stats.failure_causes[kind_label(failure.kind)] += 1
+            stats.last_error = kind_label(failure.kind)
+            await self._store(self.writer.store_failure, call, reserved=worst_case, error=message, attempts=failure.attempts)
             self.consecutive_failures += 1
-            if self.consecutive_failures >= UNREACHABLE_AFTER:
-                self._stop(f"the provider is unreachable ({failure.message})")
+            if failure.kind == "refused":
+                # Nothing listens there: every other request would be refused too.
+                self._stop(message, fix=self._refused_fix())
+            elif self.consecutive_failures >= UNREACHABLE_AFTER:
+                self._stop(f"the provider is unreachable ({message})", fix=self._unreachable_fix(failure))
             return
         except FatalProviderError as fatal:
+            stats.last_error = fatal.error.label
             await self._store(self.writer.store_failure, call, reserved=worst_case, error=fatal.error.describe(), attempts=fatal.attempts)
             self.fatal = self.fatal or fatal
             self._stop(fatal.error.describe())
@@ -197,10 +222,37 @@ class Dispatcher:
         except BaseException:
             self.budget.settle(worst_case, 0.0)  # cancelled (Ctrl-C): nothing arrived, nothing was spent
             raise
+        finally:
+            if retrying:
+                stats.retrying -= 1
         self.consecutive_failures = 0
-        self.stats.retries += attempts - 1
         latency_ms = (time.perf_counter() - started) * 1000
         await self._store(self.writer.store_answer, call, reserved=worst_case, body=body, attempts=attempts, latency_ms=latency_ms)
+
+    def _failure_message(self, failure: CallFailed) -> str:
+        """What the journal and the user read about a call without an answer: the cause and the server's address."""
+        if failure.kind == "timeout":
+            return f"no answer within {self.settings.timeout:g} s from {self.url}"
+        if failure.kind == "refused":
+            return f"cannot connect to {self.url}: connection refused"
+        return failure.message
+
+    def _refused_fix(self) -> str:
+        if self.settings.base_url:
+            return (
+                f"start the server at {self.settings.base_url} (e.g. `ollama serve`, `vllm serve MODEL`) or correct --base-url;"
+                " then run the same command again (nothing was paid)"
+            )
+        return f"check your network and proxy settings: {self.url} refused the connection; then run the same command again"
+
+    def _unreachable_fix(self, failure: CallFailed) -> str:
+        if failure.kind == "timeout":
+            return (
+                f"the server at {self.url} accepts requests but does not answer within {self.settings.timeout:g} s:"
+                " check that it is up and not overloaded (lower --concurrency), or raise [generate] timeout in synthgate.toml;"
+                " then run the same command again"
+            )
+        return "check that the server is up, then run the same command again to retry the requests without an answer"
 
     async def _store(
         self,

@@ -354,7 +354,8 @@ class Generation:
                         " raise --max-tokens or lower --per-request"
                     )
                 if stats.status == "stopped" and stats.stop_reason is None:
-                    stats.stop_reason = f"{unanswered} request(s) without an answer"
+                    causes = ", ".join(f"{n} {cause}" for cause, n in stats.failure_causes.most_common())
+                    stats.stop_reason = f"{unanswered} request(s) without an answer" + (f" ({causes})" if causes else "")
                 journal.finish_run(session, run_id=self.run_id, status=stats.status, stop_reason=stats.stop_reason)
                 stats.run_cost_usd = totals.cost_usd
         except (DBAPIError, OSError, WorkFailed) as error:  # the store failed under the run: the answer log keeps what it could not take

@@ -17,6 +17,10 @@ from generator.generation.providers.base import ProviderError
 
 RETRY_AFTER_CAP = 60.0  # never sleep longer than this on a server's say-so
 BACKOFF_BASE = 1.0
+# A refused connection means nothing listens there: a server restarting comes back within a second
+# or so, one that is not running never does. So two quick retries (~0.7 s in all), not the backoff
+# of a 429 (5 retries took 25-29 s to say what was plain after the first).
+QUICK_DELAYS = (0.2, 0.5)
 # 429s "cluster" when at least half of the last CLUSTER_SIZE answers (within CLUSTER_WINDOW
 # seconds) were 429s: then every worker pauses, instead of each one hammering the server. Scattered
 # 429s (say 1 in 5) are only retried one by one: a random run of 10 in 20 at that rate is rarer than 1 in 300.
@@ -25,12 +29,17 @@ CLUSTER_WINDOW = 10.0
 
 
 class CallFailed(Exception):
-    """A call that did not get an answer: retries or the deadline are used up."""
+    """A call that did not get an answer: retries or the deadline are used up.
 
-    def __init__(self, message: str, *, attempts: int) -> None:
+    `kind`: the ErrorKind of the last failure ("timeout" when the deadline passed), so the run can
+    name the cause of its failures and say what to do about them.
+    """
+
+    def __init__(self, message: str, *, attempts: int, kind: str) -> None:
         super().__init__(message)
         self.message = message
         self.attempts = attempts
+        self.kind = kind
 
 
 class FatalProviderError(Exception):
@@ -47,8 +56,11 @@ class RetryPolicy:
     max_retries: int
     deadline: float  # seconds for the whole call, retries included
 
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Wait before retry number `attempt`: the server's Retry-After (capped), else exponential backoff with jitter."""
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random, *, refused: bool = False) -> float:
+        """Wait before retry number `attempt`: the server's Retry-After (capped), else exponential backoff with jitter
+        (a refused connection: QUICK_DELAYS)."""
+        if refused:
+            return QUICK_DELAYS[min(attempt, len(QUICK_DELAYS)) - 1]
         if retry_after is not None:
             return min(retry_after, RETRY_AFTER_CAP) + rng.uniform(0, min(1.0, 0.1 * retry_after))
         ceiling = min(RETRY_AFTER_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1))
@@ -129,12 +141,17 @@ class Budget:
 
 
 async def send_with_retries(
-    send: Callable[[], Awaitable[str]], *, policy: RetryPolicy, gate: RateLimitGate, rng: random.Random
+    send: Callable[[], Awaitable[str]],
+    *,
+    policy: RetryPolicy,
+    gate: RateLimitGate,
+    rng: random.Random,
+    on_retry: Callable[[ProviderError], None] = lambda error: None,
 ) -> tuple[str, int]:
     """The body of the first successful attempt and the number of attempts made.
 
     Raises CallFailed when retries or the deadline run out, FatalProviderError at once for errors
-    that retrying cannot fix.
+    that retrying cannot fix. `on_retry` hears of each retry as its wait begins (the progress shows it).
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.deadline
@@ -144,21 +161,28 @@ async def send_with_retries(
         attempt += 1
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise CallFailed(f"no answer within the {policy.deadline:g} s deadline", attempts=attempt - 1)
+            raise CallFailed(f"no answer within the {policy.deadline:g} s deadline", attempts=attempt - 1, kind="timeout")
         try:
             async with asyncio.timeout(remaining):
                 body = await send()
         except TimeoutError:
-            raise CallFailed(f"no answer within the {policy.deadline:g} s deadline", attempts=attempt) from None
+            raise CallFailed(f"no answer within the {policy.deadline:g} s deadline", attempts=attempt, kind="timeout") from None
         except ProviderError as error:
             if not error.retryable:
                 raise FatalProviderError(error, attempts=attempt) from None
             gate.record(rate_limited=error.kind == "rate_limit", retry_after=error.retry_after)
-            if attempt > policy.max_retries:
-                raise CallFailed(f"{error.describe()} (after {attempt} attempts)", attempts=attempt) from None
-            delay = policy.delay(attempt, error.retry_after, rng)
+            refused = error.kind == "refused"
+            retries = min(policy.max_retries, len(QUICK_DELAYS)) if refused else policy.max_retries
+            if attempt > retries:
+                raise CallFailed(f"{error.describe()} (after {attempt} attempts)", attempts=attempt, kind=error.kind) from None
+            delay = policy.delay(attempt, error.retry_after, rng, refused=refused)
             if loop.time() + delay >= deadline:
-                raise CallFailed(f"{error.describe()} (retrying would pass the {policy.deadline:g} s deadline)", attempts=attempt) from None
+                # A timed-out attempt that left no room for another is the deadline passing.
+                why = f"no answer within the {policy.deadline:g} s deadline" if error.kind == "timeout" else error.describe()
+                raise CallFailed(
+                    f"{why} (retrying would pass the {policy.deadline:g} s deadline)", attempts=attempt, kind=error.kind
+                ) from None
+            on_retry(error)
             await asyncio.sleep(delay)
             continue
         gate.record(rate_limited=False)

@@ -11,7 +11,7 @@ from generator.generation.report import DryRun, RunStats
 
 
 class LiveProgress:
-    """requests done/total, candidates, failures, tokens and cost, redrawn as answers arrive."""
+    """requests done/total, then what is happening to them (see progress_line), redrawn as it happens."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
@@ -33,13 +33,20 @@ class LiveProgress:
         self.progress.stop()
 
     def update(self, stats: RunStats) -> None:
-        info = (
-            f"{stats.candidates} candidates · {stats.failed_calls} failed · "
-            f"{stats.input_tokens + stats.output_tokens:,} tokens · {_cost(stats)}"
-        )
+        info = progress_line(stats)
         if self.task is None:
             self.task = self.progress.add_task("generate", total=stats.total_requests, info=info)
         self.progress.update(self.task, completed=stats.done, info=info)
+
+
+def progress_line(stats: RunStats) -> str:
+    """sent / answered / retrying / failed and the last error's kind: a server that refuses, stalls or
+    rate-limits shows itself while it happens, not only in the summary."""
+    last = f" · last error: {stats.last_error}" if stats.last_error else ""
+    return (
+        f"{stats.dispatched} sent · {stats.answered} answered · {stats.retrying} retrying · {stats.failed_calls} failed{last} · "
+        f"{stats.candidates} candidates · {_cost(stats)}"
+    )
 
 
 def summary_table(stats: RunStats) -> Table:
@@ -51,7 +58,7 @@ def summary_table(stats: RunStats) -> Table:
         ("answered before this invocation", f"{stats.answered_before}"),
         ("requests sent", f"{stats.requests_sent}"),
         ("answers reused from the cache", f"{stats.cache_hits}"),
-        ("retries", f"{stats.retries}"),
+        ("retries", f"{stats.retries}" + _retry_causes(stats)),
         ("calls without a usable answer", f"{stats.failed_calls}" + _breakdown(stats)),
         ("new candidates", f"{stats.candidates}"),
         ("  of which filtered by checks", f"{stats.filtered}"),
@@ -72,7 +79,21 @@ def _cost(stats: RunStats) -> str:
 
 
 def _breakdown(stats: RunStats) -> str:
-    parts = [f"{n} {status}" for status, n in sorted(stats.outcomes.items()) if status != "ok" and n]
+    # A call without an answer says why (timed out, connection refused); a bad answer says what was wrong with it.
+    causes = [f"{n} {cause}" for cause, n in stats.failure_causes.most_common()]
+    parts = causes + [
+        f"{n} {_OUTCOME_WORDS.get(status, status)}" for status, n in sorted(stats.outcomes.items()) if status not in ("ok", "failed") and n
+    ]
+    if stats.outcomes["failed"] > sum(stats.failure_causes.values()):  # e.g. refused by the provider (a bad key)
+        parts.append(f"{stats.outcomes['failed'] - sum(stats.failure_causes.values())} failed")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+_OUTCOME_WORDS = {"refused": "refused by the model"}  # not to be read as a refused connection
+
+
+def _retry_causes(stats: RunStats) -> str:
+    parts = [f"{n} after {cause}" for cause, n in stats.retry_causes.most_common()]
     return f" ({', '.join(parts)})" if parts else ""
 
 

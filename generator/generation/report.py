@@ -20,7 +20,14 @@ class RunStats:
     cache_hits: int = 0
     recovered: int = 0  # answers an interrupted invocation had received, stored now without paying again
     outcomes: Counter[str] = field(default_factory=Counter)  # calls by status: ok, invalid, truncated, refused, failed
-    retries: int = 0
+    retries: int = 0  # counted as each retry begins (the progress shows them live)
+    # Live: calls handed to the provider in this invocation, and those of them in flight that needed a retry.
+    dispatched: int = 0
+    retrying: int = 0
+    last_error: str | None = None  # the kind of the latest failed attempt, e.g. "connection refused"
+    failure_causes: Counter[str] = field(default_factory=Counter)  # calls without an answer, by the kind of their last failure
+    retry_causes: Counter[str] = field(default_factory=Counter)  # retries by what caused them: "429", "500", "a timeout"
+    stop_fix: str | None = None  # what to do about the stop_reason, when the cause says more than "run it again"
     candidates: int = 0
     filtered: int = 0
     salvaged: int = 0  # complete examples kept from answers cut off at max_tokens (counted in candidates too)
@@ -41,6 +48,11 @@ class RunStats:
     def failed_calls(self) -> int:
         """Calls that gave no usable answer: failed after retries, invalid, truncated or refused."""
         return sum(n for status, n in self.outcomes.items() if status != "ok")
+
+    @property
+    def answered(self) -> int:
+        """Answers (usable or not) this invocation stored: sent, cached or recovered."""
+        return sum(self.outcomes.values()) - self.outcomes["failed"]
 
     @property
     def done(self) -> int:
@@ -64,6 +76,12 @@ class RunStats:
         self.candidates += outcome.candidates
         self.filtered += outcome.filtered
 
+    def failure_words(self) -> str:
+        """The causes of failures and retries, e.g. "3 timed out, 2 connection refused, 17 retries after 429" ("" if none)."""
+        parts = [f"{n} {cause}" for cause, n in self.failure_causes.most_common()]
+        parts += [f"{n} {'retry' if n == 1 else 'retries'} after {cause}" for cause, n in self.retry_causes.most_common()]
+        return ", ".join(parts)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -78,6 +96,8 @@ class RunStats:
             "failed_calls": self.failed_calls,
             "failures": {status: self.outcomes[status] for status in ("failed", "invalid", "truncated", "refused")},
             "retries": self.retries,
+            "failure_causes": dict(self.failure_causes),
+            "retry_causes": dict(self.retry_causes),
             "candidates": self.candidates,
             "candidates_filtered": self.filtered,
             "examples_salvaged": self.salvaged,

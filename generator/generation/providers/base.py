@@ -10,21 +10,25 @@ from typing import Any, Literal, Protocol
 
 from generator.generation.secrets import api_key, scrub_secrets
 
-ErrorKind = Literal["rate_limit", "server", "timeout", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
+ErrorKind = Literal["rate_limit", "server", "timeout", "refused", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
 # Workers per SDK client: each client has its own connection pool, and httpcore scans every pooled
 # connection on every request, so one pool per 16 in-flight requests keeps that scan short.
 WORKERS_PER_CLIENT = 16
-RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "connection"})
+RETRYABLE: frozenset[str] = frozenset({"rate_limit", "server", "timeout", "refused", "connection"})
 _LABELS = {
     "rate_limit": "rate limited",
     "server": "server error",
     "timeout": "timed out",
+    "refused": "connection refused",
     "connection": "connection failed",
     "auth": "authentication failed",
     "bad_request": "bad request",
     "not_found": "not found",
     "unsupported_schema": "JSON schema output not supported",
 }
+_CAUSES = {"timeout": "a timeout", "connection": "a dropped connection"}
+# Where a provider sends its requests when no --base-url is given (for messages: the SDKs' defaults).
+DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,24 @@ class ProviderError(Exception):
     def retryable(self) -> bool:
         return self.kind in RETRYABLE
 
+    @property
+    def label(self) -> str:
+        """The kind in words, e.g. "connection refused"."""
+        return _LABELS[self.kind]
+
+    @property
+    def cause(self) -> str:
+        """What a retry came after, in words: "429", "500", "a timeout", "a dropped connection"."""
+        return str(self.status) if self.status else _CAUSES.get(self.kind, self.label)
+
     def describe(self) -> str:
         status = f"HTTP {self.status} " if self.status else ""
         return f"{status}{_LABELS[self.kind]}: {self.message}"
+
+
+def kind_label(kind: str) -> str:
+    """An ErrorKind in words, e.g. "timed out"."""
+    return _LABELS.get(kind, kind)
 
 
 class Provider(Protocol):
@@ -106,6 +125,8 @@ def error_from_sdk(exc: Exception, sdk: Any) -> ProviderError:
     if isinstance(exc, sdk.APITimeoutError):
         return ProviderError("timeout", "the request timed out")
     if isinstance(exc, sdk.APIConnectionError):
+        if _refused(exc):
+            return ProviderError("refused", "nothing accepts connections there")
         cause = exc.__cause__ or exc
         return ProviderError("connection", f"{exc} ({type(cause).__name__}: {cause})" if cause is not exc else str(exc))
     if not isinstance(exc, sdk.APIStatusError):
@@ -121,6 +142,19 @@ def error_from_sdk(exc: Exception, sdk: Any) -> ProviderError:
     if status == 404:
         return ProviderError("not_found", message, status=status)
     return ProviderError("bad_request", message, status=status)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error comes down to a refused connection: nothing listens there, and a
+    few quick attempts are all it deserves (see limits.QUICK_DELAYS), not the backoff of a 429."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def retry_after_seconds(headers: Any) -> float | None:
