@@ -296,6 +296,21 @@ def test_retries_are_counted_by_cause_and_shown_while_they_happen(server, projec
     assert seen[-1].startswith("2 sent · 2 answered · 0 retrying · 0 failed")
 
 
+def test_an_anthropic_base_url_ending_in_v1_is_refused_before_anything_is_sent(server, generate, project_dir: Path) -> None:
+    fake = server()
+    result = generate("--provider", "anthropic", "--base-url", fake.url + "/v1/", "-n", "2")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert "the Anthropic base URL must not end in /v1" in result.err and f"use --base-url {fake.url} " in result.err
+    assert fake.requests == 0 and rows(project_dir, Run) == []
+
+
+def test_a_missing_anthropic_key_says_how_to_set_it_without_openai_words(generate, project_dir: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    result = generate("--provider", "anthropic", "-n", "2")
+    assert result.code == 2 and "ANTHROPIC_API_KEY is not set" in result.err
+    assert "OpenAI" not in result.err and "--base-url" not in result.err
+
+
 # --- journal, cache, resume ------------------------------------------------------------------
 
 
@@ -468,6 +483,7 @@ def test_replay_serves_bare_response_lines_in_order(generate, project_dir: Path,
     assert contents == ["q0", "q1"]
     short = generate("--provider", "replay", "--replay-file", str(recording), "-n", "3", "--per-request", "1", "--seed", "4")
     assert short.code == 2 and "no response for request 2" in short.err
+    assert "--max-tokens" not in short.err and "--record FILE" in short.err  # replay's own fix, not a live provider's
 
 
 # --- bad input -------------------------------------------------------------------------------

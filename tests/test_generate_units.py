@@ -525,3 +525,15 @@ async def test_a_refused_connection_gets_two_quick_retries_not_the_backoff_of_a_
     assert attempts == failed.value.attempts == 3 and failed.value.kind == "refused"
     assert heard == ["connection refused", "connection refused"]
     assert [RetryPolicy(max_retries=5, deadline=30).delay(n, None, random.Random(0), refused=True) for n in (1, 2)] == [0.2, 0.5]
+
+
+def test_a_404_from_an_openai_compatible_server_without_v1_suggests_it() -> None:
+    from generator.config import GenerateSection
+    from generator.generation.dispatch import _refusal_fix
+
+    not_found = ProviderError("not_found", "404 page not found", status=404)
+    ollama = GenerateSection(base_url="http://localhost:11434", model="llama3.2")
+    assert "usually ends in /v1 (e.g. http://localhost:11434/v1)" in _refusal_fix(not_found, ollama)
+    assert "/v1 (e.g." not in _refusal_fix(not_found, GenerateSection(base_url="http://localhost:11434/v1", model="llama3.2"))
+    replay = GenerateSection(provider="replay", replay_file="r.jsonl")
+    assert "--max-tokens" not in _refusal_fix(ProviderError("bad_request", "no response"), replay)

@@ -284,11 +284,22 @@ class Dispatcher:
 
 def _provider_refused(fatal: FatalProviderError, settings: GenerateSection) -> UserError:
     error = fatal.error
-    fixes = {
-        "auth": f"check {KEY_ENV.get(settings.provider, KEY_ENV['openai'])} (read from the environment only)",
-        "not_found": f"check --model ({settings.model!r}) and --base-url ({settings.base_url or 'the provider default'})",
-    }
-    return UserError(
-        f"the provider refused the request, so the run stopped: {error.describe()}",
-        fix=fixes.get(error.kind, "check --model, --temperature, --max-tokens and --base-url; run the same command again to resume"),
-    )
+    return UserError(f"the provider refused the request, so the run stopped: {error.describe()}", fix=_refusal_fix(error, settings))
+
+
+def _refusal_fix(error: ProviderError, settings: GenerateSection) -> str:
+    """The fix for a request the provider refused, in the words of that provider and that mistake."""
+    if settings.provider == "replay":
+        # Nothing is generated on replay: only the recording or the command can be wrong (never --max-tokens).
+        return (
+            "replay with the command that made the recording (same seeds, template, -n, --per-request, --seed),"
+            " or record the run again with --record FILE"
+        )
+    if error.kind == "auth":
+        return f"check {KEY_ENV.get(settings.provider, KEY_ENV['openai'])} (read from the environment only)"
+    if error.kind == "not_found":
+        where = settings.base_url or "the provider default"
+        if settings.provider == "openai" and settings.base_url and not settings.base_url.rstrip("/").endswith("/v1"):
+            return f"an OpenAI-compatible server's base URL usually ends in /v1 (e.g. {settings.base_url.rstrip('/')}/v1); check --model ({settings.model!r}) too"
+        return f"check --model ({settings.model!r}) and --base-url ({where})"
+    return "check --model, --temperature, --max-tokens and --base-url; run the same command again to resume"

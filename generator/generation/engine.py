@@ -29,7 +29,7 @@ from generator.generation.max_tokens import derived_max_tokens, model_limit, rea
 from generator.generation.planning import MAX_REASK_ROUNDS, ContextFile, RequestPlanner, run_id_for, run_identity, seed_set_hash
 from generator.generation.pricing import PriceTable, estimate_tokens
 from generator.generation.providers import import_provider, make_provider
-from generator.generation.providers.base import Provider
+from generator.generation.providers.base import Provider, check_base_url
 from generator.generation.report import DryRun, RunStats
 from generator.generation.run_lease import run_lease
 from generator.generation.secrets import api_key
@@ -63,6 +63,7 @@ class Generation:
         self.prices = PriceTable(project.config.pricing)
         self.replay_file = self._replay_file()
         self.priced = settings.provider != "replay"
+        check_base_url(settings.provider, settings.base_url)
         if not dry_run and settings.provider in ("openai", "anthropic"):
             api_key(settings.provider, base_url=settings.base_url)  # a missing key stops us before anything is written
         if settings.max_cost is not None and self.priced and self.prices.price(settings.model) is None:
@@ -295,7 +296,8 @@ class Generation:
                 reasked=len(reasks),
                 unpriced_model=self.settings.model if self.priced and self.prices.price(self.settings.model) is None else None,
             )
-            stats.notes.append(self.max_tokens_note())
+            if self.settings.provider != "replay":  # replayed answers were cut (or not) when they were recorded
+                stats.notes.append(self.max_tokens_note())
             if journal.unanswered(session, run_id=run.id, total=planner.total) == 0:
                 journal.finish_run(session, run_id=run.id, status="complete", stop_reason=None)
                 stats.status, stats.already_complete = "complete", resumed
@@ -349,10 +351,13 @@ class Generation:
                 unanswered = journal.unanswered(session, run_id=self.run_id, total=planner.total) + len(self._reask_rows(session, planner))
                 stats.status = "complete" if unanswered == 0 else "stopped"
                 if given_up := self._given_up(session, planner):
-                    stats.notes.append(
-                        f"{given_up} example(s) still cut off after {MAX_REASK_ROUNDS} re-asks with more room:"
-                        " raise --max-tokens or lower --per-request"
+                    # A replayed answer is what was recorded: no --max-tokens changes it.
+                    what = (
+                        "record the run again from the live provider (--record FILE)"
+                        if self.settings.provider == "replay"
+                        else "raise --max-tokens or lower --per-request"
                     )
+                    stats.notes.append(f"{given_up} example(s) still cut off after {MAX_REASK_ROUNDS} re-asks with more room: {what}")
                 if stats.status == "stopped" and stats.stop_reason is None:
                     causes = ", ".join(f"{n} {cause}" for cause, n in stats.failure_causes.most_common())
                     stats.stop_reason = f"{unanswered} request(s) without an answer" + (f" ({causes})" if causes else "")

@@ -27,11 +27,10 @@ def api_key(provider: str, *, base_url: str | None) -> str:
         return key
     if base_url:
         return NO_KEY_PLACEHOLDER
-    raise UserError(
-        f"{variable} is not set",
-        fix=f"export {variable}=... (synthgate reads keys from the environment only and never stores them), "
-        "or pass --base-url for a local OpenAI-compatible server",
-    )
+    fix = f"export {variable}=... (synthgate reads keys from the environment only and never stores them)"
+    if provider == "openai":  # only the OpenAI wire format has keyless local servers (Ollama, vLLM, llama.cpp)
+        fix += ", or pass --base-url for a local OpenAI-compatible server"
+    raise UserError(f"{variable} is not set", fix=fix)
 
 
 def scrub_secrets(text: str) -> str:

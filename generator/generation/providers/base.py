@@ -7,6 +7,9 @@ import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from generator.errors import UserError
 
 from generator.generation.secrets import api_key, scrub_secrets
 
@@ -69,6 +72,21 @@ class ProviderError(Exception):
     def describe(self) -> str:
         status = f"HTTP {self.status} " if self.status else ""
         return f"{status}{_LABELS[self.kind]}: {self.message}"
+
+
+def check_base_url(provider: str, base_url: str | None) -> None:
+    """Refuse a base URL that cannot work, before anything is sent (exit 2).
+
+    The Anthropic SDK appends /v1/messages itself, so a base URL ending in /v1 asks for
+    /v1/v1/messages and gets a 404. It is refused rather than stripped: --base-url reaches the SDK
+    unchanged (a contract), and the user's config should say what is really used.
+    """
+    if provider == "anthropic" and base_url and urlsplit(base_url).path.rstrip("/").endswith("/v1"):
+        fixed = base_url.rstrip("/").removesuffix("/v1")
+        raise UserError(
+            f"--base-url {base_url}: the Anthropic base URL must not end in /v1 (the SDK adds /v1/messages itself)",
+            fix=f"use --base-url {fixed} (or base_url in [generate] of synthgate.toml)",
+        )
 
 
 def kind_label(kind: str) -> str:
