@@ -10,7 +10,6 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from generator.errors import UserError
-
 from generator.generation.secrets import api_key, scrub_secrets
 
 ErrorKind = Literal["rate_limit", "server", "timeout", "refused", "connection", "auth", "bad_request", "not_found", "unsupported_schema"]
