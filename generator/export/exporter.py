@@ -117,8 +117,8 @@ def export_dataset(session: Session, *, options: ExportOptions, project: Project
         }
         if fmt.labelled:
             counts["rejected"] = kinds["rejected"]  # the negatives a human's rejection made
-        if fmt.needs_original:
-            counts["pairs"] = kinds["pair"]  # lines from variant groups (the others are corrections: "edited")
+        if kinds["pair"]:
+            counts["pairs"] = kinds["pair"]  # pair lines from variant groups (the other pairs are corrections: "edited")
         report = _write_files(
             session, options, project, fmt, parts, guard=guard, targets=targets, counts=counts, skipped=skipped, head=head
         )
