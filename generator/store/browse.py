@@ -1,8 +1,8 @@
 """Read-mostly queries the review app needs beside the queue: text search, filtered candidates, known tags, one candidate's status.
 
 Nothing here records a decision. The one write, `claim_candidate`, leases a pending candidate the
-way `queue.claim_next_candidate` does (the same lease statement), so a search result is shown to
-one reviewer at a time and decided only through `queue.record_decision`.
+way `queue.claim_next_candidate` does, so a search result is shown to one reviewer at a time and
+decided only through `queue.record_decision`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, cast, or_
+from sqlalchemy import String, cast, or_, update
 from sqlmodel import Session, col, select
 
 from generator.store.models import Candidate, utcnow
 from generator.store.overlap import open_to_reviewer
-from generator.store.queue import CandidateView, QueueFilter, _filter_clauses, _lease, get_candidate
+from generator.store.queue import CandidateView, QueueFilter, _filter_clauses, get_candidate
 
 # Turns a search reads: the system prompt is the same in most candidates and would match everything.
 SEARCHED_ROLES = ("user", "assistant")
@@ -89,11 +89,23 @@ def search_pending(session: Session, *, text: str, reviewer: str, filters: Queue
 def claim_candidate(
     session: Session, *, candidate_id: int, reviewer: str, lease_seconds: int, now: datetime | None = None
 ) -> CandidateView | None:
-    """Lease this pending candidate to `reviewer` (a search result they chose); None if it is decided or on someone else's screen."""
+    """Lease this pending candidate to `reviewer` (a search result they chose); None if it is decided, on someone else's
+    screen, or (overlapped) already reviewed by them.
+
+    One atomic UPDATE, like the queue's claim: two reviewers can never hold the same candidate. It is
+    written out here rather than through the queue's private lease helper, which is tuned for the
+    "next in line" claim.
+    """
     now = now or utcnow()
     free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now, col(Candidate.lease_owner) == reviewer)
-    claimed = _lease(session, candidate_id, status="pending", reviewer=reviewer, expires=now + timedelta(seconds=lease_seconds), free=free)
-    return None if claimed is None else get_candidate(session, candidate_id=claimed)
+    claimed = session.execute(
+        update(Candidate)
+        .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", free, open_to_reviewer(reviewer))
+        .values(lease_owner=reviewer, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(col(Candidate.id))
+    ).first()
+    session.commit()
+    return None if claimed is None else get_candidate(session, candidate_id=int(claimed[0]))
 
 
 def filtered_ids(session: Session, *, filters: QueueFilter) -> list[int]:
