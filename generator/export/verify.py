@@ -29,7 +29,8 @@ from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import find_manifest, iter_manifest_entries, read_manifest_header
 from generator.export.selection import REJECTING_ACTIONS, gate_problem, hashed_fields
 from generator.export.verify_summary import Tally, chain_anchor, summary_problems
-from generator.store.audit import NO_PROOF, latest_live_decision_id, verify_chain
+from generator.export.workers import begin_snapshot
+from generator.store.audit import NO_PROOF, ChainBreak, latest_live_decision_id, verify_chain
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision, SeedRecord, StoreMeta
 from generator.store.signing import SigningKey, key_path, load_key, missing_key_error, store_identity
 
@@ -102,6 +103,12 @@ class _Proof:
     key: SigningKey | None  # None only when no decision in the store needs a proof
     signed_from: int  # decisions from this id on must carry a proof
     exported_seq: int | None  # the chain head when the export was made (no exported decision is newer); None: unknown
+    # Byte `id` set: the chain walk recomputed decision id's hash and checked its proof, in this
+    # same snapshot, so a line need not do it again.
+    proven: bytearray = field(default_factory=bytearray)
+
+    def proven_by_chain(self, decision_id: int) -> bool:
+        return decision_id < len(self.proven) and self.proven[decision_id] == 1
 
 
 def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
@@ -113,6 +120,9 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
     header = read_manifest_header(path)
     fmt = FORMATS.get(header.get("format", ""))
     report = VerifyReport(manifest=path, format=str(header.get("format")))
+    # One snapshot for every read below (PostgreSQL: REPEATABLE READ): the chain walk's proofs
+    # stand for the rows the line checks read afterwards.
+    begin_snapshot(session)
     meta = store_identity(session)
     if "store_id" in header and header["store_id"] != meta.store_id:
         # Another store is not tampering: every line would "fail" for a reason that says nothing.
@@ -126,7 +136,9 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
         report.fail(path.name, None, problem)
     # Where signing began: the key file's word when there is one, not the store's (see _store_key).
     signed_from = key.signed_from_decision if key is not None else meta.signed_from_decision
+    # The chain first: each decision's hash and proof computed once, here, not again per line.
     proof = _Proof(key, signed_from, anchor[0] if anchor else None)
+    chain_breaks = list(verify_chain(session, key=key, proven=proof.proven))
     tally = Tally()
     entries = tally.counted(iter_manifest_entries(path))
     names = [described["path"] for described in header["files"]]
@@ -143,7 +155,7 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
             pass
     for problem in summary_problems(session, header, tally):
         report.fail(path.name, None, problem)
-    _check_chain(session, report, path.name, anchor, key)
+    _check_chain(session, report, path.name, anchor, chain_breaks)
     return report
 
 
@@ -387,12 +399,19 @@ def _candidate_problem(
         return f"decision {decision_id} no longer exists (removed from the database)"
     if decision.candidate_id != candidate_id:
         return f"decision {decision_id} is about candidate {decision.candidate_id}, not {candidate_id}"
-    problem = gate_problem(hashed_fields(decision), stored_hash=decision.hash, final_messages=final, actions=actions)
+    proven = proof.proven_by_chain(decision_id)
+    # A proven row's hash is not recomputed, so the gate needs only the fields it reads itself.
+    fields = (
+        {"action": decision.action, "reviewer": decision.reviewer, "content_hash": decision.content_hash}
+        if proven
+        else hashed_fields(decision)
+    )
+    problem = gate_problem(fields, stored_hash=decision.hash, final_messages=final, actions=actions, hash_proven=proven)
     if problem:
         return f"{problem} (decision {decision_id})"
     if decision.hash != entry.get("decision_hash"):
         return f"decision {decision_id} is not the one recorded at export (its hash changed)"
-    if decision_id >= proof.signed_from and (proof.key is None or not proof.key.proves(decision.hash, decision.proof)):
+    if decision_id >= proof.signed_from and (proof.key is None or not (proven or proof.key.proves(decision.hash, decision.proof))):
         return f"decision {decision_id} {NO_PROOF}"
     problem = _entry_field_problem(entry, decision)
     if problem:
@@ -424,8 +443,8 @@ def _entry_field_problem(entry: dict[str, Any], decision: Any) -> str | None:
     return None
 
 
-def _check_chain(session: Session, report: VerifyReport, name: str, anchor: tuple[int, str] | None, key: SigningKey | None) -> None:
-    for chain_break in verify_chain(session, key=key):
+def _check_chain(session: Session, report: VerifyReport, name: str, anchor: tuple[int, str] | None, breaks: list[ChainBreak]) -> None:
+    for chain_break in breaks:
         where = f"decision {chain_break.decision_id}: " if chain_break.decision_id else ""
         report.fail(name, None, f"decision history broken: {where}{chain_break.problem}")
     if anchor is None or anchor[0] == 0:
