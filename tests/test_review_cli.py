@@ -99,3 +99,34 @@ def test_in_a_real_terminal_a_decision_shown_as_made_survives_kill_9(project_dir
     database.close()
     assert rows == [(1, "ann", "accept")]
     assert held == ("ann",)  # killed, so not released: it comes back to ann first, or to others when the lease ends
+
+
+def test_an_unknown_tag_exits_2_listing_the_tags_in_the_queue(project_dir: Path) -> None:
+    result = run_cli("review", "--reviewer", "ann", "--tag", "nosuchtag", cwd=filled_project(project_dir))
+    assert result.returncode == 2, result.stderr
+    assert "--tag 'nosuchtag': no candidate in the store has this tag" in result.stderr
+    assert "billing (2)" in result.stderr and "edge:hostile (1)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_quitting_prints_the_summary_and_the_next_session_keeps_the_filter(project_dir: Path) -> None:
+    filled_project(project_dir)
+    terminal = Terminal(["review", "--reviewer", "ann", "--flagged"], cwd=project_dir)
+    try:
+        terminal.wait_for("two-person studio")
+        terminal.press("a")
+        terminal.wait_for("saved: accepted #1")
+        terminal.press("q")
+        terminal.wait_for("This session: 1 decided")
+        terminal.wait_for("1 left in the queue for your filters (4 in the whole queue)")
+        assert terminal.process.wait(timeout=30) == 0
+    finally:
+        if terminal.process.poll() is None:
+            terminal.kill()
+    again = Terminal(["review", "--reviewer", "ann"], cwd=project_dir)  # no filter flags: last session's come back
+    try:
+        again.wait_for("flagged only")  # the header (styled in parts: matched on the filter itself)
+        again.wait_for("Can I pay my Ledgerly bill")  # candidate 3, the other flagged one
+    finally:
+        again.kill()

@@ -334,7 +334,9 @@ async def test_the_summary_names_export_and_verify_when_the_queue_is_empty(store
     summary = app.summary(command="synthgate --db sqlite:///x.db")
     assert summary is not None
     assert "The queue is empty." in summary
-    assert "synthgate --db sqlite:///x.db export -o train.jsonl" in summary and "synthgate --db sqlite:///x.db verify train.jsonl" in summary
+    assert (
+        "synthgate --db sqlite:///x.db export -o train.jsonl" in summary and "synthgate --db sqlite:///x.db verify train.jsonl" in summary
+    )
 
 
 # --- 13: 80x24 and remembered filters ------------------------------------------------------------
