@@ -50,3 +50,30 @@ def test_snapshot_help_screen(snap_compare: SnapCompare, store: Engine) -> None:
 def test_snapshot_empty_queue(snap_compare: SnapCompare, engine: Engine) -> None:
     build_review_store(engine, [])
     assert snap_compare(make_fixture_app(engine), terminal_size=SIZE, run_before=press_after_settling())
+
+
+def test_snapshot_main_screen_at_80x24(snap_compare: SnapCompare, store: Engine) -> None:
+    """The smallest common terminal: the header drops words, never the counts."""
+    assert snap_compare(make_fixture_app(store), terminal_size=(80, 24), run_before=press_after_settling())
+
+
+def test_snapshot_filtered_view(snap_compare: SnapCompare, engine: Engine) -> None:
+    """review --filtered: read-only, with the reason each candidate was filtered."""
+    from generator.store.db import write_session
+    from generator.store.intake import NewCandidate, add_candidates
+    from review_tui.app import make_review_app
+    from tests.review_snapshot_app import FakeClock, conversation
+
+    build_review_store(engine)
+    duplicate = NewCandidate(
+        source_key="filtered:dup",
+        messages=conversation("Can I pay yearly?", "Yes: yearly plans cost about 20% less."),
+        tags=["billing"],
+        status="filtered",
+        filter_reason="exact duplicate",
+        filter_match="candidate:5",
+    )
+    with write_session(engine) as session:
+        add_candidates(session, [duplicate])
+    app = make_review_app(engine=engine, reviewer="ann", clock=FakeClock(), blink=False, browse_filtered=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=press_after_settling())
