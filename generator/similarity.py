@@ -106,6 +106,27 @@ def _mix32(values: np.ndarray) -> np.ndarray:
 _BLOCK = 2048  # texts shingled and sorted together
 
 
+def _by_text_then_hash(owner: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """The order that sorts shingles by text, then by hash: np.lexsort((hashes, owner)), quicker.
+
+    One argsort of a single key (the text's number in the top 11 bits, a block holding at most
+    2,048 texts; the hash's top 53 bits below) took 0.10 s for 2,048 texts of 100 shingles where
+    lexsort over the two took 0.39 s. Two different shingles of one text sharing their top 53 bits
+    cannot be ordered by that key: then lexsort decides, so the sets are exactly what they were.
+    """
+    if len(owner) and owner.max() >= 1 << 11:
+        return np.lexsort((hashes, owner))
+    key = (owner.astype(_U64) << _U64(53)) | (hashes >> _U64(11))
+    order: np.ndarray = np.argsort(key)
+    ordered = key[order]
+    ties = ordered[1:] == ordered[:-1]
+    if ties.any():
+        ordered_hashes = hashes[order]
+        if np.any(ties & (ordered_hashes[1:] != ordered_hashes[:-1])):
+            order = np.lexsort((hashes, owner))
+    return order
+
+
 class ShingleSets:
     """The shingle sets of many texts: sorted, distinct 64-bit shingle hashes, one flat array for all.
 
@@ -158,7 +179,7 @@ class ShingleSets:
                 combined[present] = combined[present] * _MULTIPLIER + flat[first_word[present] + offset]
             hashes = _mix64(combined)
         # Sort each text's shingles and drop repeats: a set, ready for exact intersection.
-        order = np.lexsort((hashes, owner))
+        order = _by_text_then_hash(owner, hashes)
         hashes, owner = hashes[order], owner[order]
         distinct = np.ones(len(hashes), dtype=bool)
         distinct[1:] = (hashes[1:] != hashes[:-1]) | (owner[1:] != owner[:-1])
