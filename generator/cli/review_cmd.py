@@ -95,10 +95,11 @@ def review_command(
 
     filters = QueueFilter(tag=tag, run_id=run, flagged_only=flagged)
     store = filter_memory.store_key(engine)
-    if filters == QueueFilter() and not adjudicate:
-        filters = filter_memory.recall(store=store, reviewer=name) or filters
-    elif not adjudicate:
-        filter_memory.remember(store=store, reviewer=name, filters=filters)
+    if not (adjudicate or filtered):  # those views have their own queues: the review filters stay as they were
+        if filters == QueueFilter():
+            filters = filter_memory.recall(store=store, reviewer=name) or filters
+        else:
+            filter_memory.remember(store=store, reviewer=name, filters=filters)
     review_app = make_review_app(
         engine=engine,
         reviewer=name,
