@@ -213,6 +213,7 @@ class FaultPlan:
     json_schema_supported: bool = True
     hang_seconds: float = 600.0
     cut_after: int = 1  # "cut": complete examples before the one the answer stops in (fewer if fewer were asked)
+    writes_at_most: int | None = None  # a model that writes at most this many examples per answer, whatever it is asked
 
     def __post_init__(self) -> None:
         for name in [*self.ratios, *self.script]:
@@ -399,6 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, _anthropic_body(request, text, None, behaviour, prompt))
             return
         count = int(match.group(1)) if match else 3
+        if plan.writes_at_most is not None:
+            count = min(count, plan.writes_at_most)
         payload: Any = {"examples": conversations_for(prompt, count=count, rng=random.Random(self.fake._answer_seed(body)))}
         if behaviour == "schema":
             # Not the asked-for shape at all: an unknown role and a missing content field.

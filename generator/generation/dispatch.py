@@ -266,9 +266,11 @@ class Dispatcher:
         await self.store_slots.acquire()
         future = submit(item, **details)
         self.storing.add(future)
-        future.add_done_callback(lambda done: self._stored(done, reserved))
+        index = item.index if isinstance(item, journal.OpenCall) else item.request_index
+        reask = index >= self.generation.planner_total  # re-asks come after the run's planned requests
+        future.add_done_callback(lambda done: self._stored(done, reserved, reask=reask))
 
-    def _stored(self, future: asyncio.Future[CallOutcome], reserved: float) -> None:
+    def _stored(self, future: asyncio.Future[CallOutcome], reserved: float, *, reask: bool) -> None:
         self.storing.discard(future)
         self.store_slots.release()
         if future.cancelled() or future.exception() is not None:
@@ -278,7 +280,7 @@ class Dispatcher:
             return
         outcome = future.result()
         self.budget.settle(reserved, outcome.cost_usd)
-        self.stats.record(outcome)
+        self.stats.record(outcome, reask=reask)
         self.on_progress(self.stats)
 
 

@@ -351,6 +351,7 @@ class Generation:
                 unanswered = journal.unanswered(session, run_id=self.run_id, total=planner.total) + len(self._reask_rows(session, planner))
                 stats.status = "complete" if unanswered == 0 else "stopped"
                 if given_up := self._given_up(session, planner):
+                    stats.examples_given_up = given_up
                     # A replayed answer is what was recorded: no --max-tokens changes it.
                     what = (
                         "record the run again from the live provider (--record FILE)"

@@ -54,6 +54,9 @@ class ParsedAnswer:
     # A truncated answer: examples holds those completed before the cut (salvaged); this many of the
     # asked ones are missing (the cut one, and those never begun) and are asked again.
     missing: int = 0
+    # A complete answer: examples asked that the model did not write, and written ones that were unusable.
+    short: int = 0
+    unusable: int = 0
     finish_reason: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -102,7 +105,7 @@ def parse_answer(body: str, *, asked: int) -> ParsedAnswer:
     error = f"{len(problems)} of {min(len(items), asked)} examples unusable: " + "; ".join(problems) if problems else None
     if not examples:
         return ParsedAnswer("invalid", error=error or "schema mismatch: no examples", **usage)
-    return ParsedAnswer("ok", examples=examples, error=error, **usage)
+    return ParsedAnswer("ok", examples=examples, error=error, short=max(0, asked - len(items)), unusable=len(problems), **usage)
 
 
 def _examples(items: list[Any]) -> tuple[list[Conversation], list[str]]:

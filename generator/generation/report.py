@@ -30,6 +30,16 @@ class RunStats:
     stop_fix: str | None = None  # what to do about the stop_reason, when the cause says more than "run it again"
     candidates: int = 0
     filtered: int = 0
+    # Where asked-for examples went missing (this invocation): asked by the run's planned requests
+    # (re-asks only make up for cut answers), not written by the model, written but unusable, in
+    # answers that could not be used at all, in calls without an answer, still cut off after re-asks.
+    examples_asked: int = 0
+    examples_short: int = 0
+    short_answers: int = 0
+    examples_unusable: int = 0
+    examples_in_bad_answers: int = 0
+    examples_unanswered: int = 0
+    examples_given_up: int = 0
     salvaged: int = 0  # complete examples kept from answers cut off at max_tokens (counted in candidates too)
     reasked: int = 0  # re-ask requests planned by this invocation for the examples cut answers lacked
     input_tokens: int = 0
@@ -58,9 +68,19 @@ class RunStats:
     def done(self) -> int:
         return self.answered_before + self.requests_sent + self.cache_hits + self.recovered - self.outcomes["failed"]
 
-    def record(self, outcome: CallOutcome) -> None:
+    def record(self, outcome: CallOutcome, *, reask: bool = False) -> None:
+        """Count a stored call's outcome; `reask`: the call asked again for examples a cut answer lacked."""
         if outcome.status == "duplicate":
             return
+        if not reask:
+            self.examples_asked += outcome.asked
+        self.examples_short += outcome.short
+        self.short_answers += outcome.short > 0
+        self.examples_unusable += outcome.unusable
+        if outcome.status in ("invalid", "refused"):
+            self.examples_in_bad_answers += outcome.asked
+        elif outcome.status == "failed":
+            self.examples_unanswered += outcome.asked
         if outcome.from_cache:
             self.cache_hits += 1
         elif outcome.recovered:
@@ -100,6 +120,16 @@ class RunStats:
             "retry_causes": dict(self.retry_causes),
             "candidates": self.candidates,
             "candidates_filtered": self.filtered,
+            "shortfall": {
+                "examples_asked": self.examples_asked,
+                "candidates": self.candidates,
+                "not_written": self.examples_short,
+                "short_answers": self.short_answers,
+                "unusable": self.examples_unusable,
+                "in_unusable_answers": self.examples_in_bad_answers,
+                "without_an_answer": self.examples_unanswered,
+                "cut_off_given_up": self.examples_given_up,
+            },
             "examples_salvaged": self.salvaged,
             "requests_reasked": self.reasked,
             "input_tokens": self.input_tokens,

@@ -78,6 +78,10 @@ class CallOutcome:
     cost_usd: float = 0.0
     from_cache: bool = False
     recovered: bool = False  # an answer an earlier, interrupted invocation received and logged: not paid again
+    # Examples: asked of the call, not written by the model (a complete answer), written but unusable.
+    asked: int = 0
+    short: int = 0
+    unusable: int = 0
 
 
 @dataclass(frozen=True)
@@ -510,11 +514,14 @@ class _Store:
             output_tokens=parsed.output_tokens,
             cost_usd=cost,
             from_cache=item.from_cache,
+            asked=item.asked,
+            short=parsed.short,
+            unusable=parsed.unusable,
         )
         return values, replace(outcome, recovered=item.recovered), parsed.examples
 
     def _failure(self, item: Arrival) -> tuple[dict[str, Any], CallOutcome, list[Conversation]]:
-        return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed"), []
+        return _call_values(item, status="failed", error=item.error), CallOutcome(status="failed", asked=item.asked), []
 
 
 _CALLS = LLMCall.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
