@@ -209,6 +209,7 @@ def test_a_rejection_written_with_raw_sql_makes_no_pair(generate: Callable[..., 
     code, output = generate("-n", "2", "--per-request", "2", "--variants", "3")
     assert code == 0, output
     chosen, forged, honest = next(iter(groups_of(store).values()))
+    assert chosen.id is not None and forged.id is not None and honest.id is not None
     decide(store, chosen.id, "accept")
     decide(store, honest.id, "reject")
     write_unsigned_decision(database_of(store), candidate_id=forged.id, action="reject", reasons=["off-topic"])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from generator.batching import batched
@@ -260,18 +261,27 @@ class _Rows:
     """The store's rows behind one batch of lines, fetched with one query per table."""
 
     decisions: dict[int, Any]  # plain rows, not ORM objects: a million-line export is checked 500 lines at a time
-    origins: dict[int, Any]  # candidate id -> its run, template hash and latest live decision
+    origins: dict[int, Any]  # candidate id -> its run, template hash, variant group and latest live decision
     originals: dict[int, list[dict[str, Any]]]  # candidate id -> the model's text (preference formats only)
     seeds: dict[str, SeedRecord]
 
 
 def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair]) -> _Rows:
-    candidate_pairs = [p for p in batch if p.entry.get("kind") != "seed"]
-    candidate_ids = {i for p in candidate_pairs if (i := _whole_number(p.entry.get("candidate_id"))) is not None}
-    decision_ids = {i for p in candidate_pairs if (i := _whole_number(p.entry.get("decision_id"))) is not None}
+    # A variant pair's line stands on two decisions: its entry's, and its rejected side's.
+    sides = [p.entry for p in batch if p.entry.get("kind") != "seed"]
+    sides += [loser for p in batch if p.entry.get("kind") == "pair" and isinstance(loser := p.entry.get("rejected"), dict)]
+    candidate_ids = {i for side in sides if (i := _whole_number(side.get("candidate_id"))) is not None}
+    decision_ids = {i for side in sides if (i := _whole_number(side.get("decision_id"))) is not None}
     seed_ids = {i for p in batch if p.entry.get("kind") == "seed" and isinstance(i := p.entry.get("seed_id"), str)}
     decision_table = Decision.__table__  # type: ignore[attr-defined]
-    origins = select(Candidate.id, Candidate.run_id, Candidate.template_hash, latest_live_decision_id(Candidate.id).label("latest"))
+    # SQLAlchemy's select: SQLModel's typed overloads stop at four columns.
+    origins = sa_select(
+        col(Candidate.id),
+        col(Candidate.run_id),
+        col(Candidate.template_hash),
+        col(Candidate.variant_group),
+        latest_live_decision_id(Candidate.id).label("latest"),
+    )
     # Core statements on the connection, not through the ORM session: the ORM's per-row loading
     # was a fifth of verify's time (3.9 of 20 s for 30,000 lines, profiled).
     connection = session.connection()
@@ -305,8 +315,10 @@ def _check_batch(
         if problem:
             report.fail(name, pair.line_number, problem)
         elif pair.entry.get("kind") != "seed":
-            _note_origin(tally, rows.origins[pair.entry["candidate_id"]], f"{name}:{pair.line_number}")
-            if pair.entry["decision_id"] < proof.signed_from:
+            sides = [pair.entry, pair.entry["rejected"]] if pair.entry.get("kind") == "pair" else [pair.entry]
+            for side in sides:
+                _note_origin(tally, rows.origins[side["candidate_id"]], f"{name}:{pair.line_number}")
+            if any(side["decision_id"] < proof.signed_from for side in sides):
                 report.legacy(name, pair.line_number)
 
 
@@ -317,6 +329,8 @@ def _line_problem(fmt: ExportFormat, pair: _Pair, rows: _Rows, proof: _Proof) ->
         return str(exc)
     if pair.entry.get("kind") == "seed":
         return _seed_problem(pair.entry, final, rows.seeds)
+    if pair.entry.get("kind") == "pair":
+        return _variant_pair_problem(pair.entry, final, original, rows, proof)
     if fmt.labelled:
         if pair.entry.get("label") is not record["label"]:
             return f"the line's label is {record['label']!r}, but the manifest's entry says {pair.entry.get('label')!r}"
@@ -337,6 +351,26 @@ def _negative_problem(entry: dict[str, Any], answer: list[dict[str, Any]], rows:
     return _candidate_problem(entry, corrected, answer, rows, proof)
 
 
+def _variant_pair_problem(
+    entry: dict[str, Any], chosen: list[dict[str, Any]], rejected: list[dict[str, Any]] | None, rows: _Rows, proof: _Proof
+) -> str | None:
+    """A pair from a variant group: `chosen` under its accepting decision, `rejected` under its own rejecting one, one group."""
+    loser = entry.get("rejected")
+    if rejected is None or not isinstance(loser, dict):
+        return "a pair line needs a rejected answer and the decision that rejected it (the manifest entry names none)"
+    problem = _candidate_problem(entry, chosen, None, rows, proof)
+    if problem:
+        return problem
+    problem = _candidate_problem(loser, rejected, None, rows, proof, actions=REJECTING_ACTIONS)
+    if problem:
+        return f"the rejected side: {problem}"
+    winner_id, loser_id = entry["candidate_id"], loser["candidate_id"]
+    groups = {rows.origins[winner_id].variant_group, rows.origins[loser_id].variant_group}
+    if winner_id == loser_id or groups != {entry.get("variant_group")} or None in groups:
+        return f"candidates {winner_id} and {loser_id} are not two answers of variant group {_shown(entry.get('variant_group'))}"
+    return None
+
+
 def _duplicate_problem(pair: _Pair, files: list[str], index: int, tally: Tally) -> str | None:
     """The same example on two lines: a copied line with a copied manifest entry would otherwise prove itself."""
     here = index << 32 | pair.line_number
@@ -346,6 +380,16 @@ def _duplicate_problem(pair: _Pair, files: list[str], index: int, tally: Tally) 
             return None  # reported as a damaged entry by the seed checks
         first = tally.first_seed_line.setdefault(ident, here)
         what = f"seed {_shown(ident)}"
+    elif pair.entry.get("kind") == "pair":
+        loser = pair.entry.get("rejected")
+        ident = (
+            _whole_number(pair.entry.get("candidate_id")),
+            _whole_number(loser.get("candidate_id")) if isinstance(loser, dict) else None,
+        )
+        if None in ident:
+            return None  # reported as a damaged entry by the pair checks
+        first = tally.first_pair_line.setdefault(ident, here)
+        what = f"the pair of candidates {ident[0]} and {ident[1]}"
     else:
         ident = _whole_number(pair.entry.get("candidate_id"))
         if ident is None:
@@ -421,7 +465,7 @@ def _candidate_problem(
     newest = rows.origins[candidate_id].latest if candidate_id in rows.origins else None
     if newest != decision_id:
         return (
-            f"decision {decision_id} was undone: candidate {candidate_id} is no longer accepted"
+            f"decision {decision_id} was undone: candidate {candidate_id} is no longer {'accepted' if actions == ACCEPTING_ACTIONS else 'rejected'}"
             if newest is None
             else f"candidate {candidate_id} was decided again after export (decision {newest})"
         )

@@ -25,20 +25,22 @@ class Tally:
     """What the manifest's entries and the exported candidates add up to, gathered while the lines are checked."""
 
     entries: int = 0
-    kinds: Counter[str] = field(default_factory=Counter)  # "accept", "edit", "seed"
+    kinds: Counter[str] = field(default_factory=Counter)  # "accept", "edit", "seed", "pair" (a variant pair)
     run_ids: dict[str, str] = field(default_factory=dict)  # run id -> the first line exported from it ("file:line")
     template_hashes: dict[str, str] = field(default_factory=dict)  # likewise
     # Where each example was first exported, to name both lines of a duplicate. Packed ints
     # (file index << 32 | line): ~110 MB at a million lines, a third of what tuples would take.
     first_candidate_line: dict[int, int] = field(default_factory=dict)
     first_seed_line: dict[str, int] = field(default_factory=dict)
+    first_pair_line: dict[tuple[int | None, int | None], int] = field(default_factory=dict)  # (chosen, rejected) candidate ids
 
     def counted(self, entries: Iterator[Any]) -> Iterator[Any]:
         """The manifest's entries, passed through and counted by kind as they are read."""
         for entry in entries:
             self.entries += 1
             if isinstance(entry, dict):
-                self.kinds["seed" if entry.get("kind") == "seed" else str(entry.get("action"))] += 1
+                kind = entry.get("kind")
+                self.kinds[kind if kind in ("seed", "pair") else str(entry.get("action"))] += 1
             yield entry
 
 
@@ -83,6 +85,8 @@ def _count_problems(header: dict[str, Any], tally: Tally) -> Iterator[str]:
     }
     if "rejected" in counts:  # manifests from before labelled formats have no such count
         actual["rejected"] = (tally.kinds["reject"], "its entries hold rejections for")
+    if "pairs" in counts or tally.kinds["pair"]:  # written only when variant pairs were exported
+        actual["pairs"] = (tally.kinds["pair"], "its entries hold variant pairs for")
     for name, (value, how) in actual.items():
         if counts.get(name) != value:
             yield f"manifest field counts.{name} is {counts.get(name)!r}, but {how} {value}"
