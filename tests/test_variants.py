@@ -217,3 +217,26 @@ def test_a_rejection_written_with_raw_sql_makes_no_pair(generate: Callable[..., 
     report = export(store, out, format="trl-dpo")
     assert [(e["candidate_id"], e["rejected"]["candidate_id"]) for e in entries(out)] == [(chosen.id, honest.id)]
     assert any(f"candidate:{forged.id}" in listed for listed in report.skipped.listed.values()), report.skipped.counts
+
+
+def test_siblings_are_never_near_duplicates_of_each_other_but_strangers_still_are() -> None:
+    from generator.checks import CandidateChecker
+    from generator.config import ChecksSection
+    from generator.examples import Message
+
+    question = "how do I connect Stripe to Ledgerly so that my clients can pay their invoices online by card?"
+    answer = "Connect Stripe at Settings, then Payments, then Stripe, then Connect; invoices then carry a Pay now button for cards."
+
+    def conversation(opening: str) -> list[Message]:
+        return [Message(role="user", content=question), Message(role="assistant", content=opening + answer)]
+
+    items = [("a:0", conversation("")), ("b:0", conversation("Sure. ")), ("c:0", conversation("Happy to help! "))]
+    grouped = CandidateChecker(config=ChecksSection(), seeds=[]).check_new(items, groups={"a:0": "g", "b:0": "g", "c:0": "g"})
+    assert [r.status for r in grouped] == ["pending", "pending", "pending"]
+    # Outside a group (or in another one) the same answers are near-duplicates, as before.
+    apart = CandidateChecker(config=ChecksSection(), seeds=[]).check_new(items, groups={"a:0": "g", "b:0": "h"})
+    assert [(r.status, r.filter_reason) for r in apart] == [
+        ("pending", None),
+        ("filtered", "near-duplicate of candidate"),
+        ("filtered", "near-duplicate of candidate"),
+    ]
