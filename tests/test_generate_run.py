@@ -311,6 +311,42 @@ def test_a_missing_anthropic_key_says_how_to_set_it_without_openai_words(generat
     assert "OpenAI" not in result.err and "--base-url" not in result.err
 
 
+def test_a_model_that_writes_fewer_than_asked_is_explained_with_the_next_command(server, generate, project_dir: Path) -> None:
+    fake = server(writes_at_most=2)
+    result = generate(*openai_args(fake, "-n", "20", "--per-request", "5"))
+    assert result.code == 0, result.err
+    assert "Asked for 20 example(s), got 8: the model wrote 12 fewer than asked (4 answer(s) held fewer than the 5 asked" in result.out
+    assert "The model wrote about 2 per request. For the 12 missing: run again with --seed 1 -n 12 --per-request 2." in result.out
+    summary = generate(*openai_args(fake, "-n", "20", "--per-request", "5", "--seed", "7", "--json")).json
+    assert summary["shortfall"] == {
+        "examples_asked": 20,
+        "candidates": 8,
+        "not_written": 12,
+        "short_answers": 4,
+        "unusable": 0,
+        "in_unusable_answers": 0,
+        "without_an_answer": 0,
+        "cut_off_given_up": 0,
+        "explanation": summary["shortfall"]["explanation"],
+        "next_flags": "--seed 8 -n 12 --per-request 2",
+    }
+    assert summary["shortfall"]["explanation"].startswith("Asked for 20 example(s), got 8")
+
+
+def test_unusable_answers_are_part_of_the_explanation(server, generate, project_dir: Path) -> None:
+    fake = server(script=["malformed", "ok", "ok"])
+    summary = generate(*openai_args(fake, "-n", "6", "--per-request", "2", "--concurrency", "1", "--json")).json
+    assert summary["shortfall"]["in_unusable_answers"] == 2 and summary["candidates"] == 4
+    assert "2 were asked in answers that could not be used (invalid or refused)" in summary["message"]
+    assert summary["shortfall"]["next_flags"] == "--seed 1 -n 3"
+
+
+def test_a_run_that_got_everything_has_no_shortfall(server, generate, project_dir: Path) -> None:
+    fake = server()
+    summary = generate(*openai_args(fake, "-n", "4", "--per-request", "2", "--json")).json
+    assert summary["shortfall"]["explanation"] is None and "Asked for" not in summary["message"]
+
+
 # --- journal, cache, resume ------------------------------------------------------------------
 
 
@@ -325,6 +361,45 @@ def test_the_same_command_again_sends_nothing_and_says_how_to_get_more(server, g
     assert as_json["requests_sent"] == 0 and as_json["candidates"] == 0 and as_json["status"] == "complete"
     assert fake.requests == 2
     assert len(rows(project_dir, Candidate)) == 4 and len(rows(project_dir, Run)) == 1
+
+
+def test_a_rerun_with_changed_seeds_says_it_is_a_new_run_and_what_changed_before_sending(server, generate, project_dir: Path) -> None:
+    fake = server()
+    args = openai_args(fake, "-n", "4", "--per-request", "2")
+    first = generate(*args, "--json").json
+    assert first["new_run"] is None  # the store's first run: nothing to compare with
+    seeds = project_dir / "seeds" / "seeds.jsonl"
+    lines = seeds.read_text().splitlines(keepends=True)
+    seeds.write_text("".join(lines[:-1]))  # one verified example fewer
+
+    dry = generate(*args, "--dry-run")
+    assert dry.code == 0 and fake.requests == 2  # nothing sent
+    expected = f"inputs changed since run {first['run_id']}"
+    assert expected in dry.out and f"seeds changed: {len(lines)} -> {len(lines) - 1} verified examples" in dry.out
+    assert "template, model, parameters unchanged" in dry.out and "It will send up to 2 request(s)" in dry.out
+    assert generate(*args, "--dry-run", "--json").json["new_run"] == {
+        "previous_run_id": first["run_id"],
+        "changed": [f"seeds changed: {len(lines)} -> {len(lines) - 1} verified examples"],
+        "unchanged": ["template", "model", "parameters"],
+        "requests": 2,
+    }
+
+    rerun = generate(*args)
+    assert rerun.code == 0
+    said = rerun.err.index(expected)
+    assert said < rerun.err.index("seeds changed") and "New run" in rerun.err
+    assert fake.requests > 2  # it did send: a new run, as it said
+    again = generate(*args)
+    assert "already complete" in again.out and "New run" not in again.err  # the same inputs: no new run, nothing to say
+
+
+def test_a_rerun_with_another_model_and_count_names_both(server, generate, project_dir: Path) -> None:
+    fake = server()
+    first = generate(*openai_args(fake, "-n", "2", "--json")).json
+    other = generate(*openai_args(fake, "-n", "3", "--model", "gpt-4.1-mini", "--dry-run", "--json")).json["new_run"]
+    assert other["previous_run_id"] == first["run_id"]
+    assert "model: gpt-4o-mini -> gpt-4.1-mini" in other["changed"] and "-n: 2 -> 3" in other["changed"]
+    assert other["unchanged"] == ["seeds", "template"]
 
 
 def test_operational_flags_do_not_change_the_run_but_sampling_flags_do(server, generate, project_dir: Path) -> None:

@@ -86,6 +86,7 @@ def generate_command(
     """
     from generator.generation.engine import Generation
     from generator.generation.progress import LiveProgress, dry_run_lines, summary_table
+    from generator.generation.shortfall import explain_shortfall
     from generator.generation.writer import JournalWriter
 
     cli = state(ctx)
@@ -105,18 +106,24 @@ def generate_command(
     try:
         generation = Generation(project, settings, no_cache=no_cache, dry_run=dry_run)
 
+        # Said before anything is sent: a changed input (seeds, template, model, parameters) makes a new, paid run.
+        change = generation.change_since_latest_run(cli.engine)
+        change_lines = [] if change is None else change.lines(generation.run_id, cached=not no_cache)
         if dry_run:
             report = generation.dry_run(cli.engine)
             if as_json:
-                console.print(json.dumps(report.as_json(), indent=2, ensure_ascii=False), soft_wrap=True)
+                payload = {**report.as_json(), "new_run": change and change.as_json()}
+                console.print(json.dumps(payload, indent=2, ensure_ascii=False), soft_wrap=True)
             else:
-                for line in dry_run_lines(report):
+                for line in [*dry_run_lines(report), *change_lines]:
                     console.print(line, soft_wrap=True)  # the prompt verbatim, not re-wrapped
             return
 
         show_progress = not as_json and sys.stderr.isatty()
         if not as_json:
             err_console.print(f"Run {generation.run_id}: {settings.count} candidates from {settings.provider} {settings.model}.")
+            for line in change_lines:
+                err_console.print(line, soft_wrap=True)
         try:
             if show_progress:
                 with LiveProgress(err_console) as progress:
@@ -144,8 +151,13 @@ def generate_command(
         stats.notes.append(f"recorded {lines} response(s) to {record}")
 
     message = _outcome_message(stats, settings)
+    shortfall = explain_shortfall(stats, settings)
+    if shortfall is not None:
+        message += " " + shortfall.text
     if as_json:
-        console.print(json.dumps({**stats.as_json(), "message": message}, indent=2, ensure_ascii=False), soft_wrap=True)
+        summary = stats.as_json() | {"new_run": change and change.as_json()}
+        summary["shortfall"] |= {"explanation": shortfall and shortfall.text, "next_flags": shortfall and shortfall.next_command}
+        console.print(json.dumps({**summary, "message": message}, indent=2, ensure_ascii=False), soft_wrap=True)
     else:
         if not stats.already_complete:
             console.print(summary_table(stats))

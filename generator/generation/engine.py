@@ -31,6 +31,7 @@ from generator.generation.pricing import PriceTable, estimate_tokens
 from generator.generation.providers import import_provider, make_provider
 from generator.generation.providers.base import Provider, check_base_url
 from generator.generation.report import DryRun, RunStats
+from generator.generation.rerun import RunChange, compare_with_latest
 from generator.generation.run_lease import run_lease
 from generator.generation.secrets import api_key
 from generator.generation.templates import PromptTemplate
@@ -173,6 +174,18 @@ class Generation:
             planner.total * (len(rounds) - 1),
         )
 
+    def change_since_latest_run(self, engine: Engine) -> RunChange | None:
+        """What makes this a new run (None: it resumes, is complete, or is the store's first)."""
+        with read_session(engine) as session:
+            return compare_with_latest(
+                session,
+                run_id=self.run_id,
+                identity=self.identity,
+                template=str(Path(self.settings.template)),
+                seed_count=len(self.seeds),
+                requests=self.planner_total,
+            )
+
     def reask_room(self) -> list[int]:
         """max_tokens of a request, then of its re-ask, and so on (a cut answer's re-ask gets more room)."""
         limit = model_limit(self.settings.model, configured=self.settings.max_tokens)
@@ -272,7 +285,8 @@ class Generation:
                     template_hash=self.template.hash,
                     sampling_seed=self.settings.seed,
                     target_count=self.settings.count,
-                    config={**self.identity, "template": template_path, "rejection_reasons": reasons},
+                    # seed_count: not part of the identity; lets a later run say "65 -> 70 verified examples".
+                    config={**self.identity, "template": template_path, "rejection_reasons": reasons, "seed_count": len(self.seeds)},
                 ),
             )
             planner = self.planner_for(run)
