@@ -229,8 +229,9 @@ async def test_the_filtered_view_is_read_only_and_restores_one_candidate_as_chec
         await pilot.press("R", "y")  # a structural defect is not a trainable conversation: refused
         await settle(pilot)
         assert "not restored: candidates with a structural defect cannot be restored" in screen_text(app)
-        await pilot.press("p", "R")
+        await pilot.press("p")
         await settle(pilot)
+        await pilot.press("R")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # changed their mind: nothing happens
         await settle(pilot)
