@@ -103,12 +103,15 @@ class QueueClient:
                 return None
             return undo, queue.get_candidate(session, candidate_id=undo.candidate_id)
 
-    def decide_and_place(self, **decision: Any) -> tuple[DecisionView, tuple[str | None, str | None]]:
+    def decide_and_place(self, **decision: Any) -> tuple[DecisionView, tuple[str | None, str | None] | None]:
         """`decide`, and how the decision moved its candidate between statuses (each None when the candidate
-        does not match the filters): the header's counts follow it exactly, whatever the filters."""
+        does not match the filters): the header's counts follow it exactly, whatever the filters.
+        None instead under --adjudicate, whose header counts the adjudication queue: it is counted afresh."""
         done = self.decide(**decision)
         if self.search_matches and self.search_matches[0] == done.candidate_id:
             self.search_matches.pop(0)
+        if self.adjudicate:
+            return done, None
         with read_session(self.engine) as session:
             after = browse.status_if_matching(session, candidate_id=done.candidate_id, filters=self.filters)
         # A decision needs a pending candidate, except on a canary (a filtered one, which stays filtered).
