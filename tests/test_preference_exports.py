@@ -145,3 +145,17 @@ def _types(features: Any) -> Any:
     if isinstance(features, list):
         return [_types(features[0])]
     return features.dtype
+
+
+def test_the_export_summary_counts_in_the_format_s_own_unit(engine: Engine, reviewed: dict[str, int], tmp_path: Path) -> None:
+    from generator.cli.export_cmd import export_summary
+
+    kto = export(engine, tmp_path / "kto.jsonl", format="trl-kto").counts
+    assert export_summary("trl-kto", kto) == (
+        "Exported 4 labelled line(s) as trl-kto: 2 labelled true (1 accepted, 1 corrected, 0 seed(s)), "
+        "2 labelled false (1 rejected, 1 model answer(s) a reviewer corrected)."
+    )
+    dpo = export(engine, tmp_path / "dpo.jsonl", format="trl-dpo").counts
+    assert export_summary("trl-dpo", dpo) == "Exported 1 preference pair(s) as trl-dpo: 1 from corrections, 0 from variant groups."
+    sft = export(engine, tmp_path / "sft.jsonl", format="openai").counts
+    assert export_summary("openai", sft) == "Exported 2 example(s) as openai: 1 accepted, 1 edited, 0 seed(s)."

@@ -106,11 +106,7 @@ def export_command(
     with read_session(cli.reading_engine) as session:
         report = export_dataset(session, options=options, project=cli.project)
     counts = report.counts
-    console.print(
-        f"Exported {counts['lines']} example(s) as {chosen}: {counts['accepted']} accepted, "
-        f"{counts['edited']} edited, {counts['seeds']} seed(s)"
-        + (f", {counts['rejected']} rejected (label false)." if "rejected" in counts else ".")
-    )
+    console.print(export_summary(chosen, counts))
     for written in report.files:
         console.print(f"  {written.split}: {written.path} ({written.lines} lines, sha256 {written.sha256[:16]}...)")
     console.print(f"  manifest: {report.manifest}")
@@ -212,3 +208,21 @@ def promote_command(
         err_console.print(f"warning: {target} is not matched by [seeds] paths; add it there so generation uses the promoted seeds")
     if report.added:
         console.print("Next: run `synthgate seeds check` to record them as verified seeds.")
+
+
+def export_summary(fmt: str, counts: dict[str, int]) -> str:
+    """What the export holds, in the unit of its format: examples, labelled lines, or preference pairs."""
+    if "rejected" in counts:  # unpaired preferences: every human decision is a labelled line (a correction is two)
+        positives = counts["accepted"] + counts["edited"] + counts["seeds"]
+        return (
+            f"Exported {counts['lines']} labelled line(s) as {fmt}: {positives} labelled true ({counts['accepted']} accepted, "
+            f"{counts['edited']} corrected, {counts['seeds']} seed(s)), {counts['lines'] - positives} labelled false "
+            f"({counts['rejected']} rejected, {counts['lines'] - positives - counts['rejected']} model answer(s) a reviewer corrected)."
+        )
+    if FORMATS[fmt].needs_original:  # pairs: a correction over the model's answer, or an accepted over a rejected variant
+        pairs = counts.get("pairs", 0)
+        return (
+            f"Exported {counts['lines']} preference pair(s) as {fmt}: {counts['lines'] - pairs} from corrections, "
+            f"{pairs} from variant groups."
+        )
+    return f"Exported {counts['lines']} example(s) as {fmt}: {counts['accepted']} accepted, {counts['edited']} edited, {counts['seeds']} seed(s)."
