@@ -212,12 +212,13 @@ def promote_command(
 
 def export_summary(fmt: str, counts: dict[str, int]) -> str:
     """What the export holds, in the unit of its format: examples, labelled lines, or preference pairs."""
-    if "rejected" in counts:  # unpaired preferences: every human decision is a labelled line (a correction is two)
-        positives = counts["accepted"] + counts["edited"] + counts["seeds"]
+    if "rejected" in counts:  # unpaired preferences: every human decision is a labelled line
+        corrections = counts["edited"] // 2  # a correction is two lines (both counted as edited): its answer true, the model's false
+        positives = counts["accepted"] + corrections + counts["seeds"]
         return (
             f"Exported {counts['lines']} labelled line(s) as {fmt}: {positives} labelled true ({counts['accepted']} accepted, "
-            f"{counts['edited']} corrected, {counts['seeds']} seed(s)), {counts['lines'] - positives} labelled false "
-            f"({counts['rejected']} rejected, {counts['lines'] - positives - counts['rejected']} model answer(s) a reviewer corrected)."
+            f"{corrections} corrected, {counts['seeds']} seed(s)), {counts['rejected'] + corrections} labelled false "
+            f"({counts['rejected']} rejected, {corrections} model answer(s) a reviewer corrected)."
         )
     if FORMATS[fmt].needs_original:  # pairs: a correction over the model's answer, or an accepted over a rejected variant
         pairs = counts.get("pairs", 0)
