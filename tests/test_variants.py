@@ -114,6 +114,15 @@ def test_variants_out_of_range_is_refused_with_exit_2(generate: Callable[..., tu
     assert fake.requests == 0
 
 
+def test_a_dry_run_counts_and_prices_the_variant_requests(generate: Callable[..., tuple[int, str]], fake: FakeLLMServer) -> None:
+    code, output = generate("-n", "6", "--variants", "3", "--dry-run")
+    assert code == 0, output
+    assert "--variants 3: then 12 more request(s) (2 per example" in output and "estimated cost ≈ $" in output
+    code, output = generate("-n", "6", "--variants", "3", "--dry-run", "--json")
+    assert code == 0 and json.loads(output)["variant_requests"] == 12
+    assert fake.requests == 0
+
+
 async def _review_group(app: ReviewApp, keys: list[tuple[str, ...]]) -> list[str]:
     """Press each key sequence on the candidate shown; returns the title each candidate had."""
     titles = []

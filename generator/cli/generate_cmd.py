@@ -112,10 +112,13 @@ def generate_command(
         if dry_run:
             report = generation.dry_run(cli.engine)
             if as_json:
-                payload = {**report.as_json(), "new_run": change and change.as_json()}
+                payload = {**report.as_json(), "new_run": change and change.as_json(), "variant_requests": settings.count * (variants - 1)}
                 console.print(json.dumps(payload, indent=2, ensure_ascii=False), soft_wrap=True)
             else:
-                for line in [*dry_run_lines(report), *change_lines]:
+                from generator.generation import variants as variant_phase
+
+                extra = variant_phase.dry_run_lines(generation, variants=variants) if variants > 1 else []
+                for line in [*dry_run_lines(report), *extra, *change_lines]:
                     console.print(line, soft_wrap=True)  # the prompt verbatim, not re-wrapped
             return
 

@@ -80,8 +80,13 @@ def compare_with_latest(
     return RunChange(latest.id, latest.updated_at, changed, [g for g in _GROUPS if g not in touched], requests)
 
 
+def _shown(value: Any) -> str:
+    return "(default)" if value is None else str(value)  # an unset --base-url is the provider's default, not "None"
+
+
 def _describe(key: str, old: Any, new: Any, *, before: dict[str, Any], seed_count: int) -> tuple[str, str]:
     """(group, words) for one changed identity key."""
+    old, new = _shown(old), _shown(new)
     if key == "seeds_hash":
         previous = before.get("seed_count")
         if previous is None:

@@ -37,7 +37,7 @@ from generator.generation import journal
 from generator.generation.limits import Budget, CallFailed, FatalProviderError, RateLimitGate, RetryPolicy, Throttle, send_with_retries
 from generator.generation.parsing import _read_body  # the one reader of both wire formats
 from generator.generation.planning import MAX_REASK_ROUNDS, model_params, provider_identity
-from generator.generation.pricing import estimate_tokens
+from generator.generation.pricing import estimate_tokens, unknown_price
 from generator.generation.providers.base import ProviderRequest
 from generator.generation.run_lease import run_lease
 from generator.store.db import read_session, write_session
@@ -72,6 +72,22 @@ class VariantStats:
             + (f", {unusable} answer(s) unusable ({', '.join(f'{n} {s}' for s, n in sorted(self.unusable.items()))})" if unusable else "")
             + (f", {self.failed} request(s) failed (run the same command again to retry them)" if self.failed else "")
         )
+
+
+def dry_run_lines(generation: Generation, *, variants: int) -> list[str]:
+    """What `--variants K` adds to a dry run: K-1 plain-chat requests per example, sized like the seeds' prompts and answers."""
+    conversations = [s.example.model_dump()["messages"] for s in generation.seeds]
+    prompts = [prompt_of(messages) or [] for messages in conversations]
+    prompt_tokens = sum(estimate_tokens(json.dumps(p, ensure_ascii=False)) for p in prompts) / max(1, len(prompts))
+    answer_tokens = sum(estimate_tokens(m[-1]["content"]) for m in conversations) / max(1, len(conversations))
+    requests = generation.settings.count * (variants - 1)
+    tokens_in, tokens_out = int(requests * prompt_tokens), int(requests * answer_tokens)
+    price = generation.prices.price(generation.settings.model) if generation.priced else (0.0, 0.0)
+    cost = unknown_price(generation.settings.model) if price is None else f"≈ ${(tokens_in * price[0] + tokens_out * price[1]) / 1e6:.4f}"
+    return [
+        f"--variants {variants}: then {requests} more request(s) ({variants - 1} per example, plain chat, after the run completes):",
+        f"  estimated tokens ≈ {tokens_in:,} in, ≈ {tokens_out:,} out; estimated cost {cost}.",
+    ]
 
 
 def variant_run_id(run_id: str) -> str:
