@@ -260,11 +260,14 @@ def test_a_refused_connection_stops_the_run_within_seconds_naming_the_url_and_th
     assert f"cannot connect to {fake.openai_base_url}: connection refused" in result.err
     assert "fix: start the server at" in result.err and "--base-url" in result.err and "Traceback" not in result.err
     assert "1 connection refused" in result.out and "retries after connection refused" in result.out
+    # Nothing was answered: the advice is to resume this run, not to start another with a new --seed.
+    assert "Run the same command again to retry the requests without an answer." in result.out and "--seed" not in result.out
     statuses = [c.status for c in rows(project_dir, LLMCall)]
     assert statuses.count("failed") == 1 and statuses.count("pending") == 19  # stopped at the first refusal: the rest would be too
     as_json = generate(*openai_args(fake, "-n", "20", "--per-request", "1", "--concurrency", "1", "--json"))
     assert as_json.json["failure_causes"] == {"connection refused": 1}
     assert as_json.json["retry_causes"] == {"connection refused": 2}
+    assert as_json.json["shortfall"]["next_flags"] is None
 
 
 def test_a_server_that_never_answers_stops_the_run_after_the_timeout_naming_it(server, generate, project_dir: Path) -> None:

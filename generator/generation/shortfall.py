@@ -37,6 +37,10 @@ def explain_shortfall(stats: RunStats, settings: GenerateSection) -> Shortfall |
     filtered = f" ({stats.filtered} of them filtered by checks)" if stats.filtered else ""
     text = f"Asked for {asked} example(s), got {got}{filtered}: " + ("; ".join(causes) or "some were lost") + "."
     missing = asked - got
+    if stats.examples_unanswered:
+        # Requests without an answer are the run's own unfinished work: the same command resumes them (paid
+        # answers are kept), and only what is still missing after that needs another run.
+        return Shortfall(text + " Run the same command again to retry the requests without an answer.", None)
     next_command = None
     if stats.examples_short * 2 >= missing and stats.short_answers:
         # Mostly short answers: the model writes about this many per request, whatever it is asked.
