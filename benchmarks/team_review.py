@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,11 +116,14 @@ def reviewer_process(url: str, reviewer: str, decisions: int, start: Any, result
     results.put({"reviewer": reviewer, "loops": loops, "shown": shown, "committed": committed, "refused": refused})
 
 
-def run(url: str, *, reviewers: int, decisions: int) -> dict[str, Any]:
+def run(url: str, *, reviewers: int, decisions: int, roles: list[str] | None = None) -> dict[str, Any]:
+    """`roles`: PostgreSQL reviewer roles, one per process, each connecting as itself (else every process connects with `url`)."""
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     results = context.Queue()
-    processes = [context.Process(target=reviewer_process, args=(url, f"reviewer-{n}", decisions, start, results)) for n in range(reviewers)]
+    names = roles or [f"reviewer-{n}" for n in range(reviewers)]
+    urls = [make_url(url).set(username=role).render_as_string(hide_password=False) for role in roles] if roles else [url] * reviewers
+    processes = [context.Process(target=reviewer_process, args=(urls[n], names[n], decisions, start, results)) for n in range(reviewers)]
     for process in processes:
         process.start()
     time.sleep(3)  # let every process import and connect before the clock starts (not a measurement)
@@ -159,15 +163,25 @@ def run(url: str, *, reviewers: int, decisions: int) -> dict[str, Any]:
 def postgres_run(args: argparse.Namespace) -> dict[str, Any]:
     import psycopg
 
+    from generator.store.team import add_reviewer
+
     name = f"synthgate_team_bench_{os.getpid()}"
+    roles = [] if args.as_owner else [f"bench_{os.getpid()}_r{n}" for n in range(args.pg_reviewers)]
     admin = psycopg.connect("host=127.0.0.1 port=5432 dbname=postgres user=root", autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         url = f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
         build_store(url, args.candidates, args.overlap)
-        return run(url, reviewers=args.pg_reviewers, decisions=args.decisions)
+        # As a team runs: each reviewer its own role (`team add-reviewer`), named and signed by the database.
+        engine = open_store(url)
+        for role in roles:
+            add_reviewer(engine, role)
+        engine.dispose()
+        return run(url, reviewers=args.pg_reviewers, decisions=args.decisions, roles=roles)
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role in roles:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
 
 
@@ -195,6 +209,9 @@ def main() -> None:
     parser.add_argument("--pg-reviewers", type=int, default=8)
     parser.add_argument("--sqlite-reviewers", type=int, default=4)
     parser.add_argument("--overlap", type=float, default=0.1)
+    parser.add_argument(
+        "--as-owner", action="store_true", help="PostgreSQL: every process connects as the owner under a typed name (no reviewer roles)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="synthgate-team-") as folder:
         os.environ["SYNTHGATE_HOME"] = str(Path(folder) / "keys")  # this run's signing key, gone with it

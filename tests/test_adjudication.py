@@ -102,3 +102,29 @@ async def test_a_reviewer_of_the_candidate_gets_no_adjudication_queue(engine: En
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert app.screen.candidate is None  # type: ignore[attr-defined]
+
+
+async def test_the_header_counts_the_adjudication_queue_after_every_decision_and_undo(engine: Engine) -> None:
+    ids = build_review_store(
+        engine, [NewCandidate(source_key=f"c{n}", messages=conversation(f"Question {n}?", f"Answer {n}.")) for n in range(3)]
+    )
+    with write_session(engine) as session:
+        mark_overlap(session, share=1.0, reviewers=2)
+        for candidate_id in ids[:2]:  # two disagreements; the third candidate the reviewers agree on
+            record_decision(session, candidate_id=candidate_id, reviewer="ann", action="accept")
+            record_decision(session, candidate_id=candidate_id, reviewer="bob", action="reject", reasons=["factually wrong"])
+        record_decision(session, candidate_id=ids[2], reviewer="ann", action="accept")
+        record_decision(session, candidate_id=ids[2], reviewer="bob", action="accept")
+    app = make_review_app(engine=engine, reviewer="cat", clock=FakeClock(), blink=False, adjudicate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "0 settled · 2 left" in screen_text(app)
+        await pilot.press("a")
+        await settle(pilot)
+        assert "1 settled · 1 left" in screen_text(app)
+        await pilot.press("u")
+        await settle(pilot)
+        assert "0 settled · 2 left" in screen_text(app)
+        await pilot.press("r", "1")
+        await settle(pilot)
+        assert "1 settled · 1 left" in screen_text(app)

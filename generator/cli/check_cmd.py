@@ -54,6 +54,10 @@ def check_command(
     with write_session(cli.engine) as session:
         sync_seeds(session, seed_set.seeds, root=project.root)
     summary = recheck_pending(cli.engine, project=project)
+    from generator.store.overlap import mark_overlap_as_owner
+
+    # The owner's command marks [review] overlap on what is still pending (a reviewer's role may not).
+    mark_overlap_as_owner(cli.engine, share=project.config.review.overlap, reviewers=project.config.review.overlap_reviewers)
     still_pending = summary.checked - sum(summary.filtered.values())
     compared = summary.compared_with
     console.out(

@@ -144,6 +144,7 @@ def generate_command(
     finally:
         if writer is not None:
             writer.close()
+    _mark_overlap(cli)
 
     if record is not None:
         from generator.generation.providers.replay import write_recording
@@ -169,6 +170,14 @@ def generate_command(
         console.print(message)
     if stats.status != "complete":
         raise WorkFailed(f"run {stats.run_id} stopped: {stats.stop_reason}", fix=_resume_fix(stats))
+
+
+def _mark_overlap(cli: Any) -> None:
+    """[review] overlap is marked here, by the owner who queued the candidates (reviewers' roles may not)."""
+    from generator.store.overlap import mark_overlap_as_owner
+
+    review = cli.project.config.review
+    mark_overlap_as_owner(cli.engine, share=review.overlap, reviewers=review.overlap_reviewers)
 
 
 def resolve_settings(configured: GenerateSection, flags: dict[str, Any]) -> GenerateSection:

@@ -34,6 +34,12 @@ def add_reviewer_command(
             "e.g. by certificate); it goes to the server only, never to a file.",
         ),
     ] = False,
+    adjudicator: Annotated[
+        bool,
+        typer.Option(
+            "--adjudicator", help="Also let them settle disagreements (synthgate review --adjudicate), as team grant-adjudicator does."
+        ),
+    ] = False,
 ) -> None:
     """Create a database role for a reviewer with only a reviewer's rights: read candidates, claim them, add
     decisions under their own name. Run it as the store's owner, on the machine holding the store's key."""
@@ -48,6 +54,11 @@ def add_reviewer_command(
     add_reviewer(state(ctx).engine, name, password=password)
     theirs = make_url(url).set(username=name, password=None).render_as_string(hide_password=True)
     console.print(f"Reviewer {name} added. On their machine they run: SYNTHGATE_DB={theirs} synthgate review")
+    if adjudicator:
+        from generator.store.adjudication import grant_adjudicator
+
+        grant_adjudicator(state(ctx).engine, name)
+        console.print(f"{name} may also adjudicate: synthgate review --adjudicate")
 
 
 @team_app.command("list")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from generator.store.audit import live
-from generator.store.models import Candidate, Decision, utcnow
+from generator.store.models import CANDIDATE_STATUSES, Candidate, Decision, utcnow
 from generator.store.overlap import awaiting_adjudication
 from generator.store.queue import CandidateView, DecisionView, _decision_view, _require_reviewer, get_candidate
 
@@ -65,6 +65,24 @@ def live_reviews(session: Session, *, candidate_id: int) -> list[DecisionView]:
 def count_awaiting_adjudication(session: Session) -> int:
     """Disagreements no adjudicator has settled yet."""
     return session.exec(select(func.count()).select_from(Candidate).where(awaiting_adjudication())).one()
+
+
+def adjudication_counts(session: Session) -> dict[str, int]:
+    """The adjudication queue in queue_counts' shape: "pending" the disagreements left, "accepted"/"rejected" those settled.
+
+    A settled one is a candidate whose latest live adjudication stands; an undone adjudication puts it back among those left.
+    """
+    d = aliased(_decision)
+    settled = (
+        select(Candidate.status, func.count())
+        .where(exists().where(d.c.candidate_id == col(Candidate.id), d.c.kind == "adjudication", d.c.action != "undo", live(d)))
+        .where(col(Candidate.status).in_(("accepted", "rejected")))
+        .group_by(Candidate.status)
+    )
+    counts = dict.fromkeys(CANDIDATE_STATUSES, 0)
+    counts.update({status: n for status, n in session.exec(settled).all()})
+    counts["pending"] = count_awaiting_adjudication(session)
+    return counts
 
 
 # The PostgreSQL role whose members may adjudicate (granted by `synthgate team grant-adjudicator`).

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 GENESIS = ""
 
 
-def decision_hash(
+def decision_body(
     *,
     id: int,  # noqa: A002 (named as the column it hashes: HASHED_FIELDS is read from this signature)
     candidate_id: int,
@@ -36,9 +36,9 @@ def decision_hash(
     seconds: float | None,
     created_at: datetime,
     prev_hash: str,
-) -> str:
-    """sha256 over every field of a decision and the previous decision's hash."""
-    body = {
+) -> dict[str, Any]:
+    """What a decision's hash is taken over: every field of the decision and the previous decision's hash."""
+    return {
         "id": id,
         "candidate_id": candidate_id,
         "reviewer": reviewer,
@@ -53,11 +53,15 @@ def decision_hash(
         "created_at": created_at.isoformat(timespec="microseconds"),
         "prev_hash": prev_hash,
     }
-    return canonical_hash(body)
 
 
-# The fields a decision's hash covers, named as decision_hash takes them.
-HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_hash).parameters)
+def decision_hash(**fields: Any) -> str:
+    """sha256 over every field of a decision and the previous decision's hash (the canonical JSON of decision_body)."""
+    return canonical_hash(decision_body(**fields))
+
+
+# The fields a decision's hash covers, named as decision_body takes them.
+HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_body).parameters)
 
 
 def hash_of_row(decision: Decision) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from generator.store.audit import live
+from generator.store.db import write_session
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision
 
 _decision = Decision.__table__  # type: ignore[attr-defined]  # set by SQLModel when the class is made
@@ -43,6 +44,17 @@ def mark_overlap(session: Session, *, share: float, reviewers: int) -> int:
     return int(marked.rowcount)
 
 
+def mark_overlap_as_owner(engine: Engine, *, share: float, reviewers: int) -> int:
+    """mark_overlap in a transaction of its own, run where candidates are queued (generate, check: the owner's commands).
+
+    Not from a reviewer's session: a reviewer's role may not change reviews_needed (team.add_reviewer
+    grants no such right), and a reviewer's own synthgate.toml must not decide how much of everyone's
+    queue is reviewed twice.
+    """
+    with write_session(engine) as session:
+        return mark_overlap(session, share=share, reviewers=reviewers)
+
+
 def _reviews_so_far(candidate_id: Any) -> Any:
     d = aliased(_decision)
     return (
@@ -52,7 +64,7 @@ def _reviews_so_far(candidate_id: Any) -> Any:
     )
 
 
-def open_to_reviewer(reviewer: str) -> ColumnElement[bool]:
+def open_to_reviewer(reviewer: str | BindParameter[str]) -> ColumnElement[bool]:
     """A pending candidate this reviewer may claim: not overlapped, or still short of reviews and not yet decided by them.
 
     The reviewer never sees the other decisions (blind), and never the same candidate twice.
@@ -84,19 +96,26 @@ def canary_for(reviewer: str) -> ColumnElement[bool]:
 _EFFECT = {"accept": "accepted", "edit": "accepted", "reject": "rejected"}
 
 
-def settled_status(session: Session, *, candidate_id: int, reviews_needed: int) -> str:
+def settled_status(session: Session, *, candidate_id: int, reviews_needed: int, adding: tuple[str, str, str, str] | None = None) -> str:
     """The status a candidate's live decisions give it.
 
     The latest adjudication is final. Otherwise, below `reviews_needed` reviewers it stays pending;
     then it is accepted when they all accepted the same content, rejected when they all rejected,
     and pending (awaiting adjudication) when they disagree. Canary decisions never count.
+    `adding` (reviewer, action, content_hash, kind): a decision about to be appended, counted as the
+    latest, so the status is settled before the decision chain's lock is taken.
     """
     d = _decision.alias("d")
-    rows = session.execute(
-        select(d.c.reviewer, d.c.action, d.c.content_hash, d.c.kind)
-        .where(d.c.candidate_id == candidate_id, d.c.action != "undo", d.c.kind != "canary", live(d))
-        .order_by(d.c.id)
-    ).all()
+    rows: list[Any] = list(
+        session.execute(
+            select(d.c.reviewer, d.c.action, d.c.content_hash, d.c.kind)
+            .where(d.c.candidate_id == candidate_id, d.c.action != "undo", d.c.kind != "canary", live(d))
+            .order_by(d.c.id)
+        ).all()
+    )
+    if adding is not None and adding[3] != "canary":
+        reviewer, action, content_hash, kind = adding
+        rows.append(_Pending(reviewer=reviewer, action=action, content_hash=content_hash, kind=kind))
     adjudications = [row for row in rows if row.kind == "adjudication"]
     if adjudications:
         return _EFFECT[adjudications[-1].action]
@@ -110,6 +129,14 @@ def settled_status(session: Session, *, candidate_id: int, reviews_needed: int) 
     if len(verdicts) == 1:
         return "accepted" if next(iter(verdicts))[0] else "rejected"
     return "pending"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    reviewer: str
+    action: str
+    content_hash: str
+    kind: str
 
 
 @dataclass

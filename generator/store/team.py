@@ -22,7 +22,9 @@ POSTGRES_ONLY_TABLES = ("decision_signing_key",)
 # candidates (status and lease columns, never their content), and append decisions (never update
 # or delete them; the triggers refuse that even to the owner).
 _READS = ("alembic_version", "store_meta", "seed", "run", "candidate", "decision", "decision_chain")
-_CANDIDATE_COLUMNS = ("status", "lease_owner", "lease_expires_at", "review_order", "reviews_needed")
+# Not reviews_needed: the overlap share is marked by the owner's generate and check, and a reviewer who
+# could raise it could send every candidate to two reviewers (0007 already refuses lowering it).
+_CANDIDATE_COLUMNS = ("status", "lease_owner", "lease_expires_at", "review_order")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,11 @@ def add_reviewer(engine: Engine, name: str, password: str | None = None) -> None
             # DDL takes no bound parameters; standard_conforming_strings (on since PostgreSQL 9.1) makes '' the only escape.
             session.execute(text(f"ALTER ROLE {role} PASSWORD '{password.replace(chr(39), chr(39) * 2)}'"))
         database = session.execute(text("SELECT current_database()")).scalar_one()
-        database = session.execute(text("SELECT current_database()")).scalar_one()
         session.execute(text(f"GRANT CONNECT ON DATABASE {session.get_bind().dialect.identifier_preparer.quote(database)} TO {role}"))
         session.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
         session.execute(text(f"GRANT SELECT ON {', '.join(_READS)} TO {role}"))
         session.execute(text(f"GRANT UPDATE ({', '.join(_CANDIDATE_COLUMNS)}) ON candidate TO {role}"))
+        session.execute(text(f"REVOKE UPDATE (reviews_needed) ON candidate FROM {role}"))  # granted by earlier versions
         session.execute(text(f"GRANT UPDATE (seq, head_hash) ON decision_chain TO {role}"))
         session.execute(text(f"GRANT INSERT ON decision TO {role}"))
         # So a server connected as the owner may act for this reviewer with SET ROLE (synthgate serve).

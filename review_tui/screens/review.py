@@ -490,6 +490,7 @@ class ReviewScreen(Screen[None]):
             tally=self.tally,
             now=self.clock(),
             search=self.client.search,
+            decided_word="settled" if self.client.adjudicate else "decided",
         )
 
     def _set_status(self, text: str) -> None:

@@ -35,16 +35,28 @@ def progress_text(
     now: float,
     search: str | None = None,
     width: int | None = None,
+    decided_word: str = "decided",
 ) -> Text:
-    """The header; within `width` cells it drops words, never the counts (a narrow terminal, e.g. 80x24)."""
-    full = _header(reviewer=reviewer, filters=filters, progress=progress, tally=tally, now=now, search=search, compact=False)
+    """The header; within `width` cells it drops words, never the counts (a narrow terminal, e.g. 80x24).
+
+    `decided_word`: "settled" under review --adjudicate, whose counts are the adjudication queue's."""
+    state: dict[str, Any] = {"reviewer": reviewer, "filters": filters, "progress": progress, "tally": tally, "now": now, "search": search}
+    full = _header(**state, decided_word=decided_word, compact=False)
     if width is None or full.cell_len <= width:
         return full
-    return _header(reviewer=reviewer, filters=filters, progress=progress, tally=tally, now=now, search=search, compact=True)
+    return _header(**state, decided_word=decided_word, compact=True)
 
 
 def _header(
-    *, reviewer: str, filters: QueueFilter, progress: QueueProgress, tally: SessionTally, now: float, search: str | None, compact: bool
+    *,
+    reviewer: str,
+    filters: QueueFilter,
+    progress: QueueProgress,
+    tally: SessionTally,
+    now: float,
+    search: str | None,
+    decided_word: str,
+    compact: bool,
 ) -> Text:
     separator = (" │ ", "dim") if compact else SEPARATOR
     text = Text() if compact else Text.assemble(("synthgate review", "bold"), "  ")
@@ -53,7 +65,7 @@ def _header(
     if progress.decided is None or progress.left is None:
         text.append("counting…", style="dim")
     else:
-        text.append(f"{progress.decided:,} decided · {progress.left:,} left")
+        text.append(f"{progress.decided:,} {decided_word} · {progress.left:,} left")
     text.append(*separator)
     pace = tally.per_minute(now)
     rate = tally.acceptance_rate()
