@@ -101,6 +101,8 @@ class QueueClient:
             undo = queue.undo_last_decision(session, reviewer=self.reviewer, lease_seconds=self.lease_seconds, client=self.client_kind)
             if undo is None:
                 return None
+            if self.adjudicate:  # the disagreement comes back: with the reviewers' decisions beside it, as when claimed
+                self.reviews_shown = {undo.candidate_id: adjudication.live_reviews(session, candidate_id=undo.candidate_id)}
             return undo, queue.get_candidate(session, candidate_id=undo.candidate_id)
 
     def decide_and_place(self, **decision: Any) -> tuple[DecisionView, tuple[str | None, str | None] | None]:

@@ -125,6 +125,8 @@ async def test_the_header_counts_the_adjudication_queue_after_every_decision_and
         await pilot.press("u")
         await settle(pilot)
         assert "0 settled · 2 left" in screen_text(app)
+        # The undone disagreement is shown again with both reviews beside it (it showed "no reviews").
+        assert "no reviews" not in screen_text(app) and "ann" in screen_text(app) and "bob" in screen_text(app)
         await pilot.press("r", "1")
         await settle(pilot)
         assert "1 settled · 1 left" in screen_text(app)
