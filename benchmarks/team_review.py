@@ -17,6 +17,10 @@ Counted afterwards from the store and from what the processes saw:
 - lost decisions: decisions a reviewer saw committed that the store does not hold, and the
   decision chain re-proved end to end (`verify_chain`).
 
+On PostgreSQL each reviewer process connects as its own reviewer role (`team add-reviewer`), as a
+team runs: the database names and signs its decisions (`--as-owner`: every process connects as the
+owner under a typed name, as this benchmark did before).
+
 Each run creates its own database (PostgreSQL: a fresh database, dropped at the end; SQLite: a
 temporary file) and its own signing-key folder.
 
