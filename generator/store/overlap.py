@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Engine, and_, exists, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Engine, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -105,14 +105,7 @@ def settled_status(session: Session, *, candidate_id: int, reviews_needed: int, 
     `adding` (reviewer, action, content_hash, kind): a decision about to be appended, counted as the
     latest, so the status is settled before the decision chain's lock is taken.
     """
-    d = _decision.alias("d")
-    rows: list[Any] = list(
-        session.execute(
-            select(d.c.reviewer, d.c.action, d.c.content_hash, d.c.kind)
-            .where(d.c.candidate_id == candidate_id, d.c.action != "undo", d.c.kind != "canary", live(d))
-            .order_by(d.c.id)
-        ).all()
-    )
+    rows: list[Any] = list(session.execute(_LIVE_VERDICTS, {"settle_candidate": candidate_id}).all())
     if adding is not None and adding[3] != "canary":
         reviewer, action, content_hash, kind = adding
         rows.append(_Pending(reviewer=reviewer, action=action, content_hash=content_hash, kind=kind))
@@ -129,6 +122,20 @@ def settled_status(session: Session, *, candidate_id: int, reviews_needed: int, 
     if len(verdicts) == 1:
         return "accepted" if next(iter(verdicts))[0] else "rejected"
     return "pending"
+
+
+_settled = _decision.alias("d")
+# Built once, the candidate bound per call: every decision on an overlapped candidate reads it.
+_LIVE_VERDICTS = (
+    select(_settled.c.reviewer, _settled.c.action, _settled.c.content_hash, _settled.c.kind)
+    .where(
+        _settled.c.candidate_id == bindparam("settle_candidate"),
+        _settled.c.action != "undo",
+        _settled.c.kind != "canary",
+        live(_settled),
+    )
+    .order_by(_settled.c.id)
+)
 
 
 @dataclass(frozen=True)

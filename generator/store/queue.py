@@ -323,6 +323,9 @@ def record_decision(
             update(Candidate)
             .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", not_held_by_another)
             .values(status="pending" if overlapped else _EFFECT[action], lease_owner=None, lease_expires_at=None)
+            # Not mirrored onto the loaded row (its old status is what the refusal below reports): the
+            # ORM's default evaluates the WHERE clause in Python against the session's rows on every decision.
+            .execution_options(synchronize_session=False)
         )
     if changed.rowcount != 1:
         session.rollback()
@@ -370,9 +373,15 @@ def _overlap_refusal(session: Session, *, candidate_id: int, reviewer: str, adju
         if reviewed is not None:
             return f"candidate {candidate_id} has your own review: another adjudicator must settle it"
         return None
-    if session.exec(select(Candidate.id).where(this, open_to_reviewer(reviewer))).first() is None:
+    if session.exec(_OPEN_TO_REVIEWER, params={"open_candidate": candidate_id, "open_reviewer": reviewer}).first() is None:
         return f"candidate {candidate_id} already has your decision, or every review it needs"
     return None
+
+
+# Built once (the overlap clause aliases the decision table twice): an overlapped decision asks it every time.
+_OPEN_TO_REVIEWER = select(Candidate.id).where(
+    col(Candidate.id) == bindparam("open_candidate"), open_to_reviewer(bindparam("open_reviewer", type_=String))
+)
 
 
 def _settle(session: Session, *, candidate_id: int, reviews_needed: int, adding: tuple[str, str, str, str] | None = None) -> None:
