@@ -9,9 +9,9 @@ lock is now taken by the one statement that also writes the decision and moves t
 COMMIT follows: the database joins the decision's id and its predecessor's hash into the hash text
 Python prepared, and Python re-derives the hash from the stored fields before committing, so the
 chain keeps one definition (`audit.decision_body`). With the claim cut to one statement as well
-(queue.py), benchmarks/team_review.py (8 reviewer roles, 100,000 queued, load 3.4-3.9 on 2 CPUs)
-went from 97 to 147 decisions/s, claim-to-next p95 171 -> 100 ms: the CPUs, not this lock, are now
-the limit (the 30 ms target is not met).
+(queue.py), benchmarks/team_review.py (8 reviewer roles, 100,000 queued, load 4.3-6.8 on 2 CPUs,
+before and after measured back to back) went from 101 to 184-223 decisions/s, claim-to-next p95
+164 -> 54-69 ms: the CPUs, not this lock, are now the limit (the 30 ms target is not met).
 """
 
 from __future__ import annotations
