@@ -62,12 +62,16 @@ class ReviewApp(App[None]):
             return None
         left: int | None = None
         left_in_store: int | None = None
+        waiting = 0
         try:
             left = self.client.counts(self.client.filters)["pending"]
-            left_in_store = self.client.counts(QueueFilter())["pending"]
+            whole = self.client.counts(QueueFilter())
+            left_in_store, waiting = whole["pending"], whole.get("waiting", 0)
         except Exception:  # noqa: BLE001 (the summary is informational: without the counts it still reports the session)
             pass
-        return session_summary(tally=self.review.tally, now=self.clock(), left=left, left_in_store=left_in_store, command=command)
+        return session_summary(
+            tally=self.review.tally, now=self.clock(), left=left, left_in_store=left_in_store, waiting=waiting, command=command
+        )
 
     async def action_quit(self) -> None:
         """ctrl+q quits like the review screen's quit key: the shown candidate goes back to the pool first."""

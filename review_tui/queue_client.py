@@ -115,7 +115,7 @@ class QueueClient:
         if self.adjudicate:
             return done, None
         with read_session(self.engine) as session:
-            after = browse.status_if_matching(session, candidate_id=done.candidate_id, filters=self.filters)
+            after = browse.status_if_matching(session, candidate_id=done.candidate_id, filters=self.filters, reviewer=self.reviewer)
         # A decision needs a pending candidate, except on a canary (a filtered one, which stays filtered).
         before = after if done.kind == "canary" or after is None else "pending"
         return done, (before, after)
@@ -170,4 +170,4 @@ class QueueClient:
         with read_session(self.engine) as session:
             if self.adjudicate:  # the adjudication queue: settled and left
                 return adjudication.adjudication_counts(session)
-            return queue.queue_counts(session, filters=filters)
+            return queue.queue_counts(session, filters=filters, reviewer=self.reviewer)

@@ -51,6 +51,6 @@ def test_tags_and_statuses_for_the_header_and_the_tag_check(engine: Engine) -> N
     with read_session(engine) as session:
         assert browse.tag_in_store(session, "edge:hostile") and not browse.tag_in_store(session, "edge")
         assert browse.pending_tags(session)["billing"] == 2
-        assert browse.status_if_matching(session, candidate_id=2, filters=QueueFilter(flagged_only=True)) is None
-        assert browse.status_if_matching(session, candidate_id=1, filters=QueueFilter(flagged_only=True)) == "pending"
+        assert browse.status_if_matching(session, candidate_id=2, filters=QueueFilter(flagged_only=True), reviewer="ann") is None
+        assert browse.status_if_matching(session, candidate_id=1, filters=QueueFilter(flagged_only=True), reviewer="ann") == "pending"
         assert browse.filtered_ids(session, filters=QueueFilter()) == []

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 from textual.widgets import Input, TextArea
 
-from generator.store.db import read_session
+from generator.store.db import read_session, write_session
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import Candidate, Decision
 from generator.store.queue import QueueFilter, queue_counts
@@ -34,9 +34,9 @@ def header_counts(app: ReviewApp) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-def database_counts(engine: Engine, filters: QueueFilter) -> tuple[int, int]:
+def database_counts(engine: Engine, filters: QueueFilter, reviewer: str = "ann") -> tuple[int, int]:
     with read_session(engine) as session:
-        counts = queue_counts(session, filters=filters)
+        counts = queue_counts(session, filters=filters, reviewer=reviewer)
     return counts["accepted"] + counts["rejected"], counts["pending"]
 
 
@@ -85,6 +85,27 @@ async def test_header_counts_equal_the_database_under_each_filter_after_decision
             await settle(pilot)
             assert header_counts(app) == database_counts(store, filters), keys
     assert [action for _, action in decision_actions(store)].count("undo") >= 4
+
+
+async def test_an_overlapped_candidate_decided_leaves_this_reviewer_s_count_while_it_waits_for_the_second(store: Engine) -> None:
+    with write_session(store) as session:
+        first = session.exec(select(Candidate).where(col(Candidate.status) == "pending").order_by(col(Candidate.id))).first()
+        assert first is not None
+        first.reviews_needed = 2  # overlapped: a second reviewer decides it too
+        session.add(first)
+    app = make_fixture_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        decided, left = header_counts(app)
+        await pilot.press("a")
+        await settle(pilot)
+        # Still pending (one review of two), but no longer ann's to review: it is not "left" for her.
+        assert status(store, first.id) == "pending"  # type: ignore[arg-type]
+        assert header_counts(app) == (decided, left - 1) == database_counts(store, QueueFilter())
+        summary = app.summary()
+        assert summary is not None and "1 candidate(s) wait for another reviewer or the adjudicator" in summary
+    # For the second reviewer it is still left.
+    assert database_counts(store, QueueFilter(), reviewer="bob") == (decided, left)
 
 
 async def test_a_count_running_while_a_decision_lands_is_counted_again(store: Engine) -> None:

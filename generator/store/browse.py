@@ -24,9 +24,15 @@ SEARCHED_ROLES = ("user", "assistant")
 _SEARCH_CHUNK = 500  # rows read per round while looking for matches
 
 
-def status_if_matching(session: Session, *, candidate_id: int, filters: QueueFilter) -> str | None:
-    """The candidate's status if it matches `filters` (None: it does not, or does not exist)."""
-    return session.exec(select(Candidate.status).where(col(Candidate.id) == candidate_id, *_filter_clauses(filters))).first()
+def status_if_matching(session: Session, *, candidate_id: int, filters: QueueFilter, reviewer: str) -> str | None:
+    """The candidate's status if it matches `filters` (None: it does not, or does not exist), as `queue_counts`
+    counts it for `reviewer`: "waiting" for a pending candidate that is not theirs to review (any more)."""
+    matching = (col(Candidate.id) == candidate_id, *_filter_clauses(filters))
+    row = session.exec(select(Candidate.status, open_to_reviewer(reviewer)).where(*matching)).first()
+    if row is None:
+        return None
+    status, open_to_them = row
+    return "waiting" if status == "pending" and not open_to_them else status
 
 
 def tag_in_store(session: Session, tag: str) -> bool:

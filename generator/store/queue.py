@@ -503,9 +503,19 @@ def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
     )
 
 
-def queue_counts(session: Session, *, filters: QueueFilter | None = None) -> dict[str, int]:
-    """Candidates per status (every status present, zero when empty)."""
+def queue_counts(session: Session, *, filters: QueueFilter | None = None, reviewer: str | None = None) -> dict[str, int]:
+    """Candidates per status (every status present, zero when empty).
+
+    With `reviewer`, "pending" counts only what that reviewer may still take, and "waiting" the rest:
+    overlapped candidates they decided (or that wait for the adjudicator), pending but not theirs to review.
+    """
     rows = session.exec(select(Candidate.status, func.count()).where(*_filter_clauses(filters)).group_by(Candidate.status)).all()
     counts = dict.fromkeys(CANDIDATE_STATUSES, 0)
     counts.update({status: n for status, n in rows})
+    if reviewer is not None:
+        closed = ~open_to_reviewer(reviewer)
+        counts["waiting"] = session.exec(
+            select(func.count()).select_from(Candidate).where(col(Candidate.status) == "pending", closed, *_filter_clauses(filters))
+        ).one()
+        counts["pending"] -= counts["waiting"]
     return counts
