@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from generator.cli.app import main
 from generator.errors import WorkFailed
 from generator.export.verify import verify_export
-from generator.store.adjudication import grant_adjudicator
+from generator.store.adjudication import grant_adjudicator, may_adjudicate
 from generator.store.db import open_store, read_session
 from generator.store.models import Candidate, Decision
 from generator.store.signing import load_key, store_identity
@@ -108,6 +108,48 @@ def test_a_reviewer_cannot_make_their_own_decision_final(owner: Engine, pg_store
         for role in (ann, judge):
             connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
             connection.exec_driver_sql(f'DROP ROLE "{role}"')
+
+
+def test_an_adjudicator_of_one_store_is_none_on_another_store_of_the_same_server(
+    owner: Engine, pg_store_url: str, test_role_prefix: str
+) -> None:
+    judge = f"{test_role_prefix}judge2"
+    other_name = f"{make_url(pg_store_url).database}_other"
+    admin = create_engine(str(make_url(pg_store_url).set(database="postgres")), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{other_name}"')
+    other_url = str(make_url(pg_store_url).set(database=other_name))
+    other = open_store(other_url)
+    try:
+        for store in (owner, other):
+            add_reviewer(store, judge)
+        grant_adjudicator(owner, judge)  # on the first store only
+        ids = add(other, chat(1))
+        with other.begin() as connection:
+            connection.execute(text("UPDATE candidate SET reviews_needed = 2 WHERE id = :id"), {"id": ids[0]})
+        as_judge = connect_as(other_url, judge)
+        with pytest.raises(DBAPIError, match="only an adjudicator"), as_judge.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO decision (candidate_id, reviewer, action, reasons, created_at, prev_hash, hash, content_hash, kind) "
+                f"VALUES ({ids[0]}, '{judge}', 'accept', '[]', now(), '', 'x', 'y', 'adjudication')"
+            )
+        with read_session(as_judge) as session:
+            assert not may_adjudicate(session)
+        as_judge.dispose()
+        as_judge = connect_as(pg_store_url, judge)
+        with read_session(as_judge) as session:
+            assert may_adjudicate(session)
+        as_judge.dispose()
+        remove_reviewer(owner, judge)  # off the list with their rights
+        with read_session(owner) as session:
+            assert session.execute(text("SELECT count(*) FROM adjudicator")).scalar() == 0
+    finally:
+        other.dispose()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE "{other_name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'DROP OWNED BY "{judge}"')
+            connection.exec_driver_sql(f'DROP ROLE "{judge}"')
+        admin.dispose()
 
 
 def test_a_server_connected_as_the_owner_acts_for_a_reviewer_with_set_role(owner: Engine, test_role_prefix: str) -> None:

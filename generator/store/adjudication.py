@@ -9,6 +9,7 @@ from sqlalchemy import Engine, exists, func, or_, text, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from generator.errors import UserError
 from generator.store.audit import live
 from generator.store.models import CANDIDATE_STATUSES, Candidate, Decision, utcnow
 from generator.store.overlap import awaiting_adjudication
@@ -85,30 +86,20 @@ def adjudication_counts(session: Session) -> dict[str, int]:
     return counts
 
 
-# The PostgreSQL role whose members may adjudicate (granted by `synthgate team grant-adjudicator`).
-ADJUDICATOR_ROLE = "synthgate_adjudicator"
-
-
 def may_adjudicate(session: Session) -> bool:
-    """On PostgreSQL, whether the connecting role holds the adjudicator role; on SQLite (one person) always."""
+    """On PostgreSQL, whether the connecting role is on this store's adjudicator list; on SQLite (one person) always."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    # pg_has_role fails on a role that does not exist yet: no adjudicator was ever granted.
-    return bool(
-        session.execute(
-            text(
-                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :role) THEN pg_has_role(current_user, :role, 'MEMBER') ELSE false END"
-            ),
-            {"role": ADJUDICATOR_ROLE},
-        ).scalar()
-    )
+    return bool(session.execute(text("SELECT EXISTS (SELECT 1 FROM adjudicator WHERE name = current_user)")).scalar())
 
 
 def grant_adjudicator(engine: Engine, name: str) -> None:
-    """Make the reviewer role `name` a member of the adjudicator role (created on first use). PostgreSQL, run by the owner."""
-    role = engine.dialect.identifier_preparer.quote(name)
+    """Put the reviewer role `name` on this store's adjudicator list (PostgreSQL, run by the owner).
+
+    A list in the store, not a server-wide role: an adjudicator of one project is none on another
+    project's store on the same server (migration 0009).
+    """
     with engine.begin() as connection:
-        exists_already = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": ADJUDICATOR_ROLE}).first()
-        if exists_already is None:
-            connection.execute(text(f"CREATE ROLE {ADJUDICATOR_ROLE} NOLOGIN"))
-        connection.execute(text(f"GRANT {ADJUDICATOR_ROLE} TO {role}"))
+        if connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": name}).first() is None:
+            raise UserError(f"no role {name!r} on this server", fix=f"add the reviewer first: synthgate team add-reviewer {name}")
+        connection.execute(text("INSERT INTO adjudicator (name) VALUES (:name) ON CONFLICT DO NOTHING"), {"name": name})

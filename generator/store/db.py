@@ -18,7 +18,7 @@ from generator.errors import UserError, WorkFailed
 
 # The newest migration in generator/store/migrations/versions. Opening a store compares this with
 # the database's alembic_version and imports Alembic only when they differ (it costs ~0.4 s).
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a statement waits for another process's write lock. SYNTHGATE_BUSY_TIMEOUT (seconds)
 # changes it: longer for a store on a slow network folder, shorter in the fault tests.

@@ -16,7 +16,7 @@ from generator.store.signing import key_for_signing
 ROLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 # Tables migrations make on PostgreSQL only, with no model: the owner's key, read by the signing trigger alone.
-POSTGRES_ONLY_TABLES = ("decision_signing_key",)
+POSTGRES_ONLY_TABLES = ("decision_signing_key", "adjudicator")
 
 # A reviewer's rights, and nothing more: read what the review app shows, claim and release
 # candidates (status and lease columns, never their content), and append decisions (never update
@@ -97,6 +97,7 @@ def remove_reviewer(engine: Engine, name: str) -> None:
         _require_owner(session)
         if session.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": name}).first() is None:
             raise UserError(f"no reviewer {name!r} on this server", fix="see the team with `synthgate team list`")
+        session.execute(text("DELETE FROM adjudicator WHERE name = :name"), {"name": name})
         session.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"))
         session.execute(text(f"REVOKE ALL ON SCHEMA public FROM {role}"))
         session.execute(text(f"ALTER ROLE {role} NOLOGIN"))
