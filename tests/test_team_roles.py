@@ -124,6 +124,8 @@ def test_an_adjudicator_of_one_store_is_none_on_another_store_of_the_same_server
         for store in (owner, other):
             add_reviewer(store, judge)
         grant_adjudicator(owner, judge)  # on the first store only
+        assert [r.adjudicator for r in list_reviewers(owner) if r.name == judge] == [True]
+        assert [r.adjudicator for r in list_reviewers(other) if r.name == judge] == [False]
         ids = add(other, chat(1))
         with other.begin() as connection:
             connection.execute(text("UPDATE candidate SET reviews_needed = 2 WHERE id = :id"), {"id": ids[0]})

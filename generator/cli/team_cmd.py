@@ -70,7 +70,8 @@ def list_command(ctx: typer.Context) -> None:
     _require_postgres(url)
     for reviewer in list_reviewers(state(ctx).engine):
         login = "can sign in" if reviewer.can_login else "removed"
-        console.print(f"{reviewer.name}\t{login}\t{reviewer.decisions} decision(s)")
+        role = "\tadjudicator" if reviewer.adjudicator else ""
+        console.print(f"{reviewer.name}\t{login}\t{reviewer.decisions} decision(s){role}")
 
 
 @team_app.command("remove")

@@ -32,6 +32,7 @@ class Reviewer:
     name: str
     can_login: bool  # False once removed (or never given the rights on this store)
     decisions: int
+    adjudicator: bool = False  # on this store's adjudicator list (review --adjudicate)
 
 
 def check_role_name(name: str) -> str:
@@ -115,7 +116,8 @@ def list_reviewers(engine: Engine) -> list[Reviewer]:
                 ), decided AS (
                     SELECT reviewer AS name, count(*) AS decisions FROM decision GROUP BY reviewer
                 )
-                SELECT r.rolname, r.rolcanlogin AND r.rolname IN (SELECT name FROM granted), COALESCE(d.decisions, 0)
+                SELECT r.rolname, r.rolcanlogin AND r.rolname IN (SELECT name FROM granted), COALESCE(d.decisions, 0),
+                       r.rolname IN (SELECT name FROM adjudicator)
                 FROM pg_roles r LEFT JOIN decided d ON d.name = r.rolname
                 WHERE (r.rolname IN (SELECT name FROM granted) OR d.name IS NOT NULL)
                   AND NOT pg_has_role(r.oid, (SELECT relowner FROM pg_class WHERE oid = 'decision'::regclass), 'MEMBER')
@@ -123,7 +125,7 @@ def list_reviewers(engine: Engine) -> list[Reviewer]:
                 """
             )
         ).all()
-    return [Reviewer(name=name, can_login=bool(login), decisions=int(count)) for name, login, count in rows]
+    return [Reviewer(name=name, can_login=bool(login), decisions=int(count), adjudicator=bool(judge)) for name, login, count, judge in rows]
 
 
 def engine_as_role(engine: Engine, role: str) -> Engine:
