@@ -141,6 +141,18 @@ def engine(store_url: str) -> Iterator[Engine]:
     store.dispose()
 
 
+def run_in_process(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run the console-script entry point in this process with `synthgate ARGV`; returns its exit code (output goes to capsys)."""
+    from generator.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["synthgate", *argv])
+    try:
+        main()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `synthgate ARGS` in a subprocess, exactly as a user would."""
     full_env = {**os.environ, **(env or {})}

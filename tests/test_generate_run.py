@@ -6,7 +6,6 @@ import hashlib
 import json
 import socket
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ import pytest
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from generator.cli import main
 from generator.generation.max_tokens import derived_max_tokens
 from generator.project import Project
 from generator.seeds import load_project_seeds
@@ -26,6 +24,7 @@ from generator.store.db import open_store
 from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import Candidate, LLMCall, Run, RunLease, SeedRecord
 from generator.store.queue import record_decision
+from tests.conftest import run_in_process
 from tests.fake_llm_server import FakeLLMServer, FaultPlan
 
 SECRET = "sk-test-Zq8Xv3Lm1Pw9Rt7Yb2Nc5Kd4"  # key-shaped, so a leak would be found by the scan
@@ -64,12 +63,7 @@ def generate(project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
 
     def run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["synthgate", "--project", str(project_dir), "generate", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        code = run_in_process(["--project", str(project_dir), "generate", *args], monkeypatch)
         out, err = capsys.readouterr()
         return Result(code, out, err)
 

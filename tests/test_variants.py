@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +12,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from generator.cli import main
-from generator.store.db import open_store, read_session
+from generator.store.db import read_session
 from generator.store.models import Candidate, LLMCall
 from review_tui.app import ReviewApp
+from tests.conftest import run_in_process
 from tests.fake_llm_server import FakeLLMServer
 from tests.review_snapshot_app import make_fixture_app, review_screen, screen_text, settle
 from tests.test_decision_forgery import database_of, write_unsigned_decision
@@ -42,13 +41,8 @@ def generate(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-variants")
 
     def run(*args: str) -> tuple[int, str]:
-        argv = ["synthgate", "--project", str(project_dir), "--db", store_url, "generate", "--base-url", fake.openai_base_url]
-        monkeypatch.setattr(sys, "argv", [*argv, "--concurrency", "4", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        argv = ["--project", str(project_dir), "--db", store_url, "generate", "--base-url", fake.openai_base_url]
+        code = run_in_process([*argv, "--concurrency", "4", *args], monkeypatch)
         out, err = capsys.readouterr()
         return code, out + err
 
@@ -56,10 +50,8 @@ def generate(
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Engine]:
-    engine = open_store(store_url)
-    yield engine
-    engine.dispose()
+def store(engine: Engine) -> Engine:
+    return engine
 
 
 def groups_of(engine: Engine) -> dict[str, list[Candidate]]:
