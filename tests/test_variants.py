@@ -71,6 +71,7 @@ def test_variants_are_stored_as_groups_in_order_and_a_rerun_pays_for_nothing_aga
     code, output = generate("-n", "4", "--per-request", "2", "--variants", "3")
     assert code == 0, output
     assert "--variants 3: 4 group(s), 8 variant request(s) of which 8 sent now; 8 new variant candidate(s)" in output
+    assert "Done: 4 new candidate(s) and 8 variant answer(s) in their groups in the review queue." in output
     assert fake.requests == 2 + 8  # two generation requests, then two more answers to each of the 4 questions
     variant_bodies = [entry["body"] for entry in fake.log if "response_format" not in entry["body"]]
     assert len(variant_bodies) == 8  # plain chat: no schema, the conversation up to its last user turn

@@ -136,7 +136,9 @@ def generate_command(
             if variants > 1 and stats.status == "complete":
                 from generator.generation.variants import generate_variants
 
-                stats.notes.append(generate_variants(generation, cli.engine, variants=variants).note(variants))
+                variant_stats = generate_variants(generation, cli.engine, variants=variants)
+                stats.variant_candidates = variant_stats.stored
+                stats.notes.append(variant_stats.note(variants))
         except KeyboardInterrupt:
             err_console.print("interrupted: every answer received is stored; run the same command again to resume the run.")
             raise typer.Exit(130) from None
@@ -239,7 +241,8 @@ def _outcome_message(stats: RunStats, settings: GenerateSection) -> str:
         )
     if stats.status == "complete":
         filtered = f" ({stats.filtered} filtered by checks)" if stats.filtered else ""
-        text = f"Done: {stats.candidates} new candidate(s){filtered} in the review queue. Next: `synthgate review`."
+        variants = f" and {stats.variant_candidates} variant answer(s) in their groups" if stats.variant_candidates else ""
+        text = f"Done: {stats.candidates} new candidate(s){filtered}{variants} in the review queue. Next: `synthgate review`."
         return text + cut + f" More candidates: run again with {next_seed}."
     causes = f" Failures: {words}." if (words := stats.failure_words()) else ""
     return f"Stopped after {stats.done} of {stats.total_requests} requests: {stats.stop_reason}.{causes}{cut}"

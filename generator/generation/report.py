@@ -30,6 +30,7 @@ class RunStats:
     stop_fix: str | None = None  # what to do about the stop_reason, when the cause says more than "run it again"
     candidates: int = 0
     filtered: int = 0
+    variant_candidates: int = 0  # stored by `--variants` after the run (not in `candidates`: the shortfall counts examples)
     # Where asked-for examples went missing (this invocation): asked by the run's planned requests
     # (re-asks only make up for cut answers), not written by the model, written but unusable, in
     # answers that could not be used at all, in calls without an answer, still cut off after re-asks.
@@ -120,6 +121,7 @@ class RunStats:
             "retry_causes": dict(self.retry_causes),
             "candidates": self.candidates,
             "candidates_filtered": self.filtered,
+            "variant_candidates": self.variant_candidates,
             "shortfall": {
                 "examples_asked": self.examples_asked,
                 "candidates": self.candidates,
