@@ -221,6 +221,23 @@ def test_a_rejection_written_with_raw_sql_makes_no_pair(generate: Callable[..., 
     assert any(f"candidate:{forged.id}" in listed for listed in report.skipped.listed.values()), report.skipped.counts
 
 
+def test_an_accepted_answer_is_reported_only_when_its_group_has_no_rejection_to_pair_with(
+    generate: Callable[..., tuple[int, str]], store: Engine, tmp_path: Path
+) -> None:
+    code, output = generate("-n", "4", "--per-request", "2", "--variants", "3")
+    assert code == 0, output
+    (chosen, loser, _), (lonely, _, _) = list(groups_of(store).values())[:2]
+    for candidate_id, action in ((chosen.id, "accept"), (loser.id, "reject"), (lonely.id, "accept")):
+        assert candidate_id is not None
+        decide(store, candidate_id, action)
+    report = export(store, tmp_path / "dpo.jsonl", format="trl-dpo")
+    assert [(e["candidate_id"], e["rejected"]["candidate_id"]) for e in entries(tmp_path / "dpo.jsonl")] == [(chosen.id, loser.id)]
+    # The paired answer is in the export, so it is not listed as left out; the lonely one is, with why.
+    listed = {ident: reason for reason, idents in report.skipped.listed.items() for ident in idents}
+    assert f"candidate:{chosen.id}" not in listed
+    assert "no rejected answer in its variant group" in listed[f"candidate:{lonely.id}"]
+
+
 def test_siblings_are_never_near_duplicates_of_each_other_but_strangers_still_are() -> None:
     from generator.checks import CandidateChecker
     from generator.config import ChecksSection

@@ -155,6 +155,8 @@ def render_candidates(session: Session, job: PartJob) -> Part:
                 part.run_ids.add(item.run_id)
             if item.template_hash:
                 part.template_hashes.add(item.template_hash)
+            if renderer.fmt.needs_original and item.variant_group and not item.edited:
+                continue  # an answer accepted as written makes pairs only with its group's rejected answers: render_variant_pairs
             if not renderer.fmt.labelled:
                 kind = "edited" if item.edited else "accepted"
                 renderer.emit(
@@ -211,7 +213,14 @@ def render_variant_pairs(session: Session, job: PartJob) -> Part:
     part = Part(PartSpool(job.spool_folder, job.name))
     renderer = _Renderer(job, part)
     with part.spool:
-        for pair in iter_variant_pairs(session, tags=job.tags, on_refusal=part.skipped.refused):
+
+        def unpaired(item: AcceptedCandidate) -> None:
+            part.skipped.add(
+                f"{renderer.fmt.name} cannot hold it: accepted, with no rejected answer in its variant group to pair with",
+                f"candidate:{item.candidate_id}",
+            )
+
+        for pair in iter_variant_pairs(session, tags=job.tags, on_refusal=part.skipped.refused, on_unpaired=unpaired):
             chosen, rejected = pair.chosen, pair.rejected
             for item in (chosen, rejected):
                 if item.run_id:

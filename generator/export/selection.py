@@ -293,8 +293,11 @@ def iter_variant_pairs(
     tags: Iterable[str] = (),
     on_refusal: Callable[[Refusal], None] | None = None,
     proofs: ProofCheck | None = None,
+    on_unpaired: Callable[[AcceptedCandidate], None] | None = None,
 ) -> Iterator[VariantPair]:
     """Every (accepted, rejected) combination within each variant group, both sides through the gate, by group then ids.
+
+    `on_unpaired` hears of each accepted member whose group holds no rejected answer: it makes no pair.
 
     A pair needs an accepting human decision for `chosen` AND a rejecting one for `rejected`: each
     side is streamed by iter_accepted under every gate check. Rejections the gate refuses go to
@@ -310,6 +313,9 @@ def iter_variant_pairs(
             groups[item.variant_group][1].append(item)
     for group in sorted(groups):
         accepted, rejected = groups[group]
+        if not rejected and on_unpaired is not None:
+            for chosen in accepted:
+                on_unpaired(chosen)
         for chosen in accepted:
             for loser in rejected:
                 yield VariantPair(chosen, loser)
