@@ -291,6 +291,18 @@ def test_retries_are_counted_by_cause_and_shown_while_they_happen(server, projec
     assert any("1 sent · 0 answered · 1 retrying · 0 failed · last error: rate limited" in line for line in seen), seen
     assert any("last error: server error" in line for line in seen)
     assert seen[-1].startswith("2 sent · 2 answered · 0 retrying · 0 failed")
+    # On an 80-column terminal the live display keeps every word: the bar on one line, the counts under it.
+    import io
+
+    from rich.console import Console
+
+    from generator.generation.progress import LiveProgress
+
+    terminal = Console(file=io.StringIO(), width=80, soft_wrap=True, color_system=None)
+    with LiveProgress(terminal) as live:
+        live.update(stats)
+    shown = " ".join(terminal.file.getvalue().split())  # type: ignore[attr-defined]
+    assert progress_line(stats) in shown and "2/2" in shown
 
 
 def test_an_anthropic_base_url_ending_in_v1_is_refused_before_anything_is_sent(server, generate, project_dir: Path) -> None:

@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from generator.generation.pricing import unknown_price
 from generator.generation.report import DryRun, RunStats
 
 
 class LiveProgress:
-    """requests done/total, then what is happening to them (see progress_line), redrawn as it happens."""
+    """requests done/total on a bar, and under it what is happening to them (see progress_line), redrawn as it happens.
+
+    Two lines, not one: the counts and the last error are what a user watches for, and on one line
+    with the bar they were cut off at 120 columns.
+    """
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
-            TextColumn("generating", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}", markup=False),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
+            TextColumn("generating", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         )
+        self.status = Text("", no_wrap=False, overflow="fold")
+        self.live = Live(Group(self.progress, self.status), console=console, transient=False, refresh_per_second=10)
         self.task: TaskID | None = None
 
     def __enter__(self) -> LiveProgress:
-        self.progress.start()
+        self.live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.live.stop()
 
     def update(self, stats: RunStats) -> None:
-        info = progress_line(stats)
         if self.task is None:
-            self.task = self.progress.add_task("generate", total=stats.total_requests, info=info)
-        self.progress.update(self.task, completed=stats.done, info=info)
+            self.task = self.progress.add_task("generate", total=stats.total_requests)
+        self.progress.update(self.task, completed=stats.done)
+        self.status.plain = progress_line(stats)
 
 
 def progress_line(stats: RunStats) -> str:
