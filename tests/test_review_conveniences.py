@@ -364,6 +364,20 @@ async def test_the_summary_names_export_and_verify_when_the_queue_is_empty(store
 # --- 13: 80x24 and remembered filters ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)])
+async def test_the_reject_reasons_line_up_in_as_many_columns_as_fit(store: Engine, size: tuple[int, int]) -> None:
+    app = make_fixture_app(store)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        rows = [line for line in screen_text(app).splitlines() if re.search(r" [1-9]  [a-z]", line)]
+        # Every reason on a row of its own cells (a row too wide for the panel used to wrap out of line).
+        starts = {re.search(r" [1-9]  [a-z]", row).start() for row in rows}  # type: ignore[union-attr]
+        assert len(starts) == 1, rows
+        assert sum(len(re.findall(r" [1-9]  [a-z]", row)) for row in rows) == len(app.config.reject_reasons)
+
+
 @pytest.mark.parametrize("filters", [QueueFilter(), QueueFilter(flagged_only=True)], ids=["none", "flagged"])
 async def test_at_80x24_the_header_shows_the_counts_and_the_filter(store: Engine, filters: QueueFilter) -> None:
     app = make_fixture_app(store, filters=filters)

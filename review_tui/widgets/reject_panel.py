@@ -15,7 +15,7 @@ from textual.widgets import Input, Static
 
 from review_tui.safe_text import visible
 
-COLUMNS = 3
+COLUMNS = 3  # at most; fewer when the panel is narrower than three reasons side by side (an 80-column terminal)
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,13 @@ class RejectChoice:
     note: str | None
 
 
-def reasons_text(reasons: list[str]) -> Text:
+def reasons_text(reasons: list[str], *, room: int | None = None) -> Text:
+    """The reasons in rows of equal cells, as many per row as fit in `room` cells (None: COLUMNS)."""
     width = max(len(reason) for reason in reasons) + 6
+    columns = COLUMNS if room is None else max(1, min(COLUMNS, room // width))
     text = Text()
     for index, reason in enumerate(reasons):
-        if index and index % COLUMNS == 0:
+        if index and index % columns == 0:
             text.append("\n")
         text.append(f" {index + 1} ", style="bold reverse")
         cell = visible(f" {reason}")
@@ -54,6 +56,10 @@ class RejectPanel(Vertical):
             classes="dialog-hint",
             markup=False,
         )
+
+    def on_resize(self) -> None:
+        reasons = self.query_one("#reject-reasons", Static)
+        reasons.update(reasons_text(self.reasons, room=reasons.content_size.width or None))
 
     def on_mount(self) -> None:
         self.display = False
