@@ -10,8 +10,9 @@ from pathlib import Path
 from generator.config import SeedsSection
 from generator.errors import UserError
 from generator.project import display_path
+from generator.seed_near_duplicates import SeedSigning, first_near_duplicates
 from generator.seeds import LineProblem, Seed, SeedSet, collector_paused
-from generator.similarity import NearDuplicateIndex, normalized_key, similarity_text
+from generator.similarity import normalized_key, similarity_text
 from generator.style import StyleProfile, answer_chars, conversation_features, has_trailing_whitespace, unclosed_fence
 
 _MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
@@ -47,12 +48,17 @@ def tag_counts(seeds: list[Seed]) -> Counter[str]:
 def lint_seeds(seed_set: SeedSet, config: SeedsSection) -> list[LineProblem]:
     """Problems across the set: exact duplicates are errors, everything else is a warning."""
     seeds = seed_set.seeds
+    threshold = config.near_duplicate_threshold
+    # Measured like the candidate checks: on the turns, not the shared system prompt. Shingling and
+    # signing, the costliest lint, starts first: a worker process does it while this one runs the others.
     with collector_paused():
-        problems, unique = _exact_duplicates(seeds)
-        problems += _near_duplicates(unique, config.near_duplicate_threshold)
-        problems += _style(seeds)
-        problems += _tags(seeds, config.min_per_tag)
-        problems += _length_outliers(seeds, config.length_outlier_factor)
+        texts = [similarity_text(s.example.messages) for s in seeds]
+        with SeedSigning(texts, threshold=threshold) as signing:
+            problems, unique = _exact_duplicates(seeds)
+            problems += _style(seeds)
+            problems += _tags(seeds, config.min_per_tag)
+            problems += _length_outliers(seeds, config.length_outlier_factor)
+            problems += _near_duplicates(seeds, unique, signing, threshold)
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.message))
 
 
@@ -85,54 +91,43 @@ def _where(seed: Seed) -> str:
     return f"{seed.file.name}:{seed.line}"
 
 
-def _exact_duplicates(seeds: list[Seed]) -> tuple[list[LineProblem], list[Seed]]:
-    """Errors for seeds that repeat an earlier one (ignoring case and whitespace), and the seeds that do not."""
+def _exact_duplicates(seeds: list[Seed]) -> tuple[list[LineProblem], list[int]]:
+    """Errors for seeds that repeat an earlier one (ignoring case and whitespace), and the positions of the seeds that do not."""
     problems = []
     first_by_key: dict[str, Seed] = {}
-    unique: list[Seed] = []
-    for seed in seeds:
+    unique: list[int] = []
+    for position, seed in enumerate(seeds):
         original = first_by_key.setdefault(normalized_key(seed.example.messages), seed)
         if original is not seed:
             problems.append(
                 LineProblem(seed.file, seed.line, f"exact duplicate of {_where(original)} (ignoring case and whitespace); delete one")
             )
         else:
-            unique.append(seed)
+            unique.append(position)
     return problems, unique
 
 
-def _near_duplicates(unique: list[Seed], threshold: float) -> list[LineProblem]:
-    """Warnings for seeds similar to an earlier one.
+def _near_duplicates(seeds: list[Seed], unique: list[int], signing: SeedSigning, threshold: float) -> list[LineProblem]:
+    """Warnings for seeds (of those at `unique`) similar to an earlier one.
 
     A family of n variants of one seed would make every variant compare with all the variants before
     it (quadratic: 50,000 such lines took 100 s). So seeds like no earlier one ("originals") and the
-    near-duplicates found ("variants") go to two indexes, and the variants' index is asked only when
-    no original matches: a variant costs one comparison with its original, and a seed close to a
-    variant but not to the original is still reported.
+    near-duplicates found ("variants") are told apart, and variants are compared only when no original
+    matches: a variant costs one comparison with its original, and a seed close to a variant but not
+    to the original is still reported (first_near_duplicates).
     """
     if len(unique) < 2:
         return []
-    problems = []
-    originals = NearDuplicateIndex(threshold=threshold)
-    variants = NearDuplicateIndex(threshold=threshold)
-    # Measured like the candidate checks: on the turns, not the shared system prompt.
-    signatures = originals.signatures(similarity_text(s.example.messages) for s in unique)
-    for position, (seed, signature) in enumerate(zip(unique, signatures, strict=True)):
-        matches = originals.query(signature) or variants.query(signature)
-        if not matches:
-            originals.add(str(position), signature)
-            continue
-        key, score = matches[0]
-        problems.append(
-            LineProblem(
-                seed.file,
-                seed.line,
-                f"near-duplicate of {_where(unique[int(key)])} (similarity {score:.2f}); keep the better one",
-                "warning",
-            )
+    sets, keys = signing.result()
+    return [
+        LineProblem(
+            seeds[unique[match.position]].file,
+            seeds[unique[match.position]].line,
+            f"near-duplicate of {_where(seeds[unique[match.original]])} (similarity {match.similarity:.2f}); keep the better one",
+            "warning",
         )
-        variants.add(str(position), signature)
-    return problems
+        for match in first_near_duplicates(sets, keys, unique, threshold)
+    ]
 
 
 def _style(seeds: list[Seed]) -> list[LineProblem]:

@@ -13,10 +13,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator.examples import Message
+if TYPE_CHECKING:  # not at run time: a worker process that only shingles imports numpy, not pydantic (0.15 s)
+    from generator.examples import Message
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -79,6 +81,11 @@ class _WordHashes(dict[str, int]):
         return value
 
 
+def word_hash_cache() -> dict[str, int]:
+    """An empty word -> hash cache that fills itself, for `ShingleSets.from_texts` calls on texts of one vocabulary."""
+    return _WordHashes()
+
+
 _U64 = np.uint64
 _MULTIPLIER = _U64(0x100000001B3)  # combines the word hashes of an n-gram in order
 
@@ -138,9 +145,9 @@ class ShingleSets:
         self.offsets = offsets  # set i is values[offsets[i]:offsets[i + 1]]
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], *, size: int = 3) -> ShingleSets:
-        word_hashes = _WordHashes()
-        lookup = word_hashes.__getitem__
+    def from_texts(cls, texts: Iterable[str], *, size: int = 3, word_hashes: dict[str, int] | None = None) -> ShingleSets:
+        """`word_hashes`: a cache from `word_hash_cache()` to share between calls (one per batch of texts otherwise)."""
+        lookup = (word_hashes if word_hashes is not None else _WordHashes()).__getitem__
         blocks: list[ShingleSets] = []
         arrays: list[np.ndarray] = []
         for text in texts:
@@ -345,6 +352,16 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return choice
 
 
+def band_keys(minhashes: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """The LSH bucket of each signature in each band: one 64-bit hash of the band's rows (shape: signatures x bands)."""
+    grouped = minhashes[:, : bands * rows].astype(_U64).reshape(len(minhashes), bands, rows)
+    keys = np.zeros((len(minhashes), bands), dtype=_U64)
+    with np.errstate(over="ignore"):
+        for row in range(rows):
+            keys = keys * _MULTIPLIER + grouped[:, :, row]
+        return _mix64(keys)
+
+
 class NearDuplicateIndex:
     """MinHash LSH over shingle sets: sub-linear lookup of items whose Jaccard similarity passes a threshold.
 
@@ -372,14 +389,8 @@ class NearDuplicateIndex:
         return self.sign(ShingleSets.from_texts(texts, size=self.shingle_words))
 
     def sign(self, sets: ShingleSets) -> list[Signature]:
-        minhashes = sets.minhashes(num_perm=self.num_perm)
-        bands = minhashes[:, : self.bands * self.rows].astype(np.uint64).reshape(len(sets), self.bands, self.rows)
-        keys = np.zeros((len(sets), self.bands), dtype=_U64)
-        with np.errstate(over="ignore"):
-            for row in range(self.rows):
-                keys = keys * _MULTIPLIER + bands[:, :, row]
-            keys = _mix64(keys)
-        return [Signature(sets[i], band_keys) for i, band_keys in enumerate(keys.tolist())]
+        keys = band_keys(sets.minhashes(num_perm=self.num_perm), self.bands, self.rows)
+        return [Signature(sets[i], keys_of_set) for i, keys_of_set in enumerate(keys.tolist())]
 
     def add(self, key: str, signature: Signature) -> None:
         position = len(self._keys)

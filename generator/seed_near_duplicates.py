@@ -1,0 +1,152 @@
+"""Near-duplicates within one seed set, found in bulk: each seed's best match among the seeds before it.
+
+`seeds check` asks this of every seed. The shingle sets and LSH band keys of a large set are built
+on two cores (a spawned worker and this process), and the LSH buckets are grouped with one sort per
+band, so Python only loops over the few seeds that share a bucket with an earlier one.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from generator import similarity  # similarity.jaccard_of_sorted looked up at call time (a test counts the comparisons)
+from generator.similarity import ShingleSets, band_keys, lsh_bands, word_hash_cache
+
+# Below this many texts one process signs them all: a spawned worker costs ~0.2 s of CPU to start
+# (interpreter and numpy), about what it saves on 5,000 texts.
+PARALLEL_MIN_TEXTS = 5_000
+# Texts per task: small enough for the two processes to finish together (this process takes the
+# tasks the worker has not started), large enough that a task is mostly numpy (2,048 = the block
+# ShingleSets sorts at once).
+_TASK_TEXTS = 2_048
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    position: int  # of the seed, in the texts given
+    original: int  # the earlier seed it is most like
+    similarity: float  # exact Jaccard of their shingle sets
+
+
+def sign_texts(
+    texts: Sequence[str], threshold: float, num_perm: int, shingle_words: int, word_hashes: dict[str, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shingle sets (values, offsets) and LSH band keys of the texts: the expensive, pure part, run in either process."""
+    sets = ShingleSets.from_texts(texts, size=shingle_words, word_hashes=word_hashes if word_hashes is not None else _worker_words)
+    bands, rows = lsh_bands(threshold, num_perm)
+    return sets.values, sets.offsets, band_keys(sets.minhashes(num_perm=num_perm), bands, rows)
+
+
+# A worker signs many tasks of one seed set: their words are hashed once per process, not once per task.
+_worker_words = word_hash_cache()
+
+
+class SeedSigning:
+    """The shingle sets and band keys of many texts, computed in the background while the caller runs other lints.
+
+    Start it (a context manager), do other work, then call `result()`: this process takes every task
+    the worker has not begun, so the split follows whatever CPU each process actually gets.
+    """
+
+    def __init__(self, texts: Sequence[str], *, threshold: float, num_perm: int = 128, shingle_words: int = 3) -> None:
+        self._arguments = (threshold, num_perm, shingle_words)
+        self._chunks = [texts[start : start + _TASK_TEXTS] for start in range(0, len(texts), _TASK_TEXTS)] or [texts]
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[Future[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        workers = min((os.cpu_count() or 1) - 1, 3)
+        if len(texts) >= PARALLEL_MIN_TEXTS and workers >= 1:
+            try:
+                # spawn, the only start method on every OS (macOS and Windows do not fork safely)
+                self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+                self._futures = [self._pool.submit(sign_texts, chunk, *self._arguments) for chunk in self._chunks]
+            except (OSError, RuntimeError, BrokenProcessPool):  # no processes here: sign in this one
+                self.close()
+
+    def __enter__(self) -> SeedSigning:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._futures = None, []
+
+    def result(self) -> tuple[ShingleSets, np.ndarray]:
+        """Every text's shingle set and band keys, in the texts' order."""
+        words = word_hash_cache()
+        local: Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray, np.ndarray]] = lambda chunk: sign_texts(  # noqa: E731
+            chunk, *self._arguments, word_hashes=words
+        )
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(self._chunks)
+        # From the end, every task the worker has not started is taken back and done here.
+        for index in reversed(range(len(self._futures))):
+            if not self._futures[index].cancel():
+                break
+            parts[index] = local(self._chunks[index])
+        for index, chunk in enumerate(self._chunks):
+            if parts[index] is None:
+                try:
+                    parts[index] = self._futures[index].result() if index < len(self._futures) else local(chunk)
+                except BrokenProcessPool:  # the worker died (killed, out of memory): this process redoes its share
+                    parts[index] = local(chunk)
+        self.close()
+        done = [part for part in parts if part is not None]
+        sets = ShingleSets.concatenate([ShingleSets(values, offsets) for values, offsets, _ in done])
+        return sets, np.concatenate([keys for _, _, keys in done])
+
+
+def first_near_duplicates(sets: ShingleSets, keys: np.ndarray, rows: Sequence[int], threshold: float) -> list[NearDuplicate]:
+    """For the sets at `rows`, in that order, each one's best match among those before it, if any reaches the threshold.
+
+    The same answers as querying two NearDuplicateIndex one seed at a time ("originals", the seeds like
+    no earlier one, asked first; "variants", the near-duplicates found, asked only when no original
+    matches, so a family of n variants costs n comparisons, not n^2 / 2), ties broken the same way.
+    A seed that shares no LSH bucket with an earlier one cannot match and is an original without a
+    look: one sort per band finds the 7% of 100,000 benchmark seeds that share one.
+    """
+    count = len(rows)
+    if count < 2:
+        return []
+    by_band = keys[np.asarray(rows, dtype=np.int64)].T  # bands x seeds
+    order = np.argsort(by_band, axis=1, kind="stable")  # stable: within a bucket, the seeds in their order
+    ordered = np.take_along_axis(by_band, order, axis=1)
+    opens_bucket = np.ones(ordered.shape, dtype=bool)
+    opens_bucket[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    place = np.arange(count)
+    bucket_start = np.maximum.accumulate(np.where(opens_bucket, place, 0), axis=1)
+    seen_before = np.unique(order[~opens_bucket])  # seeds with an earlier seed in some bucket, in seed order
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(place, order.shape), axis=1)
+
+    is_variant = [False] * count
+    found: list[NearDuplicate] = []
+    for position in seen_before.tolist():
+        proposed: set[int] = set()
+        for band, at in enumerate(rank[:, position].tolist()):
+            start = int(bucket_start[band, at])
+            if start < at:
+                proposed.update(order[band, start:at].tolist())
+        for variants in (False, True):
+            scored = [
+                (similarity.jaccard_of_sorted(sets[rows[position]], sets[rows[other]]), other)
+                for other in proposed
+                if is_variant[other] == variants
+            ]
+            matches = [(score, other) for score, other in scored if score >= threshold]
+            if matches:
+                # Most similar first, then the smaller key as text ("10" before "9"), as the index sorts.
+                score, other = min(matches, key=lambda match: (-match[0], str(match[1])))
+                found.append(NearDuplicate(position, other, score))
+                is_variant[position] = True
+                break
+    return found

@@ -1,0 +1,74 @@
+"""Bulk near-duplicate search of a seed set: the same answers as two NearDuplicateIndex queried seed by seed, in one process or two."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import generator.seed_near_duplicates as bulk
+from generator.seed_near_duplicates import NearDuplicate, SeedSigning, first_near_duplicates
+from generator.similarity import NearDuplicateIndex
+
+
+def _texts(count: int) -> list[str]:
+    """Unrelated texts, families of close variants, variants of variants, exact repeats and empty ones."""
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(400)]
+    texts: list[str] = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.03:
+            texts.append("")
+        elif roll < 0.08 and texts:
+            texts.append(rng.choice(texts))
+        elif roll < 0.35 and texts:
+            words = rng.choice(texts[-30:]).split()
+            for _ in range(max(1, len(words) // 15)):
+                if words:
+                    words[rng.randrange(len(words))] = rng.choice(vocabulary)
+            texts.append(" ".join(words))
+        else:
+            texts.append(" ".join(rng.choice(vocabulary) for _ in range(rng.randint(2, 60))))
+    return texts
+
+
+def _one_at_a_time(texts: list[str], rows: list[int], threshold: float) -> list[NearDuplicate]:
+    """The seed lint as it was: originals asked first, variants only when no original matches."""
+    originals = NearDuplicateIndex(threshold=threshold)
+    variants = NearDuplicateIndex(threshold=threshold)
+    signatures = originals.signatures(texts[row] for row in rows)
+    found = []
+    for position, signature in enumerate(signatures):
+        matches = originals.query(signature) or variants.query(signature)
+        if not matches:
+            originals.add(str(position), signature)
+            continue
+        found.append(NearDuplicate(position, int(matches[0][0]), matches[0][1]))
+        variants.add(str(position), signature)
+    return found
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9])
+def test_bulk_search_finds_what_the_index_finds_seed_by_seed(threshold: float) -> None:
+    texts = _texts(1500)
+    rows = [row for row in range(len(texts)) if row % 11]  # some rows left out, as exact duplicates are
+    with SeedSigning(texts, threshold=threshold) as signing:
+        sets, keys = signing.result()
+    expected = _one_at_a_time(texts, rows, threshold)
+    assert len(expected) > 100
+    assert first_near_duplicates(sets, keys, rows, threshold) == expected
+
+
+def test_a_worker_process_signs_the_same_as_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _texts(3000)
+    with SeedSigning(texts, threshold=0.7) as signing:
+        sets, keys = signing.result()
+    monkeypatch.setattr(bulk, "PARALLEL_MIN_TEXTS", 1)
+    monkeypatch.setattr(bulk, "_TASK_TEXTS", 100)  # 30 tasks: the worker (spawned) takes some, this process the rest
+    with SeedSigning(texts, threshold=0.7) as signing:
+        assert signing._pool is not None
+        signing._futures[0].result()  # the worker has done at least the first task, whatever the machine's speed
+        pooled_sets, pooled_keys = signing.result()
+    assert (pooled_sets.offsets == sets.offsets).all() and (pooled_sets.values == sets.values).all()
+    assert (pooled_keys == keys).all()
