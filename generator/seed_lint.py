@@ -7,12 +7,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from generator.config import SeedsSection
 from generator.errors import UserError
+from generator.examples import Message
 from generator.project import display_path
 from generator.seed_near_duplicates import SeedSigning, first_near_duplicates
 from generator.seeds import LineProblem, Seed, SeedSet, collector_paused
-from generator.similarity import normalized_key, similarity_text
+from generator.similarity import ShingleSets, normalize_text, normalized_key, similarity_text
 from generator.style import StyleProfile, answer_chars, conversation_features, has_trailing_whitespace, unclosed_fence
 
 _MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
@@ -54,11 +57,12 @@ def lint_seeds(seed_set: SeedSet, config: SeedsSection) -> list[LineProblem]:
     with collector_paused():
         texts = [similarity_text(s.example.messages) for s in seeds]
         with SeedSigning(texts, threshold=threshold) as signing:
-            problems, unique = _exact_duplicates(seeds)
-            problems += _style(seeds)
+            problems = _style(seeds)
             problems += _tags(seeds, config.min_per_tag)
             problems += _length_outliers(seeds, config.length_outlier_factor)
-            problems += _near_duplicates(seeds, unique, signing, threshold)
+            sets, keys, normalized_turns = signing.result()
+        duplicates, unique = _exact_duplicates(seeds, normalized_turns)
+        problems += duplicates + _near_duplicates(seeds, unique, sets, keys, threshold)
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.message))
 
 
@@ -91,13 +95,19 @@ def _where(seed: Seed) -> str:
     return f"{seed.file.name}:{seed.line}"
 
 
-def _exact_duplicates(seeds: list[Seed]) -> tuple[list[LineProblem], list[int]]:
-    """Errors for seeds that repeat an earlier one (ignoring case and whitespace), and the positions of the seeds that do not."""
+def _exact_duplicates(seeds: list[Seed], normalized_turns: list[str] | None = None) -> tuple[list[LineProblem], list[int]]:
+    """Errors for seeds that repeat an earlier one (ignoring case and whitespace), and the positions of the seeds that do not.
+
+    `normalized_turns`: each seed's similarity text normalised, when the near-duplicate search has them.
+    """
     problems = []
     first_by_key: dict[str, Seed] = {}
     unique: list[int] = []
+    systems: dict[str, str] = {}
     for position, seed in enumerate(seeds):
-        original = first_by_key.setdefault(normalized_key(seed.example.messages), seed)
+        messages = seed.example.messages
+        key = normalized_key(messages) if normalized_turns is None else exact_key(messages, normalized_turns[position], systems)
+        original = first_by_key.setdefault(key, seed)
         if original is not seed:
             problems.append(
                 LineProblem(seed.file, seed.line, f"exact duplicate of {_where(original)} (ignoring case and whitespace); delete one")
@@ -107,7 +117,23 @@ def _exact_duplicates(seeds: list[Seed]) -> tuple[list[LineProblem], list[int]]:
     return problems, unique
 
 
-def _near_duplicates(seeds: list[Seed], unique: list[int], signing: SeedSigning, threshold: float) -> list[LineProblem]:
+def exact_key(messages: list[Message], normalized_turns: str, systems: dict[str, str]) -> str:
+    """normalized_key(messages), built from the normalised similarity text of the messages.
+
+    The system prompt, the same in most seeds, is normalised once (in `systems`); it can only be the
+    first message (Example refuses one elsewhere), and the messages are joined by newlines, which
+    neither Unicode normalisation nor case folding carries anything across.
+    """
+    if messages[0].role != "system":
+        return normalized_turns
+    system = messages[0].content
+    prefix = systems.get(system)
+    if prefix is None:
+        prefix = systems[system] = normalize_text(f"system: {system}")
+    return f"{prefix} {normalized_turns}"
+
+
+def _near_duplicates(seeds: list[Seed], unique: list[int], sets: ShingleSets, keys: np.ndarray, threshold: float) -> list[LineProblem]:
     """Warnings for seeds (of those at `unique`) similar to an earlier one.
 
     A family of n variants of one seed would make every variant compare with all the variants before
@@ -116,9 +142,6 @@ def _near_duplicates(seeds: list[Seed], unique: list[int], signing: SeedSigning,
     matches: a variant costs one comparison with its original, and a seed close to a variant but not
     to the original is still reported (first_near_duplicates).
     """
-    if len(unique) < 2:
-        return []
-    sets, keys = signing.result()
     return [
         LineProblem(
             seeds[unique[match.position]].file,

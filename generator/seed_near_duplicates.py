@@ -14,11 +14,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 
 import numpy as np
 
 from generator import similarity  # similarity.jaccard_of_sorted looked up at call time (a test counts the comparisons)
-from generator.similarity import ShingleSets, band_keys, lsh_bands, word_hash_cache
+from generator.similarity import ShingleSets, band_keys, fold, lsh_bands, normalize_text, word_hash_cache
 
 # Below this many texts one process signs them all: a spawned worker costs ~0.2 s of CPU to start
 # (interpreter and numpy), about what it saves on 5,000 texts.
@@ -36,13 +37,30 @@ class NearDuplicate:
     similarity: float  # exact Jaccard of their shingle sets
 
 
+class Signed(NamedTuple):
+    """What `sign_texts` returns for some texts: numpy arrays and strings, quick to pickle between processes."""
+
+    values: np.ndarray  # the texts' shingle sets, as ShingleSets holds them
+    offsets: np.ndarray
+    keys: np.ndarray  # LSH band keys, texts x bands
+    normalized: list[str]  # each text as `normalize_text` gives it (for exact duplicates)
+
+
 def sign_texts(
     texts: Sequence[str], threshold: float, num_perm: int, shingle_words: int, word_hashes: dict[str, int] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shingle sets (values, offsets) and LSH band keys of the texts: the expensive, pure part, run in either process."""
-    sets = ShingleSets.from_texts(texts, size=shingle_words, word_hashes=word_hashes if word_hashes is not None else _worker_words)
+) -> Signed:
+    """Shingle sets, LSH band keys and normalised forms of the texts: the expensive, pure part, run in either process.
+
+    Each text is folded once for both its words and its normalised form (folding was a third of the
+    exact-duplicate lint and a fifth of shingling).
+    """
+    folded = [fold(text) for text in texts]
+    sets = ShingleSets.from_texts(
+        folded, size=shingle_words, word_hashes=word_hashes if word_hashes is not None else _worker_words, folded=True
+    )
     bands, rows = lsh_bands(threshold, num_perm)
-    return sets.values, sets.offsets, band_keys(sets.minhashes(num_perm=num_perm), bands, rows)
+    keys = band_keys(sets.minhashes(num_perm=num_perm), bands, rows)
+    return Signed(sets.values, sets.offsets, keys, [normalize_text(text, folded=True) for text in folded])
 
 
 # A worker signs many tasks of one seed set: their words are hashed once per process, not once per task.
@@ -60,7 +78,7 @@ class SeedSigning:
         self._arguments = (threshold, num_perm, shingle_words)
         self._chunks = [texts[start : start + _TASK_TEXTS] for start in range(0, len(texts), _TASK_TEXTS)] or [texts]
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: list[Future[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        self._futures: list[Future[Signed]] = []
         workers = min((os.cpu_count() or 1) - 1, 3)
         if len(texts) >= PARALLEL_MIN_TEXTS and workers >= 1:
             try:
@@ -81,13 +99,13 @@ class SeedSigning:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool, self._futures = None, []
 
-    def result(self) -> tuple[ShingleSets, np.ndarray]:
-        """Every text's shingle set and band keys, in the texts' order."""
+    def result(self) -> tuple[ShingleSets, np.ndarray, list[str]]:
+        """Every text's shingle set, band keys and normalised form, in the texts' order."""
         words = word_hash_cache()
-        local: Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray, np.ndarray]] = lambda chunk: sign_texts(  # noqa: E731
+        local: Callable[[Sequence[str]], Signed] = lambda chunk: sign_texts(  # noqa: E731
             chunk, *self._arguments, word_hashes=words
         )
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(self._chunks)
+        parts: list[Signed | None] = [None] * len(self._chunks)
         # From the end, every task the worker has not started is taken back and done here.
         for index in reversed(range(len(self._futures))):
             if not self._futures[index].cancel():
@@ -101,8 +119,8 @@ class SeedSigning:
                     parts[index] = local(chunk)
         self.close()
         done = [part for part in parts if part is not None]
-        sets = ShingleSets.concatenate([ShingleSets(values, offsets) for values, offsets, _ in done])
-        return sets, np.concatenate([keys for _, _, keys in done])
+        sets = ShingleSets.concatenate([ShingleSets(part.values, part.offsets) for part in done])
+        return sets, np.concatenate([part.keys for part in done]), [text for part in done for text in part.normalized]
 
 
 def first_near_duplicates(sets: ShingleSets, keys: np.ndarray, rows: Sequence[int], threshold: float) -> list[NearDuplicate]:

@@ -30,9 +30,14 @@ LSH_WEIGHTS = (0.1, 0.9)  # (false positive, false negative)
 MINHASH_SEED = 1
 
 
-def normalize_text(text: str) -> str:
-    """Case- and whitespace-insensitive form used for exact-duplicate detection."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())  # split() is \s+, at C speed
+def fold(text: str) -> str:
+    """Compatibility- and case-folded text: what both exact and near-duplicate detection compare."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def normalize_text(text: str, *, folded: bool = False) -> str:
+    """Case- and whitespace-insensitive form used for exact-duplicate detection (`folded`: `text` is `fold`'s already)."""
+    return " ".join((text if folded else fold(text)).split())  # split() is \s+, at C speed
 
 
 def conversation_text(messages: Sequence[Message]) -> str:
@@ -53,9 +58,9 @@ def normalized_key(messages: Sequence[Message]) -> str:
     return normalize_text(conversation_text(messages))
 
 
-def words(text: str) -> list[str]:
-    """The normalised words of a text (the units shingles are made of)."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+def words(text: str, *, folded: bool = False) -> list[str]:
+    """The normalised words of a text (the units shingles are made of); `folded`: `text` is `fold`'s already."""
+    return _WORD.findall(text if folded else fold(text))
 
 
 def shingles(text: str, size: int = 3) -> set[bytes]:
@@ -145,13 +150,16 @@ class ShingleSets:
         self.offsets = offsets  # set i is values[offsets[i]:offsets[i + 1]]
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], *, size: int = 3, word_hashes: dict[str, int] | None = None) -> ShingleSets:
-        """`word_hashes`: a cache from `word_hash_cache()` to share between calls (one per batch of texts otherwise)."""
+    def from_texts(
+        cls, texts: Iterable[str], *, size: int = 3, word_hashes: dict[str, int] | None = None, folded: bool = False
+    ) -> ShingleSets:
+        """`word_hashes`: a cache from `word_hash_cache()` to share between calls (one per batch of texts otherwise);
+        `folded`: the texts are `fold`'s already."""
         lookup = (word_hashes if word_hashes is not None else _WordHashes()).__getitem__
         blocks: list[ShingleSets] = []
         arrays: list[np.ndarray] = []
         for text in texts:
-            found = words(text)
+            found = words(text, folded=folded)
             arrays.append(np.fromiter(map(lookup, found), dtype=_U64, count=len(found)))
             if len(arrays) == _BLOCK:  # sorting block by block is 2-3x faster than one big sort
                 blocks.append(cls._from_word_hashes(arrays, size))

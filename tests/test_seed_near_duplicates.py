@@ -5,10 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import generator.seed_near_duplicates as bulk
+from generator.examples import Message
+from generator.seed_lint import exact_key
 from generator.seed_near_duplicates import NearDuplicate, SeedSigning, first_near_duplicates
-from generator.similarity import NearDuplicateIndex
+from generator.similarity import NearDuplicateIndex, normalize_text, normalized_key, similarity_text
 
 
 def _texts(count: int) -> list[str]:
@@ -54,7 +58,7 @@ def test_bulk_search_finds_what_the_index_finds_seed_by_seed(threshold: float) -
     texts = _texts(1500)
     rows = [row for row in range(len(texts)) if row % 11]  # some rows left out, as exact duplicates are
     with SeedSigning(texts, threshold=threshold) as signing:
-        sets, keys = signing.result()
+        sets, keys, _ = signing.result()
     expected = _one_at_a_time(texts, rows, threshold)
     assert len(expected) > 100
     assert first_near_duplicates(sets, keys, rows, threshold) == expected
@@ -63,12 +67,27 @@ def test_bulk_search_finds_what_the_index_finds_seed_by_seed(threshold: float) -
 def test_a_worker_process_signs_the_same_as_this_one(monkeypatch: pytest.MonkeyPatch) -> None:
     texts = _texts(3000)
     with SeedSigning(texts, threshold=0.7) as signing:
-        sets, keys = signing.result()
+        sets, keys, normalized = signing.result()
+    assert normalized == [normalize_text(text) for text in texts]
     monkeypatch.setattr(bulk, "PARALLEL_MIN_TEXTS", 1)
     monkeypatch.setattr(bulk, "_TASK_TEXTS", 100)  # 30 tasks: the worker (spawned) takes some, this process the rest
     with SeedSigning(texts, threshold=0.7) as signing:
         assert signing._pool is not None
         signing._futures[0].result()  # the worker has done at least the first task, whatever the machine's speed
-        pooled_sets, pooled_keys = signing.result()
+        pooled_sets, pooled_keys, pooled_normalized = signing.result()
     assert (pooled_sets.offsets == sets.offsets).all() and (pooled_sets.values == sets.values).all()
-    assert (pooled_keys == keys).all()
+    assert (pooled_keys == keys).all() and pooled_normalized == normalized
+
+
+_TRICKY = st.text(
+    alphabet=st.sampled_from(["a", "B", " ", "\n", "\t", "\u0301", "\u00e9", "\ufb01", "\u212b", "\u00a0", "\u2028", "\u1e9e", "ß", "ǅ"])
+)
+
+
+@given(system=st.one_of(st.none(), _TRICKY), turns=st.lists(_TRICKY, min_size=2, max_size=4))
+def test_the_exact_key_from_parts_is_the_normalized_key(system: str | None, turns: list[str]) -> None:
+    """Combining marks, ligatures, case-folding expansions and odd whitespace at the turns' edges included."""
+    messages = [Message(role="system", content=system)] if system is not None else []
+    messages += [Message(role="user" if i % 2 == 0 else "assistant", content=turn) for i, turn in enumerate(turns)]
+    normalized_turns = normalize_text(similarity_text(messages))
+    assert exact_key(messages, normalized_turns, {}) == normalized_key(messages)
