@@ -73,8 +73,11 @@ def seeds_check(
         stats = length_stats(seed_set.seeds)
         assert stats is not None
         console.print(f"Answer length (chars): min {stats.minimum}, median {stats.median:.0f}, p90 {stats.p90:.0f}, max {stats.maximum}")
-    for problem in errors + warnings:
-        console.print(f"{problem.severity}: {problem.render(root)}")
+    if errors or warnings:
+        # One print for the whole list: 5,500 prints of one line each took 0.5 s of the 100,000-seed
+        # benchmark, one print of them all 0.1 s. The console (markup off, soft wrap) renders the joined
+        # lines exactly as it rendered each: nothing it replaces (":emoji:" codes) spans a newline.
+        console.print("\n".join(f"{problem.severity}: {problem.render(root)}" for problem in errors + warnings))
     console.print(f"{len(errors)} error(s), {len(warnings)} warning(s).")
 
     if errors:
