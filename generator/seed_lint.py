@@ -16,7 +16,14 @@ from generator.project import display_path
 from generator.seed_near_duplicates import SeedSigning, first_near_duplicates
 from generator.seeds import LineProblem, Seed, SeedSet, collector_paused
 from generator.similarity import ShingleSets, normalize_text, normalized_key, similarity_text
-from generator.style import StyleProfile, answer_chars, conversation_features, has_trailing_whitespace, unclosed_fence
+from generator.style import (
+    StyleProfile,
+    answer_chars,
+    conversation_features,
+    fence_languages,
+    has_trailing_whitespace,
+    unclosed_fence,
+)
 
 _MIN_GROUP = 5  # seeds of a kind needed to judge lengths by the kind's own median
 
@@ -156,15 +163,18 @@ def _near_duplicates(seeds: list[Seed], unique: list[int], sets: ShingleSets, ke
 def _style(seeds: list[Seed]) -> list[LineProblem]:
     problems = []
     conversations = [s.example.messages for s in seeds]
-    features = [conversation_features(messages) for messages in conversations]  # once, for the profile and each seed's drift
-    profile = StyleProfile.from_conversations(conversations, features)
-    for seed, seed_features in zip(seeds, features, strict=True):
-        for drift in profile.drift(seed.example.messages, seed_features):
+    # Once, for the profile and each seed's drift (computed twice, they were a fifth of this lint).
+    features = [conversation_features(messages) for messages in conversations]
+    languages = [fence_languages(messages) for messages in conversations]
+    profile = StyleProfile.from_conversations(conversations, features, languages)
+    for seed, seed_features, seed_languages in zip(seeds, features, languages, strict=True):
+        for drift in profile.drift(seed.example.messages, seed_features, seed_languages):
             problems.append(LineProblem(seed.file, seed.line, f"format drift: {drift}", "warning"))
         for number, message in enumerate(seed.example.messages, start=1):
-            if has_trailing_whitespace(message.content):
+            content = message.content
+            if has_trailing_whitespace(content):
                 problems.append(LineProblem(seed.file, seed.line, f"message {number} ({message.role}) has trailing whitespace", "warning"))
-            if unclosed_fence(message.content):
+            if unclosed_fence(content):
                 problems.append(
                     LineProblem(
                         seed.file, seed.line, f"message {number} ({message.role}) leaves a ``` code block open; close it", "warning"
@@ -177,10 +187,11 @@ def _tags(seeds: list[Seed], min_per_tag: int) -> list[LineProblem]:
     problems = []
     by_tag: dict[str, list[Seed]] = defaultdict(list)
     # The fix names categories the user's seeds already use (a demo word would mean nothing to them).
-    in_use = sorted({seed.example.category for seed in seeds if seed.example.category})
+    categories = [seed.example.category for seed in seeds]  # once: it is a scan of the tags
+    in_use = sorted({category for category in categories if category})
     suggestion = f'"tags": ["{in_use[0]}"]; categories in use: {", ".join(in_use[:5])}' if in_use else '"tags": ["<topic>"]'
-    for seed in seeds:
-        if seed.example.category is None:
+    for seed, category in zip(seeds, categories, strict=True):
+        if category is None:
             problems.append(
                 LineProblem(
                     seed.file, seed.line, f"no category tag: few-shot sampling cannot balance it (add e.g. {suggestion})", "warning"
