@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,15 +56,18 @@ def tag_counts(seeds: list[Seed]) -> Counter[str]:
     return counts
 
 
-def lint_seeds(seed_set: SeedSet, config: SeedsSection) -> list[LineProblem]:
-    """Problems across the set: exact duplicates are errors, everything else is a warning."""
+def lint_seeds(seed_set: SeedSet, config: SeedsSection, *, workers: ProcessPoolExecutor | None = None) -> list[LineProblem]:
+    """Problems across the set: exact duplicates are errors, everything else is a warning.
+
+    `workers`: signing workers the caller started early (seed_near_duplicates.start_workers).
+    """
     seeds = seed_set.seeds
     threshold = config.near_duplicate_threshold
     # Measured like the candidate checks: on the turns, not the shared system prompt. Shingling and
     # signing, the costliest lint, starts first: a worker process does it while this one runs the others.
     with collector_paused():
         texts = [similarity_text(s.example.messages) for s in seeds]
-        with SeedSigning(texts, threshold=threshold) as signing:
+        with SeedSigning(texts, threshold=threshold, workers=workers) as signing:
             problems = _style(seeds)
             problems += _tags(seeds, config.min_per_tag)
             problems += _length_outliers(seeds, config.length_outlier_factor)

@@ -22,9 +22,14 @@ import numpy as np
 from generator import similarity  # similarity.jaccard_of_sorted looked up at call time (a test counts the comparisons)
 from generator.similarity import ShingleSets, band_keys, fold, lsh_bands, normalize_text, word_hash_cache
 
-# Below this many texts one process signs them all: a spawned worker costs ~0.2 s of CPU to start
-# (interpreter and numpy), about what it saves on 5,000 texts.
-PARALLEL_MIN_TEXTS = 5_000
+# Seed files this large start the worker before they are read, so that its interpreter and imports
+# (0.3 s; 0.8 s under the `synthgate` script, whose module a spawned process imports again) overlap
+# the loading: ~10,000 seeds of a kilobyte.
+EARLY_START_BYTES = 10_000_000
+# Below this many texts one process signs them all: a spawned worker costs ~0.4 s of CPU to start
+# (interpreter and numpy) and passing texts. `seeds check` wall time, one process against two:
+# 10,000 seeds 1.5 s against 1.5-1.6 s, 20,000 seeds 2.5 s against 2.3 s, 50,000 seeds 5.4 s against 4.4 s.
+PARALLEL_MIN_TEXTS = 15_000
 # While the worker runs, this process switches threads every 0.5 ms, not every 5 ms: its tasks and
 # results go through the pool's threads here, which wait for the GIL at each 64 KB pipe write while
 # this thread lints; at 5 ms the worker got 9 of 49 tasks done during the other lints (2.3 s), at
@@ -73,6 +78,20 @@ def sign_texts(
 _worker_words = word_hash_cache()
 
 
+def start_workers() -> ProcessPoolExecutor | None:
+    """Spawned signing workers (one fewer than the CPUs, at most 3), starting now; None on one CPU or where processes cannot start."""
+    count = min((os.cpu_count() or 1) - 1, 3)
+    if count < 1:
+        return None
+    try:
+        # spawn, the only start method on every OS (macOS and Windows do not fork safely)
+        pool = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"))
+        pool.submit(int)  # the worker starts (interpreter, imports) now, not at the first real task
+    except (OSError, RuntimeError, BrokenProcessPool):
+        return None
+    return pool
+
+
 class SeedSigning:
     """The shingle sets and band keys of many texts, computed in the background while the caller runs other lints.
 
@@ -80,20 +99,28 @@ class SeedSigning:
     the worker has not begun, so the split follows whatever CPU each process actually gets.
     """
 
-    def __init__(self, texts: Sequence[str], *, threshold: float, num_perm: int = 128, shingle_words: int = 3) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str],
+        *,
+        threshold: float,
+        num_perm: int = 128,
+        shingle_words: int = 3,
+        workers: ProcessPoolExecutor | None = None,
+    ) -> None:
+        """`workers`: a pool from `start_workers`, started earlier by the caller (who shuts it down); otherwise
+        one is started here for `PARALLEL_MIN_TEXTS` texts or more."""
         self._arguments = (threshold, num_perm, shingle_words)
         self._chunks = [texts[start : start + _TASK_TEXTS] for start in range(0, len(texts), _TASK_TEXTS)] or [texts]
-        self._pool: ProcessPoolExecutor | None = None
+        self._owns_pool = workers is None
+        self._pool = workers if workers is not None else start_workers() if len(texts) >= PARALLEL_MIN_TEXTS else None
         self._futures: list[Future[Signed]] = []
         self._switch_interval = sys.getswitchinterval()
-        workers = min((os.cpu_count() or 1) - 1, 3)
-        if len(texts) >= PARALLEL_MIN_TEXTS and workers >= 1:
+        if self._pool is not None:
+            sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
             try:
-                # spawn, the only start method on every OS (macOS and Windows do not fork safely)
-                self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-                sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
                 self._futures = [self._pool.submit(sign_texts, chunk, *self._arguments) for chunk in self._chunks]
-            except (OSError, RuntimeError, BrokenProcessPool):  # no processes here: sign in this one
+            except (RuntimeError, BrokenProcessPool):  # the pool is shut down or broken: sign in this process
                 self.close()
 
     def __enter__(self) -> SeedSigning:
@@ -104,7 +131,11 @@ class SeedSigning:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._owns_pool:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            else:
+                for future in self._futures:
+                    future.cancel()
             self._pool, self._futures = None, []
             sys.setswitchinterval(self._switch_interval)
 

@@ -91,3 +91,21 @@ def test_the_exact_key_from_parts_is_the_normalized_key(system: str | None, turn
     messages += [Message(role="user" if i % 2 == 0 else "assistant", content=turn) for i, turn in enumerate(turns)]
     normalized_turns = normalize_text(similarity_text(messages))
     assert exact_key(messages, normalized_turns, {}) == normalized_key(messages)
+
+
+def test_workers_started_by_the_caller_sign_the_same_and_stay_the_callers(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _texts(2000)
+    with SeedSigning(texts, threshold=0.7) as signing:
+        sets, keys, normalized = signing.result()
+    monkeypatch.setattr(bulk, "_TASK_TEXTS", 100)
+    workers = bulk.start_workers()
+    if workers is None:
+        pytest.skip("one CPU: no signing workers")
+    try:
+        with SeedSigning(texts, threshold=0.7, workers=workers) as signing:
+            signing._futures[0].result()
+            pooled_sets, pooled_keys, pooled_normalized = signing.result()
+        assert workers.submit(len, "still open").result() == 10  # the caller's pool: not shut down by the signing
+    finally:
+        workers.shutdown()
+    assert (pooled_sets.values == sets.values).all() and (pooled_keys == keys).all() and pooled_normalized == normalized

@@ -32,6 +32,7 @@ def seeds_check(
     """
     from generator.errors import UserError
     from generator.seed_lint import length_stats, lint_seeds, tag_counts
+    from generator.seed_near_duplicates import EARLY_START_BYTES, start_workers
     from generator.seeds import load_seeds
 
     cli = state(ctx)
@@ -57,8 +58,13 @@ def seeds_check(
     if missing:
         raise UserError("seed file not found", file=missing[0], fix="check the path")
 
-    seed_set = load_seeds(paths, default_verified_by=config.verified_by)
-    problems = seed_set.problems + lint_seeds(seed_set, config)
+    workers = start_workers() if sum(path.stat().st_size for path in paths) >= EARLY_START_BYTES else None
+    try:
+        seed_set = load_seeds(paths, default_verified_by=config.verified_by)
+        problems = seed_set.problems + lint_seeds(seed_set, config, workers=workers)
+    finally:
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
 
