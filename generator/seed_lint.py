@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,18 +55,19 @@ def tag_counts(seeds: list[Seed]) -> Counter[str]:
     return counts
 
 
-def lint_seeds(seed_set: SeedSet, config: SeedsSection, *, workers: ProcessPoolExecutor | None = None) -> list[LineProblem]:
+def lint_seeds(seed_set: SeedSet, config: SeedsSection, *, signing: SeedSigning | None = None) -> list[LineProblem]:
     """Problems across the set: exact duplicates are errors, everything else is a warning.
 
-    `workers`: signing workers the caller started early (seed_near_duplicates.start_workers).
+    `signing`: the near-duplicate signing the caller started while loading, given `signing_text` of
+    each seed in order (seeds check); otherwise it starts here.
     """
     seeds = seed_set.seeds
     threshold = config.near_duplicate_threshold
-    # Measured like the candidate checks: on the turns, not the shared system prompt. Shingling and
-    # signing, the costliest lint, starts first: a worker process does it while this one runs the others.
     with collector_paused():
-        texts = [similarity_text(s.example.messages) for s in seeds]
-        with SeedSigning(texts, threshold=threshold, workers=workers) as signing:
+        if signing is None or signing.count != len(seeds):
+            # Shingling and signing, the costliest lint, starts first: a worker process does it while this one runs the others.
+            signing = SeedSigning([signing_text(seed) for seed in seeds], threshold=threshold)
+        with signing:
             problems = _style(seeds)
             problems += _tags(seeds, config.min_per_tag)
             problems += _length_outliers(seeds, config.length_outlier_factor)
@@ -75,6 +75,11 @@ def lint_seeds(seed_set: SeedSet, config: SeedsSection, *, workers: ProcessPoolE
         duplicates, unique = _exact_duplicates(seeds, normalized_turns)
         problems += duplicates + _near_duplicates(seeds, unique, sets, keys, threshold)
     return sorted(problems, key=lambda p: (str(p.file), p.line, p.message))
+
+
+def signing_text(seed: Seed) -> str:
+    """What near-duplicates are measured on, like the candidate checks: the turns, not the shared system prompt."""
+    return similarity_text(seed.example.messages)
 
 
 def seed_set_errors(seed_set: SeedSet) -> list[LineProblem]:

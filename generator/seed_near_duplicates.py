@@ -101,7 +101,7 @@ class SeedSigning:
 
     def __init__(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str] = (),
         *,
         threshold: float,
         num_perm: int = 128,
@@ -109,19 +109,32 @@ class SeedSigning:
         workers: ProcessPoolExecutor | None = None,
     ) -> None:
         """`workers`: a pool from `start_workers`, started earlier by the caller (who shuts it down); otherwise
-        one is started here for `PARALLEL_MIN_TEXTS` texts or more."""
+        one is started here when `texts` holds `PARALLEL_MIN_TEXTS` or more. More texts can follow with `add`."""
         self._arguments = (threshold, num_perm, shingle_words)
-        self._chunks = [texts[start : start + _TASK_TEXTS] for start in range(0, len(texts), _TASK_TEXTS)] or [texts]
+        self._chunks: list[Sequence[str]] = []
+        self._pending: list[str] = []
+        self.count = 0  # texts given so far
         self._owns_pool = workers is None
         self._pool = workers if workers is not None else start_workers() if len(texts) >= PARALLEL_MIN_TEXTS else None
         self._futures: list[Future[Signed]] = []
         self._switch_interval = sys.getswitchinterval()
         if self._pool is not None:
             sys.setswitchinterval(min(self._switch_interval, _SWITCH_INTERVAL))
-            try:
-                self._futures = [self._pool.submit(sign_texts, chunk, *self._arguments) for chunk in self._chunks]
-            except (RuntimeError, BrokenProcessPool):  # the pool is shut down or broken: sign in this process
-                self.close()
+        for text in texts:
+            self.add(text)
+
+    def add(self, text: str) -> None:
+        """One more text; each full task goes to the worker at once (while the caller, say, reads the next seeds)."""
+        self._pending.append(text)
+        self.count += 1
+        if len(self._pending) == _TASK_TEXTS:
+            self._chunks.append(self._pending)
+            self._pending = []
+            if self._pool is not None:
+                try:
+                    self._futures.append(self._pool.submit(sign_texts, self._chunks[-1], *self._arguments))
+                except (RuntimeError, BrokenProcessPool):  # the pool is shut down or broken: sign in this process
+                    self.close()
 
     def __enter__(self) -> SeedSigning:
         return self
@@ -141,6 +154,9 @@ class SeedSigning:
 
     def result(self) -> tuple[ShingleSets, np.ndarray, list[str]]:
         """Every text's shingle set, band keys and normalised form, in the texts' order."""
+        if self._pending or not self._chunks:
+            self._chunks.append(self._pending)
+            self._pending = []
         words = word_hash_cache()
         local: Callable[[Sequence[str]], Signed] = lambda chunk: sign_texts(  # noqa: E731
             chunk, *self._arguments, word_hashes=words

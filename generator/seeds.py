@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -93,7 +93,8 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_seed_file(path: Path, *, default_verified_by: str = "") -> SeedSet:
+def load_seed_file(path: Path, *, default_verified_by: str = "", on_seed: Callable[[Seed], None] | None = None) -> SeedSet:
+    """`on_seed`: called with each valid seed as it is read (seeds check starts signing them meanwhile)."""
     result = SeedSet()
     if path.exists() and not path.is_file():  # reading a named pipe or a device would wait forever
         result.problems.append(LineProblem(path, 0, "not a regular file"))
@@ -104,11 +105,11 @@ def load_seed_file(path: Path, *, default_verified_by: str = "") -> SeedSet:
         result.problems.append(LineProblem(path, 0, f"cannot read file: {exc.strerror or exc}"))
         return result
     with collector_paused():
-        _parse_lines(raw, path, default_verified_by, result)
+        _parse_lines(raw, path, default_verified_by, result, on_seed)
     return result
 
 
-def _parse_lines(raw: bytes, path: Path, default_verified_by: str, result: SeedSet) -> None:
+def _parse_lines(raw: bytes, path: Path, default_verified_by: str, result: SeedSet, on_seed: Callable[[Seed], None] | None) -> None:
     for number, line_bytes in enumerate(raw.splitlines(), start=1):
         try:
             line = line_bytes.decode("utf-8")
@@ -141,6 +142,8 @@ def _parse_lines(raw: bytes, path: Path, default_verified_by: str, result: SeedS
             result.problems.append(LineProblem(path, number, "'verified_by' must be a string (the verifier's name)"))
             continue
         result.seeds.append(Seed(example=example, file=path, line=number, verified_by=verified_by))
+        if on_seed is not None:
+            on_seed(result.seeds[-1])
 
 
 def load_project_seeds(project: Project, *, also: Iterable[Path] = ()) -> SeedSet:
@@ -151,11 +154,14 @@ def load_project_seeds(project: Project, *, also: Iterable[Path] = ()) -> SeedSe
     return seed_set
 
 
-def load_seeds(files: list[Path], *, default_verified_by: str = "") -> SeedSet:
-    """Load every file; duplicate explicit ids across the set are errors (provenance must be unambiguous)."""
+def load_seeds(files: list[Path], *, default_verified_by: str = "", on_seed: Callable[[Seed], None] | None = None) -> SeedSet:
+    """Load every file; duplicate explicit ids across the set are errors (provenance must be unambiguous).
+
+    `on_seed`: called with each valid seed as it is read, in the order of `SeedSet.seeds`.
+    """
     combined = SeedSet()
     for path in files:
-        part = load_seed_file(path, default_verified_by=default_verified_by)
+        part = load_seed_file(path, default_verified_by=default_verified_by, on_seed=on_seed)
         combined.seeds += part.seeds
         combined.problems += part.problems
     first_seen: dict[str, Seed] = {}

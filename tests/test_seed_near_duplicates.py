@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import generator.seed_near_duplicates as bulk
+from generator.config import SeedsSection
 from generator.examples import Message
-from generator.seed_lint import exact_key
+from generator.seed_lint import exact_key, lint_seeds, signing_text
 from generator.seed_near_duplicates import NearDuplicate, SeedSigning, first_near_duplicates
+from generator.seeds import load_seeds
 from generator.similarity import NearDuplicateIndex, normalize_text, normalized_key, similarity_text
 
 
@@ -109,3 +113,22 @@ def test_workers_started_by_the_caller_sign_the_same_and_stay_the_callers(monkey
     finally:
         workers.shutdown()
     assert (pooled_sets.values == sets.values).all() and (pooled_keys == keys).all() and pooled_normalized == normalized
+
+
+def test_seeds_signed_while_they_load_lint_as_seeds_signed_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """seeds check's large-set path: the worker gets each task of seeds as they are read."""
+    path = tmp_path / "seeds.jsonl"
+    answers = [text or "empty" for text in _texts(1200)]
+    path.write_text(
+        "\n".join(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": a}]}) for a in answers)
+    )
+    expected = lint_seeds(load_seeds([path]), SeedsSection())
+    assert sum("near-duplicate" in problem.message for problem in expected) > 20
+    monkeypatch.setattr(bulk, "_TASK_TEXTS", 100)
+    workers = bulk.start_workers()
+    with SeedSigning(threshold=SeedsSection().near_duplicate_threshold, workers=workers) as signing:
+        seed_set = load_seeds([path], on_seed=lambda seed: signing.add(signing_text(seed)))
+        assert signing.count == len(seed_set.seeds) == len(answers)
+        assert lint_seeds(seed_set, SeedsSection(), signing=signing) == expected
+    if workers is not None:
+        workers.shutdown()
