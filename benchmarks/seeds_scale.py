@@ -5,7 +5,9 @@ words swapped for others from the same texts, so most are distinct; 1% are plant
 (exit 2, as a real set with them would) and 5% near-duplicates, some in families of one seed's
 variants. Each size runs the real command in a subprocess (interpreter start, imports, loading,
 every lint, printing the report); the linear extrapolation is start-up plus the smallest size's
-remaining time scaled by the line count. Target: 100,000 lines in under 10 s on 2 cores.
+remaining time scaled by the line count. Target: 100,000 lines in under 10 s on 2 cores. From 15,000
+seeds on, near-duplicate signing also runs in a second process: wall time then grows slower than
+linear (ratio below 1) while CPU time stays linear; compare the CPU column for scaling.
 
     .venv/bin/python benchmarks/seeds_scale.py [--sizes 10000 50000 100000] [--project]
 
