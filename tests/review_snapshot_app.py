@@ -144,6 +144,32 @@ class FakeClock:
         self.now += seconds
 
 
+def add_filtered_candidates(engine: Engine, *, with_broken: bool = True) -> None:
+    """Two candidates the checks filtered (an exact duplicate, and a structural defect unless `with_broken` is False)."""
+    filtered = [
+        NewCandidate(
+            source_key="filtered:dup",
+            messages=conversation("Can I pay yearly?", "Yes: yearly plans cost about 20% less."),
+            tags=["billing"],
+            status="filtered",
+            filter_reason="exact duplicate",
+            filter_match="candidate:5",
+        )
+    ]
+    if with_broken:
+        filtered.append(
+            NewCandidate(
+                source_key="filtered:broken",
+                messages=conversation("Broken?", ""),
+                status="filtered",
+                filter_reason="structural defect",
+                filter_match="message 3 (assistant) has empty content",
+            )
+        )
+    with write_session(engine) as session:
+        add_candidates(session, filtered)
+
+
 def make_fixture_app(
     engine: Engine,
     *,

@@ -14,7 +14,6 @@ from sqlmodel import col, select
 from textual.widgets import Input, TextArea
 
 from generator.store.db import read_session, write_session
-from generator.store.intake import NewCandidate, add_candidates
 from generator.store.models import Candidate, Decision
 from generator.store.queue import QueueFilter, queue_counts
 from review_tui import filter_memory
@@ -22,7 +21,15 @@ from review_tui.app import ReviewApp, make_review_app
 from review_tui.screens.confirm import ConfirmScreen
 from review_tui.screens.edit import EditScreen
 from review_tui.screens.filtered import FilteredScreen
-from tests.review_snapshot_app import FakeClock, build_review_store, conversation, make_fixture_app, review_screen, screen_text, settle
+from tests.review_snapshot_app import (
+    FakeClock,
+    add_filtered_candidates,
+    build_review_store,
+    make_fixture_app,
+    review_screen,
+    screen_text,
+    settle,
+)
 
 SIZE = (140, 40)
 HEADER = re.compile(r"(\d+) decided · (\d+) left")
@@ -199,27 +206,7 @@ async def test_a_search_respects_the_filters_and_a_skipped_match_comes_back_afte
 
 def filtered_store(engine: Engine) -> None:
     build_review_store(engine)
-    with write(engine) as session:
-        add_candidates(
-            session,
-            [
-                NewCandidate(
-                    source_key="filtered:dup",
-                    messages=conversation("Can I pay yearly?", "Yes: yearly plans cost about 20% less."),
-                    tags=["billing"],
-                    status="filtered",
-                    filter_reason="exact duplicate",
-                    filter_match="candidate:5",
-                ),
-                NewCandidate(
-                    source_key="filtered:broken",
-                    messages=conversation("Broken?", ""),
-                    status="filtered",
-                    filter_reason="structural defect",
-                    filter_match="message 3 (assistant) has empty content",
-                ),
-            ],
-        )
+    add_filtered_candidates(engine)
 
 
 def write(engine: Engine) -> Any:

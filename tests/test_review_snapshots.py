@@ -59,21 +59,10 @@ def test_snapshot_main_screen_at_80x24(snap_compare: SnapCompare, store: Engine)
 
 def test_snapshot_filtered_view(snap_compare: SnapCompare, engine: Engine) -> None:
     """review --filtered: read-only, with the reason each candidate was filtered."""
-    from generator.store.db import write_session
-    from generator.store.intake import NewCandidate, add_candidates
     from review_tui.app import make_review_app
-    from tests.review_snapshot_app import FakeClock, conversation
+    from tests.review_snapshot_app import FakeClock, add_filtered_candidates
 
     build_review_store(engine)
-    duplicate = NewCandidate(
-        source_key="filtered:dup",
-        messages=conversation("Can I pay yearly?", "Yes: yearly plans cost about 20% less."),
-        tags=["billing"],
-        status="filtered",
-        filter_reason="exact duplicate",
-        filter_match="candidate:5",
-    )
-    with write_session(engine) as session:
-        add_candidates(session, [duplicate])
+    add_filtered_candidates(engine, with_broken=False)
     app = make_review_app(engine=engine, reviewer="ann", clock=FakeClock(), blink=False, browse_filtered=True)
     assert snap_compare(app, terminal_size=SIZE, run_before=press_after_settling())
