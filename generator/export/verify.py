@@ -266,14 +266,13 @@ class _Rows:
     seeds: dict[str, SeedRecord]
 
 
-def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair]) -> _Rows:
+def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair], proof: _Proof) -> _Rows:
     # A variant pair's line stands on two decisions: its entry's, and its rejected side's.
     sides = [p.entry for p in batch if p.entry.get("kind") != "seed"]
     sides += [loser for p in batch if p.entry.get("kind") == "pair" and isinstance(loser := p.entry.get("rejected"), dict)]
     candidate_ids = {i for side in sides if (i := _whole_number(side.get("candidate_id"))) is not None}
     decision_ids = {i for side in sides if (i := _whole_number(side.get("decision_id"))) is not None}
     seed_ids = {i for p in batch if p.entry.get("kind") == "seed" and isinstance(i := p.entry.get("seed_id"), str)}
-    decision_table = Decision.__table__  # type: ignore[attr-defined]
     # SQLAlchemy's select: SQLModel's typed overloads stop at four columns.
     origins = sa_select(
         col(Candidate.id),
@@ -287,14 +286,37 @@ def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair]) -> _Rows
     connection = session.connection()
     originals: dict[int, list[dict[str, Any]]] = {}
     if fmt.needs_original or fmt.labelled:
-        statement = select(Candidate.id, Candidate.messages).where(col(Candidate.id).in_(candidate_ids))
+        statement = select(Candidate.id, Candidate.messages).where(_among(col(Candidate.id), candidate_ids))
         originals = {row[0]: row[1] for row in connection.execute(statement)}
+    # A decision the chain walk proved is read without the columns only its hash covers (its
+    # JSON columns cost ~3 us a row to decode); labelled formats read reasons and corrections.
+    # (An entry that names reasons has them compared, whatever its format.)
+    narrow = not fmt.labelled and all(proof.proven_by_chain(i) for i in decision_ids) and not any("reasons" in side for side in sides)
+    decision_columns = _CHECKED_COLUMNS if narrow else [_DECISIONS]
+    decisions = sa_select(*decision_columns).where(_among(_DECISIONS.c.id, decision_ids))
     return _Rows(
-        decisions={d.id: d for d in connection.execute(select(decision_table).where(col(Decision.id).in_(decision_ids)))},
-        origins={row.id: row for row in connection.execute(origins.where(col(Candidate.id).in_(candidate_ids)))},
+        decisions={d.id: d for d in connection.execute(decisions)},
+        origins={row.id: row for row in connection.execute(origins.where(_among(col(Candidate.id), candidate_ids)))},
         originals=originals,
         seeds={s.id: s for s in session.exec(select(SeedRecord).where(col(SeedRecord.id).in_(seed_ids)))},
     )
+
+
+_DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+# What a line check reads of a decision whose hash and proof the chain walk already proved.
+_CHECKED_COLUMNS = [_DECISIONS.c[name] for name in ("id", "candidate_id", "action", "reviewer", "content_hash", "created_at", "hash")]
+
+
+def _among(column: Any, ids: set[int]) -> Any:
+    """`column IN ids`, as a range when the ids are dense (the usual batch: consecutive candidates).
+
+    Rows in the range but not asked for are harmless (rows are looked up by the ids asked for),
+    and a range costs a fraction of a 500-value IN list, whose bound values SQLAlchemy renders
+    per statement (30,000 lines, decisions: 10.1 -> 3.1 us a row; candidates 7.9 -> ~4).
+    """
+    if ids and max(ids) - min(ids) < 2 * len(ids) + 64:
+        return column.between(min(ids), max(ids))
+    return column.in_(ids)
 
 
 def _check_batch(
@@ -309,7 +331,7 @@ def _check_batch(
     tally: Tally,
 ) -> None:
     name = files[index]
-    rows = _load_rows(session, fmt, batch)
+    rows = _load_rows(session, fmt, batch, proof)
     for pair in batch:
         problem = _duplicate_problem(pair, files, index, tally) or _line_problem(fmt, pair, rows, proof)
         if problem:
