@@ -30,8 +30,9 @@ from generator.export.formats import FORMATS, ExportFormat
 from generator.export.manifest import find_manifest, iter_manifest_entries, read_manifest_header
 from generator.export.selection import REJECTING_ACTIONS, gate_problem, hashed_fields
 from generator.export.verify_summary import Tally, chain_anchor, summary_problems
+from generator.export.verify_workers import UNKNOWN, ChainFacts, Claims, start_walk, walk_chain, walk_elsewhere
 from generator.export.workers import begin_snapshot
-from generator.store.audit import NO_PROOF, ChainBreak, latest_live_decision_id, verify_chain
+from generator.store.audit import NO_PROOF, ChainBreak, latest_live_decision_id
 from generator.store.models import ACCEPTING_ACTIONS, Candidate, Decision, SeedRecord, StoreMeta
 from generator.store.signing import SigningKey, key_path, load_key, missing_key_error, store_identity
 
@@ -82,6 +83,14 @@ class VerifyReport:
         if len(self.failures) < MAX_LISTED:
             self.failures.append(Failure(file, line, problem))
 
+    def merge(self, other: VerifyReport) -> None:
+        """Add another report's lines and failures to this one's."""
+        self.lines_checked += other.lines_checked
+        self.failure_count += other.failure_count
+        self.failures.extend(other.failures[: MAX_LISTED - len(self.failures)])
+        self.legacy_count += other.legacy_count
+        self.legacy_lines.extend(other.legacy_lines[: MAX_LISTED - len(self.legacy_lines)])
+
     def legacy(self, file: str, line: int) -> None:
         self.legacy_count += 1
         if len(self.legacy_lines) < MAX_LISTED:
@@ -104,18 +113,36 @@ class _Proof:
     key: SigningKey | None  # None only when no decision in the store needs a proof
     signed_from: int  # decisions from this id on must carry a proof
     exported_seq: int | None  # the chain head when the export was made (no exported decision is newer); None: unknown
-    # Byte `id` set: the chain walk recomputed decision id's hash and checked its proof, in this
-    # same snapshot, so a line need not do it again.
-    proven: bytearray = field(default_factory=bytearray)
+    # The chain walk over this same snapshot: which decisions' hashes and proofs it proved (a line
+    # need not prove them again) and each candidate's latest decision. None while the walk runs
+    # in another process: then `claims` records what the lines take on trust, settled afterwards.
+    facts: ChainFacts | None
+    claims: Claims | None = None
+
+    @property
+    def assumed(self) -> bool:
+        return self.claims is not None
 
     def proven_by_chain(self, decision_id: int) -> bool:
-        return decision_id < len(self.proven) and self.proven[decision_id] == 1
+        if self.claims is not None:
+            return self.claims.proven(decision_id)
+        proven = self.facts.proven if self.facts is not None else b""
+        return decision_id < len(proven) and proven[decision_id] == 1
+
+    def latest_live(self, candidate_id: int, decision_id: int, rows: _Rows) -> int | None:
+        """The candidate's latest live decision, `decision_id` being the one the line stands on."""
+        if self.claims is not None:
+            return self.claims.latest_live(candidate_id, decision_id)
+        newest = self.facts.latest_live(candidate_id) if self.facts is not None else UNKNOWN
+        return rows.latest.get(candidate_id) if newest == UNKNOWN else newest
 
 
-def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
+def verify_export(session: Session, *, data_file: Path, walk_elsewhere_from: int | None = None) -> VerifyReport:
     """Check every line of the export whose training file is `data_file` (its manifest covers the validation file too).
 
     Raises UserError when the store's signing key is needed but not on this machine.
+    `walk_elsewhere_from`: from how many decisions the chain is walked in a second process
+    (default: verify_workers decides; tests pass 0 to take that path on a small store).
     """
     path = find_manifest(data_file)
     header = read_manifest_header(path)
@@ -123,7 +150,7 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
     report = VerifyReport(manifest=path, format=str(header.get("format")))
     # One snapshot for every read below (PostgreSQL: REPEATABLE READ): the chain walk's proofs
     # stand for the rows the line checks read afterwards.
-    begin_snapshot(session)
+    head = begin_snapshot(session)
     meta = store_identity(session)
     if "store_id" in header and header["store_id"] != meta.store_id:
         # Another store is not tampering: every line would "fail" for a reason that says nothing.
@@ -137,9 +164,34 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
         report.fail(path.name, None, problem)
     # Where signing began: the key file's word when there is one, not the store's (see _store_key).
     signed_from = key.signed_from_decision if key is not None else meta.signed_from_decision
-    # The chain first: each decision's hash and proof computed once, here, not again per line.
-    proof = _Proof(key, signed_from, anchor[0] if anchor else None)
-    chain_breaks = list(verify_chain(session, key=key, proven=proof.proven))
+    exported_seq = anchor[0] if anchor else None
+    elsewhere = head.seq >= walk_elsewhere_from if walk_elsewhere_from is not None else walk_elsewhere(session, head.seq)
+    if not elsewhere:
+        # The chain first: each decision's hash and proof computed once, here, not again per line.
+        facts = walk_chain(session, key=key, head=head)
+        lines, tally = _check_lines(session, path, header, fmt, _Proof(key, signed_from, exported_seq, facts))
+    else:
+        pool, walked = start_walk(session, with_key=key is not None)
+        try:
+            claims = Claims()
+            lines, tally = _check_lines(session, path, header, fmt, _Proof(key, signed_from, exported_seq, None, claims))
+            facts = walked.result()
+        finally:
+            pool.shutdown()
+        if facts.head != head:  # a decision was saved since this snapshot began: walk this one
+            facts = walk_chain(session, key=key, head=head)
+        if not claims.hold(facts):  # a line stood on a decision the walk did not prove: check them all again
+            lines, tally = _check_lines(session, path, header, fmt, _Proof(key, signed_from, exported_seq, facts))
+    report.merge(lines)
+    for problem in summary_problems(session, header, tally):
+        report.fail(path.name, None, problem)
+    _check_chain(session, report, path.name, anchor, facts.breaks)
+    return report
+
+
+def _check_lines(session: Session, path: Path, header: dict[str, Any], fmt: ExportFormat, proof: _Proof) -> tuple[VerifyReport, Tally]:
+    """Every line of every file the manifest lists, against its entry and the store: the failures, and what the entries add up to."""
+    report = VerifyReport(manifest=path, format=fmt.name)
     tally = Tally()
     entries = tally.counted(iter_manifest_entries(path))
     names = [described["path"] for described in header["files"]]
@@ -154,10 +206,7 @@ def verify_export(session: Session, *, data_file: Path) -> VerifyReport:
                 _check_batch(session, report, fmt, batch, files=names, index=index, proof=proof, tally=tally)
         for _ in file_entries:  # a missing file read none of its entries: keep the next file's aligned
             pass
-    for problem in summary_problems(session, header, tally):
-        report.fail(path.name, None, problem)
-    _check_chain(session, report, path.name, anchor, chain_breaks)
-    return report
+    return report, tally
 
 
 def wrong_store_error(header: dict[str, Any], manifest: Path, *, verifying_against: str) -> UserError:
@@ -261,8 +310,9 @@ class _Rows:
     """The store's rows behind one batch of lines, fetched with one query per table."""
 
     decisions: dict[int, Any]  # plain rows, not ORM objects: a million-line export is checked 500 lines at a time
-    origins: dict[int, Any]  # candidate id -> its run, template hash, variant group and latest live decision
+    origins: dict[int, Any]  # candidate id -> its run, template hash and variant group
     originals: dict[int, list[dict[str, Any]]]  # candidate id -> the model's text (preference formats only)
+    latest: dict[int, int | None]  # candidate id -> its latest live decision, where the chain walk could not tell
     seeds: dict[str, SeedRecord]
 
 
@@ -274,13 +324,7 @@ def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair], proof: _
     decision_ids = {i for side in sides if (i := _whole_number(side.get("decision_id"))) is not None}
     seed_ids = {i for p in batch if p.entry.get("kind") == "seed" and isinstance(i := p.entry.get("seed_id"), str)}
     # SQLAlchemy's select: SQLModel's typed overloads stop at four columns.
-    origins = sa_select(
-        col(Candidate.id),
-        col(Candidate.run_id),
-        col(Candidate.template_hash),
-        col(Candidate.variant_group),
-        latest_live_decision_id(Candidate.id).label("latest"),
-    )
+    origins = sa_select(col(Candidate.id), col(Candidate.run_id), col(Candidate.template_hash), col(Candidate.variant_group))
     # Core statements on the connection, not through the ORM session: the ORM's per-row loading
     # was a fifth of verify's time (3.9 of 20 s for 30,000 lines, profiled).
     connection = session.connection()
@@ -291,13 +335,23 @@ def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair], proof: _
     # A decision the chain walk proved is read without the columns only its hash covers (its
     # JSON columns cost ~3 us a row to decode); labelled formats read reasons and corrections.
     # (An entry that names reasons has them compared, whatever its format.)
-    narrow = not fmt.labelled and all(proof.proven_by_chain(i) for i in decision_ids) and not any("reasons" in side for side in sides)
+    narrow = (
+        not fmt.labelled
+        and (proof.assumed or all(proof.proven_by_chain(i) for i in decision_ids))
+        and not any("reasons" in side for side in sides)
+    )
+    # The store answers for a candidate whose newest decision was undone (the walk cannot say which
+    # earlier one is live): the rare case, so asked of the rare candidate, not of every one
+    # (a subquery per candidate cost ~4 us a line).
+    unknown = [i for i in candidate_ids if proof.facts is not None and proof.facts.latest_live(i) == UNKNOWN]
+    latest = sa_select(col(Candidate.id), latest_live_decision_id(Candidate.id)).where(col(Candidate.id).in_(unknown))
     decision_columns = _CHECKED_COLUMNS if narrow else [_DECISIONS]
     decisions = sa_select(*decision_columns).where(_among(_DECISIONS.c.id, decision_ids))
     return _Rows(
         decisions={d.id: d for d in connection.execute(decisions)},
         origins={row.id: row for row in connection.execute(origins.where(_among(col(Candidate.id), candidate_ids)))},
         originals=originals,
+        latest={row[0]: row[1] for row in connection.execute(latest)} if unknown else {},
         seeds={s.id: s for s in session.exec(select(SeedRecord).where(col(SeedRecord.id).in_(seed_ids)))},
     )
 
@@ -484,7 +538,7 @@ def _candidate_problem(
         return problem
     if proof.exported_seq is not None and decision_id > proof.exported_seq:
         return f"decision {decision_id} was made after this export (the manifest's chain head is decision {proof.exported_seq})"
-    newest = rows.origins[candidate_id].latest if candidate_id in rows.origins else None
+    newest = proof.latest_live(candidate_id, decision_id, rows) if candidate_id in rows.origins else None
     if newest != decision_id:
         return (
             f"decision {decision_id} was undone: candidate {candidate_id} is no longer {'accepted' if actions == ACCEPTING_ACTIONS else 'rejected'}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -97,7 +97,12 @@ NO_PROOF = "carries no valid proof: it was not written by synthgate's review pat
 
 
 def verify_chain(
-    session: Session, *, key: SigningKey | None = None, batch: int = 5000, proven: bytearray | None = None
+    session: Session,
+    *,
+    key: SigningKey | None = None,
+    batch: int = 5000,
+    proven: bytearray | None = None,
+    seen: Callable[[dict[str, Any]], None] | None = None,
 ) -> Iterator[ChainBreak]:
     """Walk every decision in order; yield each place where the chain does not hold.
 
@@ -108,7 +113,9 @@ def verify_chain(
 
     `proven`, when given, gets byte `id` set for each decision whose hash recomputes and (with a
     key, from where signing began) whose proof holds: `verify` then need not recompute them per
-    line in the same snapshot (they were computed twice, a third of verify's time).
+    line in the same snapshot (they were computed twice, a third of verify's time). `seen`, when
+    given, is called with every row's hashed fields, in id order (verify learns each candidate's
+    latest decision from the same walk).
     """
     previous_hash = GENESIS
     expected_id = 1
@@ -124,6 +131,8 @@ def verify_chain(
         for *values, stored_hash, stored_proof in rows:
             fields = dict(zip(HASHED_FIELDS, values, strict=True))
             row_id = fields["id"]
+            if seen is not None:
+                seen(fields)
             if row_id != expected_id:
                 yield ChainBreak(row_id, f"decisions {expected_id}..{row_id - 1} are missing")
             if fields["prev_hash"] != previous_hash:

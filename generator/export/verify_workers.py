@@ -1,0 +1,151 @@
+"""The decision chain walked for `verify`, in this process or in one spawned worker while this process checks the lines.
+
+The walk recomputes every decision's hash and proof (~18 us a decision) and learns, from the same
+rows, each candidate's newest decision; the line checks (~30 us a line) need both. On a large
+store the walk runs in a spawned process (the only start method every OS has) while the line
+checks run here, each line's use of those facts recorded as a claim: "decision d is proven",
+"candidate c's latest live decision is d". When the walk is done the claims are settled against
+its facts. A walk that saw another chain head than this process (a decision saved meanwhile), or
+a claim the facts do not bear out (a forged, altered or undone decision), sends verify back to
+checking every line in this process against the facts, exactly as a one-process verify does: the
+report of a store with a broken line is never built from a guess.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from array import array
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from generator.export.workers import PARALLEL_FROM, ChainHead, begin_snapshot
+from generator.store.audit import ChainBreak, verify_chain
+from generator.store.signing import SigningKey, load_key, store_identity
+
+# latest_live's answer when the walk cannot say: the candidate's newest decision was undone, so
+# its latest live one is an earlier one (rare: the store's own query answers it).
+UNKNOWN = -1
+# Ids below this are kept in a flat array (8 bytes each), above it in a dict: a row inserted by
+# hand with a huge id must not cost gigabytes.
+_DENSE_IDS = 1 << 24
+
+
+class IdMap:
+    """int id -> int value (0: none), a flat array for the ids a store actually uses."""
+
+    def __init__(self) -> None:
+        self.dense = array("q")
+        self.sparse: dict[int, int] = {}
+
+    def get(self, key: int) -> int:
+        return self.dense[key] if 0 <= key < len(self.dense) else self.sparse.get(key, 0)
+
+    def set(self, key: int, value: int) -> None:
+        if 0 <= key < _DENSE_IDS:
+            if key >= len(self.dense):
+                self.dense.frombytes(bytes(8 * (max(key + 1, 2 * len(self.dense)) - len(self.dense))))
+            self.dense[key] = value
+        else:
+            self.sparse[key] = value
+
+
+@dataclass
+class ChainFacts:
+    """What one walk over the decisions found, in one snapshot."""
+
+    head: ChainHead  # the chain head that snapshot saw
+    breaks: list[ChainBreak] = field(default_factory=list)
+    proven: bytearray = field(default_factory=bytearray)  # byte d set: decision d's hash recomputes and its proof holds
+    newest: IdMap = field(default_factory=IdMap)  # candidate id -> its newest non-undo decision
+    undone: set[int] = field(default_factory=set)  # decisions an undo points at
+
+    def latest_live(self, candidate_id: int) -> int | None:
+        """The candidate's latest live non-undo decision (what audit.latest_live_decision_id selects), None, or UNKNOWN."""
+        newest = self.newest.get(candidate_id)
+        if newest == 0:
+            return None
+        return UNKNOWN if newest in self.undone else newest
+
+    def see(self, fields: dict[str, Any]) -> None:
+        action, candidate_id = fields["action"], fields["candidate_id"]
+        if action == "undo":
+            if fields["undoes_id"] is not None:
+                self.undone.add(fields["undoes_id"])
+        elif action is not None and candidate_id is not None:
+            self.newest.set(candidate_id, fields["id"])  # the walk goes in id order: the newest so far
+
+
+def walk_chain(session: Session, *, key: SigningKey | None, head: ChainHead) -> ChainFacts:
+    """Walk the chain in `session`'s snapshot (whose head begin_snapshot returned)."""
+    facts = ChainFacts(head)
+    facts.breaks = list(verify_chain(session, key=key, proven=facts.proven, seen=facts.see))
+    return facts
+
+
+def walk_elsewhere(session: Session, decisions: int) -> bool:
+    """Whether a walk over `decisions` decisions is worth a second process (it costs a second or so to start one)."""
+    url = session.get_bind().engine.url
+    in_memory = url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:" or "mode=memory" in str(url))
+    return decisions >= PARALLEL_FROM and (os.cpu_count() or 1) > 1 and not in_memory
+
+
+def start_walk(session: Session, *, with_key: bool) -> tuple[ProcessPoolExecutor, Future[ChainFacts]]:
+    """Walk the chain in a spawned process; the caller shuts the pool down after taking the result."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return pool, pool.submit(_walk_in_worker, url, with_key)
+
+
+def _walk_in_worker(db_url: str, with_key: bool) -> ChainFacts:
+    from generator.store.db import create_store_engine, read_session
+
+    engine = create_store_engine(db_url)
+    try:
+        with read_session(engine) as session:
+            head = begin_snapshot(session)
+            # The key file is read here, not sent through a pipe: the secret never leaves a process that read it.
+            key = load_key(store_identity(session)) if with_key else None
+            return walk_chain(session, key=key, head=head)
+    finally:
+        engine.dispose()
+
+
+class Claims:
+    """What the line checks took on trust while the walk ran elsewhere; settled against its facts at the end."""
+
+    def __init__(self) -> None:
+        self.used = bytearray()  # byte d set: a line relied on decision d being proven
+        self.latest = IdMap()  # candidate id -> the decision a line relied on being its latest live one
+        self.conflict = False  # two lines relied on two different latest decisions for one candidate
+
+    def proven(self, decision_id: int) -> bool:
+        if decision_id >= len(self.used):
+            self.used.extend(bytes(max(decision_id + 1, 2 * len(self.used)) - len(self.used)))
+        self.used[decision_id] = 1
+        return True
+
+    def latest_live(self, candidate_id: int, decision_id: int) -> int:
+        before = self.latest.get(candidate_id)
+        if before not in (0, decision_id):
+            self.conflict = True
+        self.latest.set(candidate_id, decision_id)
+        return decision_id
+
+    def hold(self, facts: ChainFacts) -> bool:
+        """True when every claim is what the walk found: the lines' checks stand as made."""
+        if self.conflict:
+            return False
+        # Big-int masks: a used decision the walk did not prove, over a million ids in ~10 ms.
+        used, proven = int.from_bytes(self.used, "little"), int.from_bytes(facts.proven[: len(self.used)], "little")
+        if used & ~proven:
+            return False
+        claimed, newest = self.latest.dense, facts.newest.dense
+        if not facts.undone.isdisjoint(claimed) or not facts.undone.isdisjoint(self.latest.sparse.values()):
+            return False
+        if any(d and (c >= len(newest) or newest[c] != d) for c, d in enumerate(claimed)):
+            return False
+        return all(facts.newest.get(c) == d for c, d in self.latest.sparse.items())
