@@ -42,6 +42,7 @@ class Histogram:
 
 def histogram(title: str, unit: str, series: Mapping[str, Sequence[float]], *, bins: int = 10) -> Histogram:
     values = [v for vs in series.values() for v in vs]
+    bins = max(1, min(bins, len(set(values))))  # one decision is one bar, not ten bins of which nine are empty
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     if high <= low:
         high = low + 1.0

@@ -34,6 +34,9 @@ def test_bars_and_histograms_count_every_value_into_its_bin() -> None:
     chart = histogram("t", "s", {"a": [0, 1, 2, 10], "b": [10]}, bins=2)
     assert chart.edges == [0, 5, 10] and chart.series == {"a": [3, 1], "b": [0, 1]}
     assert histogram_lines(histogram("empty", "s", {"a": []})) == ["empty", "  (no data yet)"]
+    # No more bins than distinct values: one decision is one bar, not ten bins of which nine are empty.
+    assert histogram("one", "s", {"ann": [22.1]}).series == {"ann": [1]}
+    assert len(histogram("two", "s", {"ann": [3.0, 9.0, 9.0]}).series["ann"]) == 2
 
 
 def test_stats_collects_the_three_distributions(engine: Engine) -> None:
