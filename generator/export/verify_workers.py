@@ -13,6 +13,7 @@ report of a store with a broken line is never built from a guess.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from array import array
@@ -20,6 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlmodel import Session
 
 from generator.export.workers import PARALLEL_FROM, ChainHead, begin_snapshot
@@ -29,6 +31,19 @@ from generator.store.signing import SigningKey, load_key, store_identity
 # latest_live's answer when the walk cannot say: the candidate's newest decision was undone, so
 # its latest live one is an earlier one (rare: the store's own query answers it).
 UNKNOWN = -1
+FINGERPRINT = 16  # bytes of blake2b: a manifest entry forged to match a stored decision's would need a second preimage
+
+
+def fingerprint(candidate_id: Any, action: Any, reviewer: Any, decided_at: Any, decision_hash: Any, content_hash: Any) -> bytes | None:
+    """What a line's check reads of its decision, in 16 bytes: equal fingerprints, equal fields (None: not expressible)."""
+    try:
+        return hashlib.blake2b(
+            orjson.dumps([candidate_id, action, reviewer, decided_at, decision_hash, content_hash]), digest_size=FINGERPRINT
+        ).digest()
+    except orjson.JSONEncodeError:
+        return None
+
+
 # Ids below this are kept in a flat array (8 bytes each), above it in a dict: a row inserted by
 # hand with a huge id must not cost gigabytes.
 _DENSE_IDS = 1 << 24
@@ -62,6 +77,8 @@ class ChainFacts:
     proven: bytearray = field(default_factory=bytearray)  # byte d set: decision d's hash recomputes and its proof holds
     newest: IdMap = field(default_factory=IdMap)  # candidate id -> its newest non-undo decision
     undone: set[int] = field(default_factory=set)  # decisions an undo points at
+    # FINGERPRINT bytes per decision id, of its stored fields (only when the lines' checks wait for them).
+    fingerprints: bytearray | None = None
 
     def latest_live(self, candidate_id: int) -> int | None:
         """The candidate's latest live non-undo decision (what audit.latest_live_decision_id selects), None, or UNKNOWN."""
@@ -70,8 +87,16 @@ class ChainFacts:
             return None
         return UNKNOWN if newest in self.undone else newest
 
-    def see(self, fields: dict[str, Any]) -> None:
+    def see(self, fields: dict[str, Any], stored_hash: str) -> None:
         action, candidate_id = fields["action"], fields["candidate_id"]
+        if self.fingerprints is not None and 0 <= fields["id"] < _DENSE_IDS:
+            end = (fields["id"] + 1) * FINGERPRINT
+            if end > len(self.fingerprints):
+                self.fingerprints.extend(bytes(max(end, 2 * len(self.fingerprints)) - len(self.fingerprints)))
+            print_ = fingerprint(
+                candidate_id, action, fields["reviewer"], fields["created_at"].isoformat(), stored_hash, fields["content_hash"]
+            )
+            self.fingerprints[end - FINGERPRINT : end] = print_ or bytes(FINGERPRINT)
         if action == "undo":
             if fields["undoes_id"] is not None:
                 self.undone.add(fields["undoes_id"])
@@ -79,9 +104,9 @@ class ChainFacts:
             self.newest.set(candidate_id, fields["id"])  # the walk goes in id order: the newest so far
 
 
-def walk_chain(session: Session, *, key: SigningKey | None, head: ChainHead) -> ChainFacts:
+def walk_chain(session: Session, *, key: SigningKey | None, head: ChainHead, fingerprints: bool = False) -> ChainFacts:
     """Walk the chain in `session`'s snapshot (whose head begin_snapshot returned)."""
-    facts = ChainFacts(head)
+    facts = ChainFacts(head, fingerprints=bytearray() if fingerprints else None)
     facts.breaks = list(verify_chain(session, key=key, proven=facts.proven, seen=facts.see))
     return facts
 
@@ -109,7 +134,7 @@ def _walk_in_worker(db_url: str, with_key: bool) -> ChainFacts:
             head = begin_snapshot(session)
             # The key file is read here, not sent through a pipe: the secret never leaves a process that read it.
             key = load_key(store_identity(session)) if with_key else None
-            return walk_chain(session, key=key, head=head)
+            return walk_chain(session, key=key, head=head, fingerprints=True)
     finally:
         engine.dispose()
 
@@ -120,13 +145,27 @@ class Claims:
     def __init__(self) -> None:
         self.used = bytearray()  # byte d set: a line relied on decision d being proven
         self.latest = IdMap()  # candidate id -> the decision a line relied on being its latest live one
-        self.conflict = False  # two lines relied on two different latest decisions for one candidate
+        self.conflict = False  # two lines relied on two different latest decisions for one candidate, or a line failed
+        self.fingerprints = bytearray()  # FINGERPRINT bytes per decision id: what a line relied on its decision to say
 
     def proven(self, decision_id: int) -> bool:
         if decision_id >= len(self.used):
             self.used.extend(bytes(max(decision_id + 1, 2 * len(self.used)) - len(self.used)))
         self.used[decision_id] = 1
         return True
+
+    def decision_says(self, decision_id: int, print_: bytes | None) -> None:
+        """A line relied on decision `decision_id`'s fields being those whose fingerprint is `print_`."""
+        end = (decision_id + 1) * FINGERPRINT
+        if print_ is None or not 0 <= decision_id < _DENSE_IDS:
+            self.conflict = True  # not settled by fingerprints: the lines are checked again against the rows
+            return
+        if end > len(self.fingerprints):
+            self.fingerprints.extend(bytes(max(end, 2 * len(self.fingerprints)) - len(self.fingerprints)))
+        before = self.fingerprints[end - FINGERPRINT : end]
+        if any(before) and before != print_:
+            self.conflict = True
+        self.fingerprints[end - FINGERPRINT : end] = print_
 
     def latest_live(self, candidate_id: int, decision_id: int) -> int:
         before = self.latest.get(candidate_id)
@@ -148,4 +187,19 @@ class Claims:
             return False
         if any(d and (c >= len(newest) or newest[c] != d) for c, d in enumerate(claimed)):
             return False
-        return all(facts.newest.get(c) == d for c, d in self.latest.sparse.items())
+        if not all(facts.newest.get(c) == d for c, d in self.latest.sparse.items()):
+            return False
+        return self._fingerprints_hold(facts.fingerprints or bytearray())
+
+    def _fingerprints_hold(self, stored: bytearray) -> bool:
+        claimed = self.fingerprints
+        if len(claimed) > len(stored):
+            stored = stored + bytes(len(claimed) - len(stored))
+        if claimed == stored[: len(claimed)]:
+            return True  # every decision was exported (the usual whole-store export): one comparison
+        blank = bytes(FINGERPRINT)
+        view, other = memoryview(claimed), memoryview(stored)
+        return all(
+            view[start : start + FINGERPRINT] == blank or view[start : start + FINGERPRINT] == other[start : start + FINGERPRINT]
+            for start in range(0, len(claimed), FINGERPRINT)
+        )
