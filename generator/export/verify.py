@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice, zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import select as sa_select
@@ -97,9 +97,8 @@ class VerifyReport:
             self.legacy_lines.append(f"{file}:{line}")
 
 
-@dataclass(frozen=True)
-class _Pair:
-    """An exported line matched to its manifest entry."""
+class _Pair(NamedTuple):
+    """An exported line matched to its manifest entry (a tuple: a frozen dataclass cost ~1 us a line to build)."""
 
     line_number: int
     text: bytes
@@ -401,11 +400,15 @@ def _check_batch(
         problem = _duplicate_problem(pair, files, index, tally) or _line_problem(fmt, pair, rows, proof)
         if problem:
             report.fail(name, pair.line_number, problem)
-        elif pair.entry.get("kind") != "seed":
-            sides = [pair.entry, pair.entry["rejected"]] if pair.entry.get("kind") == "pair" else [pair.entry]
+        elif pair.entry.get("kind") == "pair":
+            sides = (pair.entry, pair.entry["rejected"])
             for side in sides:
                 _note_origin(tally, rows.origins[side["candidate_id"]], name, pair.line_number)
-            if any(side["decision_id"] < proof.signed_from for side in sides):
+            if min(side["decision_id"] for side in sides) < proof.signed_from:
+                report.legacy(name, pair.line_number)
+        elif pair.entry.get("kind") != "seed":  # one side: no generators built per line (~1 us)
+            _note_origin(tally, rows.origins[pair.entry["candidate_id"]], name, pair.line_number)
+            if pair.entry["decision_id"] < proof.signed_from:
                 report.legacy(name, pair.line_number)
 
 

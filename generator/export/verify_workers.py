@@ -25,7 +25,7 @@ import orjson
 from sqlmodel import Session
 
 from generator.export.workers import PARALLEL_FROM, ChainHead, begin_snapshot
-from generator.store.audit import ChainBreak, verify_chain
+from generator.store.audit import HASHED_FIELDS, ChainBreak, verify_chain
 from generator.store.signing import SigningKey, load_key, store_identity
 
 # latest_live's answer when the walk cannot say: the candidate's newest decision was undone, so
@@ -87,21 +87,37 @@ class ChainFacts:
             return None
         return UNKNOWN if newest in self.undone else newest
 
-    def see(self, fields: dict[str, Any], stored_hash: str) -> None:
-        action, candidate_id = fields["action"], fields["candidate_id"]
-        if self.fingerprints is not None and 0 <= fields["id"] < _DENSE_IDS:
-            end = (fields["id"] + 1) * FINGERPRINT
+    def see(self, values: tuple[Any, ...], stored_hash: str) -> None:
+        """One decision row, its values in HASHED_FIELDS order (id first)."""
+        decision_id, candidate_id, reviewer, action, _, _, _, content_hash, undoes_id, _, created_at, _ = values
+        if self.fingerprints is not None and 0 <= decision_id < _DENSE_IDS:
+            end = (decision_id + 1) * FINGERPRINT
             if end > len(self.fingerprints):
                 self.fingerprints.extend(bytes(max(end, 2 * len(self.fingerprints)) - len(self.fingerprints)))
-            print_ = fingerprint(
-                candidate_id, action, fields["reviewer"], fields["created_at"].isoformat(), stored_hash, fields["content_hash"]
-            )
+            print_ = fingerprint(candidate_id, action, reviewer, created_at.isoformat(), stored_hash, content_hash)
             self.fingerprints[end - FINGERPRINT : end] = print_ or bytes(FINGERPRINT)
         if action == "undo":
-            if fields["undoes_id"] is not None:
-                self.undone.add(fields["undoes_id"])
+            if undoes_id is not None:
+                self.undone.add(undoes_id)
         elif action is not None and candidate_id is not None:
-            self.newest.set(candidate_id, fields["id"])  # the walk goes in id order: the newest so far
+            self.newest.set(candidate_id, decision_id)  # the walk goes in id order: the newest so far
+
+
+# see() unpacks a row by position.
+assert HASHED_FIELDS == (
+    "id",
+    "candidate_id",
+    "reviewer",
+    "action",
+    "reasons",
+    "note",
+    "edited_messages",
+    "content_hash",
+    "undoes_id",
+    "seconds",
+    "created_at",
+    "prev_hash",
+)
 
 
 def walk_chain(session: Session, *, key: SigningKey | None, head: ChainHead, fingerprints: bool = False) -> ChainFacts:

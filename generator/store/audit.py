@@ -25,7 +25,6 @@ GENESIS = ""
 
 
 def decision_body(
-    *,
     id: int,  # noqa: A002 (named as the column it hashes: HASHED_FIELDS is read from this signature)
     candidate_id: int,
     reviewer: str,
@@ -59,7 +58,11 @@ def decision_body(
 
 def decision_hash(**fields: Any) -> str:
     """sha256 over every field of a decision and the previous decision's hash (the canonical JSON of decision_body)."""
-    body = decision_body(**fields)
+    return body_hash(decision_body(**fields))
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    """The hash of a decision_body."""
     if _plain(body):
         try:
             return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -99,6 +102,7 @@ def _plain(body: dict[str, Any]) -> bool:
 
 # The fields a decision's hash covers, named as decision_body takes them.
 HASHED_FIELDS: tuple[str, ...] = tuple(inspect.signature(decision_body).parameters)
+assert HASHED_FIELDS[0] == "id" and HASHED_FIELDS[-1] == "prev_hash"  # verify_chain reads them by position
 
 
 def hash_of_row(decision: Decision) -> str:
@@ -139,7 +143,7 @@ def verify_chain(
     key: SigningKey | None = None,
     batch: int = 5000,
     proven: bytearray | None = None,
-    seen: Callable[[dict[str, Any], str], None] | None = None,
+    seen: Callable[[tuple[Any, ...], str], None] | None = None,
 ) -> Iterator[ChainBreak]:
     """Walk every decision in order; yield each place where the chain does not hold.
 
@@ -151,7 +155,7 @@ def verify_chain(
     `proven`, when given, gets byte `id` set for each decision whose hash recomputes and (with a
     key, from where signing began) whose proof holds: `verify` then need not recompute them per
     line in the same snapshot (they were computed twice, a third of verify's time). `seen`, when
-    given, is called with every row's hashed fields and stored hash, in id order (verify learns
+    given, is called with every row's hashed values (in HASHED_FIELDS order) and stored hash, in id order (verify learns
     each candidate's latest decision from the same walk).
     """
     previous_hash = GENESIS
@@ -165,16 +169,17 @@ def verify_chain(
         rows = connection.execute(statement.limit(batch)).all()
         if not rows:
             break
-        for *values, stored_hash, stored_proof in rows:
-            fields = dict(zip(HASHED_FIELDS, values, strict=True))
-            row_id = fields["id"]
+        for row in rows:
+            # Positional: a dict of the fields and a keyword call cost ~1.5 us a decision.
+            values, stored_hash, stored_proof = row[:-2], row[-2], row[-1]
+            row_id = values[0]
             if seen is not None:
-                seen(fields, stored_hash)
+                seen(values, stored_hash)
             if row_id != expected_id:
                 yield ChainBreak(row_id, f"decisions {expected_id}..{row_id - 1} are missing")
-            if fields["prev_hash"] != previous_hash:
+            if values[-1] != previous_hash:
                 yield ChainBreak(row_id, "prev_hash does not match the previous decision (a decision was removed or altered)")
-            if decision_hash(**fields) != stored_hash:
+            if body_hash(decision_body(*values)) != stored_hash:
                 yield ChainBreak(row_id, "hash does not match the decision's content (the decision was altered)")
             elif key is not None and row_id >= key.signed_from_decision and not key.proves(stored_hash, stored_proof):
                 yield ChainBreak(row_id, NO_PROOF)
