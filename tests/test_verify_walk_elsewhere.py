@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from generator.export import verify as verify_module
 from generator.export.manifest import manifest_path
 from generator.export.verify import verify_export
+from generator.export.verify_workers import ChainFacts
+from generator.export.workers import ChainHead
 from generator.store.db import read_session
 from tests.test_export import add, chat, decide, export, raw_sql, undo
 
@@ -63,3 +66,36 @@ def test_a_walk_in_another_process_reports_what_one_process_reports(engine: Engi
     here, elsewhere = _report(engine, out, elsewhere=False), _report(engine, out, elsewhere=True)
     assert elsewhere == here
     assert here[0] is (tampering == "untouched") and here[1] == 6
+
+
+class _Walked:
+    """A stand-in for the spawned walk's future and pool."""
+
+    def __init__(self, outcome: ChainFacts | Exception) -> None:
+        self.outcome = outcome
+
+    def result(self) -> ChainFacts:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [RuntimeError("the worker died"), ChainFacts(ChainHead(1, "a head this snapshot never saw"))],
+    ids=["worker failed", "another chain head"],
+)
+def test_a_walk_that_failed_or_saw_another_head_is_done_again_in_this_process(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: ChainFacts | Exception
+) -> None:
+    ids = add(engine, *(chat(i) for i in range(3)))
+    for candidate in ids:
+        decide(engine, candidate, "accept", reviewer="ann")
+    out = tmp_path / "out.jsonl"
+    export(engine, out)
+    walked = _Walked(outcome)
+    monkeypatch.setattr(verify_module, "start_walk", lambda session, with_key: (walked, walked))
+    assert _report(engine, out, elsewhere=True) == (True, 3, 0, [])

@@ -174,10 +174,15 @@ def verify_export(session: Session, *, data_file: Path, walk_elsewhere_from: int
         try:
             claims = Claims()
             lines, tally = _check_lines(session, path, header, fmt, _Proof(key, signed_from, exported_seq, None, claims))
-            facts = walked.result()
+            try:
+                elsewhere_facts: ChainFacts | None = walked.result()
+            except Exception:  # noqa: BLE001 (the worker died or its store read failed: this process walks instead)
+                elsewhere_facts = None
         finally:
             pool.shutdown()
-        if facts.head != head:  # a decision was saved since this snapshot began: walk this one
+        if elsewhere_facts is not None and elsewhere_facts.head == head:
+            facts = elsewhere_facts
+        else:  # or a decision was saved since this snapshot began: walk this one
             facts = walk_chain(session, key=key, head=head)
         if not claims.hold(facts):  # a line stood on a decision the walk did not prove: check them all again
             lines, tally = _check_lines(session, path, header, fmt, _Proof(key, signed_from, exported_seq, facts))
