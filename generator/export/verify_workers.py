@@ -1,7 +1,9 @@
 """The decision chain walked for `verify`, in this process or in one spawned worker while this process checks the lines.
 
-The walk recomputes every decision's hash and proof (~18 us a decision) and learns, from the same
-rows, each candidate's newest decision; the line checks (~30 us a line) need both. On a large
+The walk recomputes every decision's hash and proof (~17 us a decision with the fingerprints
+below) and learns, from the same rows, each candidate's newest decision; the line checks (~20 us
+a line) need both. Measured on 1,000,000 lines (quiet machine): one process walking first, then
+checking, 57.5 s; the walk in a spawned process beside the line checks, 20.2 s. On a large
 store the walk runs in a spawned process (the only start method every OS has) while the line
 checks run here, each line's use of those facts recorded as a claim: "decision d is proven",
 "candidate c's latest live decision is d". When the walk is done the claims are settled against
