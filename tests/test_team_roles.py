@@ -40,6 +40,22 @@ def decisions(engine: Engine) -> list[Decision]:
         return list(session.exec(select(Decision).order_by(col(Decision.id))))
 
 
+def raw_adjudication(candidate_id: int, role: str) -> str:
+    """An adjudication written with plain SQL as `role` (a bogus hash: only the role guard is under test)."""
+    return (
+        "INSERT INTO decision (candidate_id, reviewer, action, reasons, created_at, prev_hash, hash, content_hash, kind) "
+        f"VALUES ({candidate_id}, '{role}', 'accept', '[]', now(), '', 'x', 'y', 'adjudication')"
+    )
+
+
+def drop_roles(admin: Engine, *roles: str) -> None:
+    """Roles are the server's, not the database's: drop what a test created, so the next test's `team list` is clean."""
+    with admin.begin() as connection:
+        for role in roles:
+            connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            connection.exec_driver_sql(f'DROP ROLE "{role}"')
+
+
 def test_a_reviewer_decides_under_their_role_signed_by_the_database(owner: Engine, pg_store_url: str, test_role_prefix: str) -> None:
     ann = f"{test_role_prefix}ann"
     add_reviewer(owner, ann)
@@ -86,12 +102,8 @@ def test_a_reviewer_cannot_make_their_own_decision_final(owner: Engine, pg_store
     ids = add(owner, chat(1))
     with owner.begin() as connection:
         connection.execute(text("UPDATE candidate SET reviews_needed = 2 WHERE id = :id"), {"id": ids[0]})
-    adjudication = (
-        "INSERT INTO decision (candidate_id, reviewer, action, reasons, created_at, prev_hash, hash, content_hash, kind) "
-        f"VALUES ({ids[0]}, '{{role}}', 'accept', '[]', now(), '', 'x', 'y', 'adjudication')"
-    )
     reviewer = connect_as(pg_store_url, ann)
-    for statement in (adjudication.format(role=ann), f"UPDATE candidate SET reviews_needed = 1 WHERE id = {ids[0]}"):
+    for statement in (raw_adjudication(ids[0], ann), f"UPDATE candidate SET reviews_needed = 1 WHERE id = {ids[0]}"):
         # Lowering reviews_needed: no right to the column (and 0007's trigger behind it, for roles granted it before).
         with pytest.raises(DBAPIError, match=r"only an adjudicator|cannot lower|permission denied"), reviewer.begin() as connection:
             connection.exec_driver_sql(statement)
@@ -101,13 +113,10 @@ def test_a_reviewer_cannot_make_their_own_decision_final(owner: Engine, pg_store
     grant_adjudicator(owner, judge)
     adjudicator = connect_as(pg_store_url, judge)
     with pytest.raises(DBAPIError) as raised, adjudicator.begin() as connection:
-        connection.exec_driver_sql(adjudication.format(role=judge))
+        connection.exec_driver_sql(raw_adjudication(ids[0], judge))
     assert "only an adjudicator" not in str(raised.value)  # past the guard (the bogus hash fails later checks, or not at all)
     adjudicator.dispose()
-    with owner.begin() as connection:  # roles are the server's, not the database's: leave none for the next test's `team list`
-        for role in (ann, judge):
-            connection.exec_driver_sql(f'DROP OWNED BY "{role}"')
-            connection.exec_driver_sql(f'DROP ROLE "{role}"')
+    drop_roles(owner, ann, judge)
 
 
 def test_an_adjudicator_of_one_store_is_none_on_another_store_of_the_same_server(
@@ -131,10 +140,7 @@ def test_an_adjudicator_of_one_store_is_none_on_another_store_of_the_same_server
             connection.execute(text("UPDATE candidate SET reviews_needed = 2 WHERE id = :id"), {"id": ids[0]})
         as_judge = connect_as(other_url, judge)
         with pytest.raises(DBAPIError, match="only an adjudicator"), as_judge.begin() as connection:
-            connection.exec_driver_sql(
-                "INSERT INTO decision (candidate_id, reviewer, action, reasons, created_at, prev_hash, hash, content_hash, kind) "
-                f"VALUES ({ids[0]}, '{judge}', 'accept', '[]', now(), '', 'x', 'y', 'adjudication')"
-            )
+            connection.exec_driver_sql(raw_adjudication(ids[0], judge))
         with read_session(as_judge) as session:
             assert not may_adjudicate(session)
         as_judge.dispose()
@@ -225,9 +231,7 @@ def test_a_reviewer_role_reviews_under_its_own_name_and_another_name_is_refused(
         main()
     assert exited.value.code == 2
     assert f"you are connected as '{ann}'" in capsys.readouterr().err
-    with owner.begin() as connection:
-        connection.exec_driver_sql(f'DROP OWNED BY "{ann}"')
-        connection.exec_driver_sql(f'DROP ROLE "{ann}"')
+    drop_roles(owner, ann)
 
 
 def test_overlap_is_marked_by_the_owner_and_a_reviewer_role_cannot_change_it(
