@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, cast, or_, update
+from sqlalchemy import String, and_, cast, or_
 from sqlmodel import Session, col, select
 
 from generator.store.models import Candidate, utcnow
 from generator.store.overlap import open_to_reviewer
-from generator.store.queue import CandidateView, QueueFilter, _filter_clauses, get_candidate
+from generator.store.queue import CandidateView, QueueFilter, _filter_clauses, get_candidate, lease_candidate
 
 # Turns a search reads: the system prompt is the same in most candidates and would match everything.
 SEARCHED_ROLES = ("user", "assistant")
@@ -98,20 +98,19 @@ def claim_candidate(
     """Lease this pending candidate to `reviewer` (a search result they chose); None if it is decided, on someone else's
     screen, or (overlapped) already reviewed by them.
 
-    One atomic UPDATE, like the queue's claim: two reviewers can never hold the same candidate. It is
-    written out here rather than through the queue's private lease helper, which is tuned for the
-    "next in line" claim.
+    One atomic UPDATE, the queue's own lease: two reviewers can never hold the same candidate.
     """
     now = now or utcnow()
     free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now, col(Candidate.lease_owner) == reviewer)
-    claimed = session.execute(
-        update(Candidate)
-        .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", free, open_to_reviewer(reviewer))
-        .values(lease_owner=reviewer, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(col(Candidate.id))
-    ).first()
-    session.commit()
-    return None if claimed is None else get_candidate(session, candidate_id=int(claimed[0]))
+    claimed = lease_candidate(
+        session,
+        candidate_id,
+        status="pending",
+        reviewer=reviewer,
+        expires=now + timedelta(seconds=lease_seconds),
+        free=and_(free, open_to_reviewer(reviewer)),
+    )
+    return None if claimed is None or claimed.id is None else get_candidate(session, candidate_id=claimed.id)
 
 
 def filtered_ids(session: Session, *, filters: QueueFilter) -> list[int]:

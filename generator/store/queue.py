@@ -197,7 +197,9 @@ def _claim_statements(tag: str | None, run_id: str | None, flagged_only: bool) -
     return held, claim
 
 
-def _lease(session: Session, next_id: Any, *, status: str, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> Candidate | None:
+def lease_candidate(
+    session: Session, next_id: Any, *, status: str, reviewer: str, expires: datetime, free: ColumnElement[bool]
+) -> Candidate | None:
     """Lease the candidate `next_id` selects if it is still free and in `status`; the leased row, or None when another reviewer won it.
 
     The caller keeps the row while it reads the candidate: the session holds it only as long as someone does.
@@ -218,7 +220,7 @@ def _claim_canary(session: Session, *, reviewer: str, expires: datetime, free: C
     # A candidate the checks filtered, leased like any other and shown exactly as a pending one
     # would be (its filter reason hidden): rejecting it is what an attentive reviewer does.
     next_id = select(Candidate.id).where(canary_for(reviewer), free).order_by(col(Candidate.id)).limit(1).scalar_subquery()
-    claimed = _lease(session, next_id, status="filtered", reviewer=reviewer, expires=expires, free=free)
+    claimed = lease_candidate(session, next_id, status="filtered", reviewer=reviewer, expires=expires, free=free)
     if claimed is None or claimed.id is None:
         return None
     view = get_candidate(session, candidate_id=claimed.id)
