@@ -19,7 +19,7 @@ from generator.examples import Message
 from generator.store import adjudication, browse, queue
 from generator.store.db import read_session, write_session
 from generator.store.models import Flag
-from generator.store.queue import CandidateView, DecisionView, QueueFilter
+from generator.store.queue import CandidateView, DecisionView, NextClaim, QueueFilter
 
 
 @dataclass
@@ -105,20 +105,39 @@ class QueueClient:
                 self.reviews_shown = {undo.candidate_id: adjudication.live_reviews(session, candidate_id=undo.candidate_id)}
             return undo, queue.get_candidate(session, candidate_id=undo.candidate_id)
 
-    def decide_and_place(self, **decision: Any) -> tuple[DecisionView, tuple[str | None, str | None] | None]:
-        """`decide`, and how the decision moved its candidate between statuses (each None when the candidate
-        does not match the filters): the header's counts follow it exactly, whatever the filters.
-        None instead under --adjudicate, whose header counts the adjudication queue: it is counted afresh."""
-        done = self.decide(**decision)
-        if self.search_matches and self.search_matches[0] == done.candidate_id:
-            self.search_matches.pop(0)
+    def decide_and_claim(self, **decision: Any) -> tuple[DecisionView, tuple[str | None, str | None] | None, CandidateView | None]:
+        """`decide`, then the candidate to show next; with how the decision moved its candidate between
+        statuses (each None when the candidate does not match the filters): the header's counts follow it
+        exactly, whatever the filters. The move is None under --adjudicate, whose header counts the
+        adjudication queue: it is counted afresh.
+
+        In queue order the decision and the next lease are one transaction (`queue.record_decision_and_claim`).
+        """
         if self.adjudicate:
-            return done, None
-        with read_session(self.engine) as session:
-            after = browse.status_if_matching(session, candidate_id=done.candidate_id, filters=self.filters, reviewer=self.reviewer)
+            return self.decide(**decision), None, self.claim()
+        if self.search is not None:  # the next candidate is the next match, not the queue's next
+            done = self.decide(**decision)
+            if self.search_matches and self.search_matches[0] == done.candidate_id:
+                self.search_matches.pop(0)
+            with read_session(self.engine) as session:
+                after = browse.status_if_matching(session, candidate_id=done.candidate_id, filters=self.filters, reviewer=self.reviewer)
+            return done, self._move(done, after), self.claim()
+        with write_session(self.engine) as session:
+            decided = queue.record_decision_and_claim(
+                session,
+                reviewer=self.reviewer,
+                client=self.client_kind,
+                session_id=self.session_id,
+                then_claim=NextClaim(lease_seconds=self.lease_seconds, filters=self.filters, canary_rate=self.canary_rate),
+                **decision,
+            )
+        return decided.decision, self._move(decided.decision, decided.status), decided.next_candidate
+
+    @staticmethod
+    def _move(done: DecisionView, after: str | None) -> tuple[str | None, str | None]:
         # A decision needs a pending candidate, except on a canary (a filtered one, which stays filtered).
         before = after if done.kind == "canary" or after is None else "pending"
-        return done, (before, after)
+        return before, after
 
     def skip(self, candidate_id: int) -> None:
         with write_session(self.engine) as session:

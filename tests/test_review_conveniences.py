@@ -140,13 +140,13 @@ async def test_keys_pressed_while_saving_are_ignored_visibly(store: Engine) -> N
     release = threading.Event()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        real = app.client.decide_and_place
+        real = app.client.decide_and_claim
 
         def slow_save(**decision: Any) -> Any:
             release.wait(timeout=30)  # the database is slow: the save is still in flight
             return real(**decision)
 
-        app.client.decide_and_place = slow_save  # type: ignore[method-assign]
+        app.client.decide_and_claim = slow_save  # type: ignore[method-assign]
         await pilot.press("a")
         await pilot.pause()
         assert "⧗ saving: accept #1…" in screen_text(app)

@@ -110,6 +110,7 @@ def claim_candidate(
         expires=now + timedelta(seconds=lease_seconds),
         free=and_(free, open_to_reviewer(reviewer)),
     )
+    session.commit()
     return None if claimed is None or claimed.id is None else get_candidate(session, candidate_id=claimed.id)
 
 

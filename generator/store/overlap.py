@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Engine, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Engine, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -70,11 +70,17 @@ def open_to_reviewer(reviewer: str | BindParameter[str]) -> ColumnElement[bool]:
     The reviewer never sees the other decisions (blind), and never the same candidate twice.
     """
     d = aliased(_decision)
-    mine = exists().where(d.c.candidate_id == col(Candidate.id), d.c.reviewer == reviewer, d.c.action != "undo", live(d))
-    return or_(
-        col(Candidate.reviews_needed) == 1,
-        and_(_reviews_so_far(col(Candidate.id)) < col(Candidate.reviews_needed), ~mine),
+    reviews = func.count(func.distinct(case((d.c.kind == "review", d.c.reviewer))))
+    theirs = func.count(case((d.c.reviewer == reviewer, 1)))
+    # One look at the candidate's few decisions (by its index), only for an overlapped candidate.
+    # Written as a count and a NOT EXISTS, PostgreSQL hashed every live decision of the reviewer's
+    # on each claim instead: 1.6 ms of a 3.7 ms claim once they had made 2,000 decisions.
+    short_and_not_theirs = (
+        select(and_(reviews < col(Candidate.reviews_needed), theirs == 0))
+        .where(d.c.candidate_id == col(Candidate.id), d.c.action != "undo", live(d))
+        .scalar_subquery()
     )
+    return or_(col(Candidate.reviews_needed) == 1, short_and_not_theirs)
 
 
 def awaiting_adjudication() -> ColumnElement[bool]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, String, bindparam, cast, func, or_, text, update
+from sqlalchemy import Boolean, ColumnElement, Integer, String, and_, bindparam, case, cast, func, or_, text, true, update
 from sqlmodel import Session, col, select
 
 from generator.examples import Example, Message, messages_hash
@@ -113,6 +114,15 @@ def _filter_clauses(filters: QueueFilter | None) -> list[ColumnElement[bool]]:
     return clauses
 
 
+@dataclass(frozen=True)
+class NextClaim:
+    """The reviewer's next candidate, leased in the same transaction as their decision (`record_decision_and_claim`)."""
+
+    lease_seconds: int
+    filters: QueueFilter | None = None
+    canary_rate: float = 0.0
+
+
 def claim_next_candidate(
     session: Session,
     *,
@@ -131,25 +141,43 @@ def claim_next_candidate(
     `canary_rate`, that share of claims is a filtered candidate shown as if pending (a canary).
     """
     reviewer = _require_reviewer(reviewer)
-    now = now or utcnow()
-    expires = now + timedelta(seconds=lease_seconds)
-    values = {"claim_reviewer": reviewer, "claim_now": now, "claim_expires": expires}
-    filters = filters or QueueFilter()
-    held_statement, claim_statement = _claim_statements(filters.tag, filters.run_id, filters.flagged_only)
-    # A canary is shown only when the reviewer holds nothing (the held candidate comes back first).
-    if canary_rate > 0 and (rng or random).random() < canary_rate and session.exec(held_statement, params=values).first() is None:
-        free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now)
-        canary = _claim_canary(session, reviewer=reviewer, expires=expires, free=free)
-        if canary is not None:
-            return canary
     if session.get_bind().dialect.name == "postgresql":
         # A lease is not a decision: one lost to a server crash only puts the candidate back in the pool,
         # so its commit need not wait for the disk (2-3 ms of each claim here). Decisions still do.
         session.execute(text("SET LOCAL synchronous_commit = off"))
-    # RETURNING the whole row puts it in the session: get_candidate then reads nothing more (one round trip less per claim).
-    claimed = session.execute(claim_statement, values).scalar_one_or_none()
+    claimed = _lease_next(session, reviewer, NextClaim(lease_seconds, filters, canary_rate), now=now, rng=rng)
     session.commit()
-    return None if claimed is None else get_candidate(session, candidate_id=int(claimed.id))
+    return None if claimed is None else _candidate_view(session, claimed)
+
+
+def _lease_next(
+    session: Session,
+    reviewer: str,
+    claim: NextClaim,
+    *,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+    passing_over: int = 0,
+) -> Candidate | None:
+    """Lease the reviewer's next candidate (the caller commits); `passing_over`: a candidate id not to take (the one just decided)."""
+    now = now or utcnow()
+    expires = now + timedelta(seconds=claim.lease_seconds)
+    values = {"claim_reviewer": reviewer, "claim_now": now, "claim_expires": expires, "claim_passing_over": passing_over}
+    filters = claim.filters or QueueFilter()
+    held_statement, claim_statement = _claim_statements(filters.tag, filters.run_id, filters.flagged_only)
+    # A canary is shown only when the reviewer holds nothing (the held candidate comes back first).
+    if (
+        claim.canary_rate > 0
+        and (rng or random).random() < claim.canary_rate
+        and session.exec(held_statement, params=values).first() is None
+    ):
+        free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now)
+        canary = _lease_canary(session, reviewer=reviewer, expires=expires, free=free)
+        if canary is not None:
+            return canary
+    # RETURNING the whole row puts it in the session: the view then reads nothing more (one round trip less per claim).
+    claimed: Candidate | None = session.execute(claim_statement, values).scalar_one_or_none()
+    return claimed
 
 
 @functools.lru_cache(maxsize=64)
@@ -165,6 +193,7 @@ def _claim_statements(tag: str | None, run_id: str | None, flagged_only: bool) -
     matching = _filter_clauses(QueueFilter(tag=tag, run_id=run_id, flagged_only=flagged_only))
     times = _CANDIDATES.c.lease_expires_at.type  # bound as the column binds them, on either backend
     reviewer, now = bindparam("claim_reviewer", type_=String), bindparam("claim_now", type_=times)
+    passing_over = bindparam("claim_passing_over", type_=Integer)
     held = (
         select(Candidate.id)
         .where(col(Candidate.status) == "pending", col(Candidate.lease_owner) == reviewer, col(Candidate.lease_expires_at) > now, *matching)
@@ -174,7 +203,8 @@ def _claim_statements(tag: str | None, run_id: str | None, flagged_only: bool) -
     free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now)
     next_id = (
         select(Candidate.id)
-        .where(col(Candidate.status) == "pending", free, open_to_reviewer(reviewer), *matching)
+        # Not the candidate just decided in this transaction: its decision is appended after this claim.
+        .where(col(Candidate.status) == "pending", free, col(Candidate.id) != passing_over, open_to_reviewer(reviewer), *matching)
         .order_by(col(Candidate.review_order), col(Candidate.id))
         .limit(1)
         # PostgreSQL: a row another reviewer is claiming right now is passed over, not waited for
@@ -202,7 +232,7 @@ def lease_candidate(
 ) -> Candidate | None:
     """Lease the candidate `next_id` selects if it is still free and in `status`; the leased row, or None when another reviewer won it.
 
-    The caller keeps the row while it reads the candidate: the session holds it only as long as someone does.
+    The caller commits, and keeps the row while it reads the candidate: the session holds it only as long as someone does.
     """
     # RETURNING the whole row puts it in the session: get_candidate then reads nothing more (one round trip less per claim).
     claimed = session.execute(
@@ -212,19 +242,23 @@ def lease_candidate(
         .returning(Candidate)
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
-    session.commit()
     return claimed
 
 
-def _claim_canary(session: Session, *, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> CandidateView | None:
-    # A candidate the checks filtered, leased like any other and shown exactly as a pending one
-    # would be (its filter reason hidden): rejecting it is what an attentive reviewer does.
+def _lease_canary(session: Session, *, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> Candidate | None:
+    # A candidate the checks filtered, leased like any other (and shown as if pending: _candidate_view).
     next_id = select(Candidate.id).where(canary_for(reviewer), free).order_by(col(Candidate.id)).limit(1).scalar_subquery()
-    claimed = lease_candidate(session, next_id, status="filtered", reviewer=reviewer, expires=expires, free=free)
-    if claimed is None or claimed.id is None:
-        return None
+    return lease_candidate(session, next_id, status="filtered", reviewer=reviewer, expires=expires, free=free)
+
+
+def _candidate_view(session: Session, claimed: Candidate) -> CandidateView:
+    """The leased candidate as the reviewer sees it: a canary (a filtered one) exactly as a pending one would be
+    (its filter reason hidden): rejecting it is what an attentive reviewer does."""
+    assert claimed.id is not None
     view = get_candidate(session, candidate_id=claimed.id)
-    return view.model_copy(update={"status": "pending", "filter_reason": None, "filter_match": None})
+    if view.status == "filtered":
+        return view.model_copy(update={"status": "pending", "filter_reason": None, "filter_match": None})
+    return view
 
 
 def renew_lease(session: Session, *, candidate_id: int, reviewer: str, lease_seconds: int, now: datetime | None = None) -> bool:
@@ -287,6 +321,53 @@ def record_decision(
     The candidate must be pending. A reject needs at least one reason; an edit needs the
     corrected example, which must differ from the candidate.
     """
+    return record_decision_and_claim(
+        session,
+        candidate_id=candidate_id,
+        reviewer=reviewer,
+        action=action,
+        reasons=reasons,
+        note=note,
+        edited=edited,
+        seconds=seconds,
+        client=client,
+        session_id=session_id,
+        adjudicate=adjudicate,
+    ).decision
+
+
+@dataclass(frozen=True)
+class Decided:
+    decision: DecisionView
+    # The candidate's status after the decision, as queue_counts counts it for its reviewer ("waiting":
+    # pending, but not theirs to review any more); None when it does not match the claim's filters.
+    status: str | None
+    next_candidate: CandidateView | None  # leased by the same transaction (None: nothing left, or no claim asked)
+
+
+def record_decision_and_claim(
+    session: Session,
+    *,
+    candidate_id: int,
+    reviewer: str,
+    action: str,
+    then_claim: NextClaim | None = None,
+    reasons: Sequence[str] = (),
+    note: str | None = None,
+    edited: Example | None = None,
+    seconds: float | None = None,
+    client: str = "terminal",
+    session_id: str | None = None,
+    adjudicate: bool = False,
+) -> Decided:
+    """`record_decision`, and with `then_claim` the reviewer's next candidate leased in the same transaction.
+
+    The review app's loop is decide, then show the next candidate. As one transaction it is four
+    round trips on PostgreSQL (BEGIN, the candidate's update, the claim, the decision with its
+    COMMIT), not twelve: with 8 reviewers on 2 CPUs every round trip costs both the reviewer's
+    process and the server CPU time. The claim comes before the decision's append, which takes the
+    chain lock: the lock is held for the last statement only.
+    """
     reviewer = _require_reviewer(reviewer)
     who = signer(session)
     reviewer = who.role or reviewer  # a reviewer's role on PostgreSQL: the database records the decision under it
@@ -297,53 +378,45 @@ def record_decision(
         raise QueueError("a rejection needs a reason")
     if (action == "edit") != (edited is not None):
         raise QueueError("an edited example goes with the 'edit' action, and only with it")
-    candidate = session.get(Candidate, candidate_id)
-    if candidate is None:
-        raise QueueError(f"no candidate {candidate_id}")
     edited_messages = edited.messages_as_dicts() if edited is not None else None
-    content_hash = messages_hash(edited_messages) if edited_messages is not None else candidate.content_hash
-    if edited_messages is not None and content_hash == candidate.content_hash:
-        raise QueueError("the edit changes nothing; accept the candidate instead")
-    now = utcnow()
-    # Someone else's live lease means the candidate is on their screen: deciding it here would
-    # race them. An expired lease is fair game (the candidate went back to the pool).
-    not_held_by_another = or_(
-        col(Candidate.lease_owner).is_(None), col(Candidate.lease_owner) == reviewer, col(Candidate.lease_expires_at) <= now
-    )
-    kind = "adjudication" if adjudicate else "review"
-    overlapped = candidate.reviews_needed > 1
-    if candidate.status == "filtered" and not adjudicate:
-        kind = "canary"
-        changed = session.exec(  # only the reviewer it was shown to, while shown: the candidate itself stays filtered
-            update(Candidate)
-            .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "filtered", col(Candidate.lease_owner) == reviewer)
-            .values(lease_owner=None, lease_expires_at=None)
-        )
-    else:
-        # The UPDATE comes first: it locks the candidate, so the overlap checks below read a settled history.
-        changed = session.exec(
-            update(Candidate)
-            .where(col(Candidate.id) == candidate_id, col(Candidate.status) == "pending", not_held_by_another)
-            .values(status="pending" if overlapped else _EFFECT[action], lease_owner=None, lease_expires_at=None)
-            # Not mirrored onto the loaded row (its old status is what the refusal below reports): the
-            # ORM's default evaluates the WHERE clause in Python against the session's rows on every decision.
-            .execution_options(synchronize_session=False)
-        )
-    if changed.rowcount != 1:
+    filters = (then_claim.filters if then_claim else None) or QueueFilter()
+    # One statement reads what the decision needs and moves the candidate, which it locks: the overlap
+    # checks below then read a settled history. Someone else's live lease means the candidate is on
+    # their screen: deciding it here would race them (an expired lease is fair game).
+    moved = session.execute(
+        _decide_statement(filters.tag, filters.run_id, filters.flagged_only),
+        {
+            "decide_id": candidate_id,
+            "decide_reviewer": reviewer,
+            "decide_now": utcnow(),
+            "decide_effect": _EFFECT[action],
+            "decide_canary": not adjudicate,
+        },
+    ).first()
+    if moved is None:
         session.rollback()
-        if candidate.status == "pending" and candidate.lease_owner:  # re-read: the rollback expired it
-            raise QueueError(f"candidate {candidate_id} is being reviewed by {candidate.lease_owner}")
-        raise QueueError(f"candidate {candidate_id} is not pending (status {candidate.status}); someone may have decided it")
+        raise QueueError(_refusal(session, candidate_id))
+    status, reviews_needed, candidate_hash, matching = moved
+    content_hash = messages_hash(edited_messages) if edited_messages is not None else candidate_hash
+    if edited_messages is not None and content_hash == candidate_hash:
+        session.rollback()
+        raise QueueError("the edit changes nothing; accept the candidate instead")
+    # A decision on a filtered candidate is one on a canary: the statement left it filtered, and
+    # took it off the reviewer's screen.
+    kind = "canary" if status == "filtered" else "adjudication" if adjudicate else "review"
+    overlapped = reviews_needed > 1
     if kind != "canary" and (overlapped or adjudicate):
         refusal = _overlap_refusal(session, candidate_id=candidate_id, reviewer=reviewer, adjudicate=adjudicate)
         if refusal is not None:
             session.rollback()
             raise QueueError(refusal)
     if overlapped and kind != "canary":  # settled before the chain lock is taken, counting this decision
-        _settle(session, candidate_id=candidate_id, reviews_needed=candidate.reviews_needed, adding=(reviewer, action, content_hash, kind))
-    view = _append_decision(
+        status = _settle(session, candidate_id=candidate_id, reviews_needed=reviews_needed, adding=(reviewer, action, content_hash, kind))
+    claimed = _lease_next(session, reviewer, then_claim, passing_over=candidate_id) if then_claim else None
+    stored = append_decision(
         session,
-        who,
+        signed_by=who,
+        commit=True,
         candidate_id=candidate_id,
         reviewer=reviewer,
         action=action,
@@ -357,8 +430,56 @@ def record_decision(
         kind=kind,
         session_id=session_id,
     )
-    session.commit()
-    return view
+    return Decided(
+        decision=DecisionView.model_validate(stored),
+        # This reviewer decided it: pending now means it waits for another reviewer or the adjudicator.
+        status=("waiting" if status == "pending" else status) if matching else None,
+        next_candidate=None if claimed is None else _candidate_view(session, claimed),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _decide_statement(tag: str | None, run_id: str | None, flagged_only: bool) -> Any:
+    """The UPDATE a decision starts with, built once per filters (building it per decision cost more CPU than running it).
+
+    It takes the candidate off the reviewer's screen and gives it the decision's effect (an overlapped
+    one stays pending until settled; a canary stays filtered), and returns what the decision needs:
+    the new status, the reviews it needs, its content hash, and whether it matches `filters`.
+    """
+    times = _CANDIDATES.c.lease_expires_at.type
+    reviewer, now = bindparam("decide_reviewer", type_=String), bindparam("decide_now", type_=times)
+    not_held_by_another = or_(
+        col(Candidate.lease_owner).is_(None), col(Candidate.lease_owner) == reviewer, col(Candidate.lease_expires_at) <= now
+    )
+    # A canary: a filtered candidate leased to this reviewer as if pending (never under --adjudicate).
+    canary = and_(bindparam("decide_canary", type_=Boolean), col(Candidate.status) == "filtered", col(Candidate.lease_owner) == reviewer)
+    matching = _filter_clauses(QueueFilter(tag=tag, run_id=run_id, flagged_only=flagged_only))
+    return (
+        update(Candidate)
+        .where(col(Candidate.id) == bindparam("decide_id"), or_(and_(col(Candidate.status) == "pending", not_held_by_another), canary))
+        .values(
+            # SET reads the row as it was: the status before this decision.
+            status=case(
+                (col(Candidate.status) == "filtered", "filtered"),
+                (col(Candidate.reviews_needed) > 1, "pending"),
+                else_=bindparam("decide_effect", type_=String),
+            ),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(col(Candidate.status), col(Candidate.reviews_needed), col(Candidate.content_hash), and_(true(), *matching))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _refusal(session: Session, candidate_id: int) -> str:
+    """Why the candidate could not be decided (read after the refused update was rolled back)."""
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None:
+        return f"no candidate {candidate_id}"
+    if candidate.status == "pending" and candidate.lease_owner:
+        return f"candidate {candidate_id} is being reviewed by {candidate.lease_owner}"
+    return f"candidate {candidate_id} is not pending (status {candidate.status}); someone may have decided it"
 
 
 def _overlap_refusal(session: Session, *, candidate_id: int, reviewer: str, adjudicate: bool) -> str | None:
@@ -386,9 +507,10 @@ _OPEN_TO_REVIEWER = select(Candidate.id).where(
 )
 
 
-def _settle(session: Session, *, candidate_id: int, reviews_needed: int, adding: tuple[str, str, str, str] | None = None) -> None:
+def _settle(session: Session, *, candidate_id: int, reviews_needed: int, adding: tuple[str, str, str, str] | None = None) -> str:
     status = settled_status(session, candidate_id=candidate_id, reviews_needed=reviews_needed, adding=adding)
     session.execute(update(Candidate).where(col(Candidate.id) == candidate_id).values(status=status))
+    return status
 
 
 def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 900, client: str = "terminal") -> DecisionView | None:
@@ -450,24 +572,11 @@ def undo_last_decision(session: Session, *, reviewer: str, lease_seconds: int = 
 
 def _append_decision(session: Session, who: Signer, **fields: Any) -> DecisionView:
     # The chain head's lock is the last thing a decision takes (see generator.store.chain).
-    return _decision_view(append_decision(session, signed_by=who, **fields))
+    return DecisionView.model_validate(append_decision(session, signed_by=who, **fields))
 
 
 def _decision_view(row: Decision) -> DecisionView:
-    return DecisionView(
-        id=row.id,
-        candidate_id=row.candidate_id,
-        reviewer=row.reviewer,
-        action=row.action,
-        reasons=row.reasons,
-        note=row.note,
-        edited_messages=[Message(**m) for m in row.edited_messages] if row.edited_messages else None,
-        seconds=row.seconds,
-        created_at=row.created_at,
-        undoes_id=row.undoes_id,
-        hash=row.hash,
-        kind=row.kind,
-    )
+    return DecisionView.model_validate(row, from_attributes=True)
 
 
 def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:

@@ -221,8 +221,8 @@ class ReviewScreen(Screen[None]):
         self._start_busy(f"saving: {_ACTION_WORDS[action]} #{candidate.id}")
 
         def call() -> CandidateLoaded:
-            done, moved = client.decide_and_place(candidate_id=candidate.id, action=action, seconds=seconds, **details)
-            return CandidateLoaded(client.claim(), done=done, moved=moved)
+            done, moved, shown_next = client.decide_and_claim(candidate_id=candidate.id, action=action, seconds=seconds, **details)
+            return CandidateLoaded(shown_next, done=done, moved=moved)
 
         if after_screen:
             # Let this screen repaint after the editor closes first: run side by side, the repaint
