@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Boolean, ColumnElement, Integer, String, and_, bindparam, case, cast, func, or_, text, true, update
+from sqlalchemy import Boolean, ColumnElement, Connection, Integer, Row, String, and_, bindparam, case, cast, func, or_, text, true, update
 from sqlmodel import Session, col, select
 
 from generator.examples import Example, Message, messages_hash
@@ -158,7 +158,7 @@ def _lease_next(
     now: datetime | None = None,
     rng: random.Random | None = None,
     passing_over: int = 0,
-) -> Candidate | None:
+) -> Row[Any] | None:
     """Lease the reviewer's next candidate (the caller commits); `passing_over`: a candidate id not to take (the one just decided)."""
     now = now or utcnow()
     expires = now + timedelta(seconds=claim.lease_seconds)
@@ -175,9 +175,8 @@ def _lease_next(
         canary = _lease_canary(session, reviewer=reviewer, expires=expires, free=free)
         if canary is not None:
             return canary
-    # RETURNING the whole row puts it in the session: the view then reads nothing more (one round trip less per claim).
-    claimed: Candidate | None = session.execute(claim_statement, values).scalar_one_or_none()
-    return claimed
+    # RETURNING the whole row: the view then reads nothing more of it (one round trip less per claim).
+    return _core(session).execute(claim_statement, values).first()
 
 
 @functools.lru_cache(maxsize=64)
@@ -221,41 +220,40 @@ def _claim_statements(tag: str | None, run_id: str | None, flagged_only: bool) -
             or_(free, col(Candidate.lease_owner) == reviewer),
         )
         .values(lease_owner=reviewer, lease_expires_at=bindparam("claim_expires", type_=times))
-        .returning(Candidate)
-        .execution_options(synchronize_session=False)
+        .returning(*_CANDIDATES.c)
     )
     return held, claim
 
 
 def lease_candidate(
     session: Session, next_id: Any, *, status: str, reviewer: str, expires: datetime, free: ColumnElement[bool]
-) -> Candidate | None:
+) -> Row[Any] | None:
     """Lease the candidate `next_id` selects if it is still free and in `status`; the leased row, or None when another reviewer won it.
 
-    The caller commits, and keeps the row while it reads the candidate: the session holds it only as long as someone does.
+    The caller commits.
     """
-    # RETURNING the whole row puts it in the session: get_candidate then reads nothing more (one round trip less per claim).
-    claimed = session.execute(
-        update(Candidate)
-        .where(col(Candidate.id) == next_id, col(Candidate.status) == status, free)
-        .values(lease_owner=reviewer, lease_expires_at=expires)
-        .returning(Candidate)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    return claimed
+    return (
+        _core(session)
+        .execute(
+            update(Candidate)
+            .where(col(Candidate.id) == next_id, col(Candidate.status) == status, free)
+            .values(lease_owner=reviewer, lease_expires_at=expires)
+            .returning(*_CANDIDATES.c)
+        )
+        .first()
+    )
 
 
-def _lease_canary(session: Session, *, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> Candidate | None:
+def _lease_canary(session: Session, *, reviewer: str, expires: datetime, free: ColumnElement[bool]) -> Row[Any] | None:
     # A candidate the checks filtered, leased like any other (and shown as if pending: _candidate_view).
     next_id = select(Candidate.id).where(canary_for(reviewer), free).order_by(col(Candidate.id)).limit(1).scalar_subquery()
     return lease_candidate(session, next_id, status="filtered", reviewer=reviewer, expires=expires, free=free)
 
 
-def _candidate_view(session: Session, claimed: Candidate) -> CandidateView:
+def _candidate_view(session: Session, claimed: Row[Any]) -> CandidateView:
     """The leased candidate as the reviewer sees it: a canary (a filtered one) exactly as a pending one would be
     (its filter reason hidden): rejecting it is what an attentive reviewer does."""
-    assert claimed.id is not None
-    view = get_candidate(session, candidate_id=claimed.id)
+    view = _view_of_row(session, claimed)
     if view.status == "filtered":
         return view.model_copy(update={"status": "pending", "filter_reason": None, "filter_match": None})
     return view
@@ -383,16 +381,20 @@ def record_decision_and_claim(
     # One statement reads what the decision needs and moves the candidate, which it locks: the overlap
     # checks below then read a settled history. Someone else's live lease means the candidate is on
     # their screen: deciding it here would race them (an expired lease is fair game).
-    moved = session.execute(
-        _decide_statement(filters.tag, filters.run_id, filters.flagged_only),
-        {
-            "decide_id": candidate_id,
-            "decide_reviewer": reviewer,
-            "decide_now": utcnow(),
-            "decide_effect": _EFFECT[action],
-            "decide_canary": not adjudicate,
-        },
-    ).first()
+    moved = (
+        _core(session)
+        .execute(
+            _decide_statement(filters.tag, filters.run_id, filters.flagged_only),
+            {
+                "decide_id": candidate_id,
+                "decide_reviewer": reviewer,
+                "decide_now": utcnow(),
+                "decide_effect": _EFFECT[action],
+                "decide_canary": not adjudicate,
+            },
+        )
+        .first()
+    )
     if moved is None:
         session.rollback()
         raise QueueError(_refusal(session, candidate_id))
@@ -468,7 +470,6 @@ def _decide_statement(tag: str | None, run_id: str | None, flagged_only: bool) -
             lease_expires_at=None,
         )
         .returning(col(Candidate.status), col(Candidate.reviews_needed), col(Candidate.content_hash), and_(true(), *matching))
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -579,10 +580,27 @@ def _decision_view(row: Decision) -> DecisionView:
     return DecisionView.model_validate(row, from_attributes=True)
 
 
+def _core(session: Session) -> Connection:
+    """The session's connection, for the statements run on every decision and claim.
+
+    Run through the ORM session, each was copied and its cache key computed again on every call
+    (~0.17 ms of the reviewer's CPU per statement, under cProfile); on the connection, the statement
+    built once is reused as it is. They change rows only by statements, never loaded ORM objects.
+    """
+    return session.connection()
+
+
+_ONE_CANDIDATE = select(*_CANDIDATES.c).where(_CANDIDATES.c.id == bindparam("candidate_id"))
+
+
 def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
-    row = session.get(Candidate, candidate_id)
+    row = _core(session).execute(_ONE_CANDIDATE, {"candidate_id": candidate_id}).first()
     if row is None:
         raise QueueError(f"no candidate {candidate_id}")
+    return _view_of_row(session, row)
+
+
+def _view_of_row(session: Session, row: Row[Any]) -> CandidateView:
     seed = session.get(SeedRecord, row.nearest_seed_id) if row.nearest_seed_id else None
     run = session.get(Run, row.run_id) if row.run_id else None
     group_size = (
