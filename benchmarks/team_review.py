@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from generator.store.audit import verify_chain  # noqa: E402
 from generator.store.db import open_store, read_session, write_session  # noqa: E402
-from generator.store.models import Candidate, Decision, utcnow  # noqa: E402
+from generator.store.models import Candidate, Decision, Run, SeedRecord, utcnow  # noqa: E402
 from generator.store.overlap import mark_overlap  # noqa: E402
 from generator.store.signing import load_key, store_identity  # noqa: E402
 
@@ -59,11 +59,37 @@ PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 CHUNK = 20_000
 
 
+SEEDS = 500
+
+
 def build_store(url: str, count: int, overlap: float) -> int:
-    """Queue `count` pending candidates (distinct content hashes, as generation makes them); returns how many overlap."""
+    """Queue `count` pending candidates (distinct content hashes, as generation makes them); returns how many overlap.
+
+    Each comes from a run and has a nearest seed, as generated ones do: showing it reads both.
+    """
     engine = open_store(url)
     now = utcnow()
     started = time.perf_counter()
+    with write_session(engine) as session:
+        session.add(Run(id="bench-run", provider="openai", model="bench-model", template="Answer: {{ seed }}", template_hash="t" * 64))
+        session.execute(
+            insert(SeedRecord),
+            [
+                {
+                    "id": f"seed-{n}",
+                    "content_hash": hashlib.sha256(f"seed:{n}".encode()).hexdigest(),
+                    "messages": [
+                        {"role": "user", "content": f"How do I archive project {n}?"},
+                        {"role": "assistant", "content": f"Open project {n}, choose Settings, then Archive."},
+                    ],
+                    "tags": [f"topic-{n % 8}"],
+                    "source": "seeds/bench.jsonl",
+                    "line": n + 1,
+                    "synced_at": now,
+                }
+                for n in range(SEEDS)
+            ],
+        )
     for start in range(0, count, CHUNK):
         rows = [
             {
@@ -74,7 +100,12 @@ def build_store(url: str, count: int, overlap: float) -> int:
                     {"role": "assistant", "content": f"Open item {i}, choose Edit, set the due date and save."},
                 ],
                 "tags": [f"topic-{i % 8}"],
-                "seed_ids": [],
+                "seed_ids": [f"seed-{i % SEEDS}"],
+                "run_id": "bench-run",
+                "model": "bench-model",
+                "template_hash": "t" * 64,
+                "nearest_seed_id": f"seed-{i % SEEDS}",
+                "nearest_seed_similarity": 0.5,
                 "flags": [],
                 "status": "pending",
                 "review_order": 0,
