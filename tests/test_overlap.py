@@ -139,3 +139,21 @@ def test_a_reviewer_cannot_decide_an_overlapped_candidate_twice(engine: Engine) 
         with pytest.raises(QueueError, match="already has your decision"):
             record_decision(session, candidate_id=c1, reviewer="ann", action="reject", reasons=["x"])
     assert _status(engine, c1) == "pending"
+
+
+def test_a_disagreement_goes_behind_the_pending_queue_and_stays_the_adjudicators(engine: Engine) -> None:
+    first, *rest = _candidates(engine, 5, prefix="d")
+    with write_session(engine) as session:
+        mark_overlap(session, share=1.0, reviewers=2)
+    for reviewer, action in (("ann", "accept"), ("bob", "reject")):
+        with write_session(engine) as session:
+            assert claim_next_candidate(session, reviewer=reviewer, lease_seconds=60).id == first  # type: ignore[union-attr]
+            record_decision(session, candidate_id=first, reviewer=reviewer, action=action, reasons=["off topic"])
+    with read_session(engine) as session:
+        orders = {c.id: c.review_order for c in session.exec(select(Candidate)).all()}
+    # Reviewers' claims read the pending queue in order: the disagreement no longer sits at its head.
+    assert all(orders[first] > orders[other] for other in rest)
+    assert _status(engine, first) == "pending"
+    with write_session(engine) as session:
+        disagreement = claim_for_adjudication(session, adjudicator="cat", lease_seconds=60)
+    assert disagreement is not None and disagreement.candidate.id == first

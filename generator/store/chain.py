@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from generator.errors import SynthgateError, WorkFailed
-from generator.examples import canonical_json
+from generator.examples import canonical_bytes
 from generator.store.audit import HASHED_FIELDS, decision_body, decision_hash, hash_of_row
 from generator.store.models import Decision, DecisionChain, utcnow
 from generator.store.signing import SigningKey, key_for_signing
@@ -88,6 +88,12 @@ def append_decision(session: Session, *, signed_by: Signer, commit: bool = False
     return stored
 
 
+def _canonical(value: Any) -> str:
+    # canonical_json's very text, through orjson where it writes the same: through json.dumps these
+    # 11 fields took 0.35 of a reviewer's 1.44 ms of CPU per decide-and-claim loop (under cProfile).
+    return canonical_bytes(value).decode()
+
+
 def hash_text_around(fields: dict[str, Any]) -> tuple[str, str, str]:
     """The canonical JSON a decision's hash is taken over, in three pieces around its id and its predecessor's hash.
 
@@ -99,7 +105,7 @@ def hash_text_around(fields: dict[str, Any]) -> tuple[str, str, str]:
     pieces: list[str] = []
     current = "{"
     for n, key in enumerate(sorted(body)):
-        current += ("," if n else "") + canonical_json(key) + ":"
+        current += ("," if n else "") + _canonical(key) + ":"
         if key == "id":
             pieces.append(current)
             current = ""
@@ -107,7 +113,7 @@ def hash_text_around(fields: dict[str, Any]) -> tuple[str, str, str]:
             pieces.append(current + '"')
             current = '"'
         else:
-            current += canonical_json(body[key])
+            current += _canonical(body[key])
     pieces.append(current + "}")
     before_id, before_prev, after_prev = pieces
     return before_id, before_prev, after_prev

@@ -102,8 +102,10 @@ def canary_for(reviewer: str) -> ColumnElement[bool]:
 _EFFECT = {"accept": "accepted", "edit": "accepted", "reject": "rejected"}
 
 
-def settled_status(session: Session, *, candidate_id: int, reviews_needed: int, adding: tuple[str, str, str, str] | None = None) -> str:
-    """The status a candidate's live decisions give it.
+def settled_status(
+    session: Session, *, candidate_id: int, reviews_needed: int, adding: tuple[str, str, str, str] | None = None
+) -> tuple[str, bool]:
+    """The status a candidate's live decisions give it, and whether it awaits adjudication (its reviewers disagree).
 
     The latest adjudication is final. Otherwise, below `reviews_needed` reviewers it stays pending;
     then it is accepted when they all accepted the same content, rejected when they all rejected,
@@ -117,17 +119,17 @@ def settled_status(session: Session, *, candidate_id: int, reviews_needed: int, 
         rows.append(_Pending(reviewer=reviewer, action=action, content_hash=content_hash, kind=kind))
     adjudications = [row for row in rows if row.kind == "adjudication"]
     if adjudications:
-        return _EFFECT[adjudications[-1].action]
+        return _EFFECT[adjudications[-1].action], False
     latest_by_reviewer = {row.reviewer: row for row in rows}
     if len(latest_by_reviewer) < reviews_needed:
-        return "pending"
+        return "pending", False
     verdicts = {
         (row.action in ACCEPTING_ACTIONS, row.content_hash if row.action in ACCEPTING_ACTIONS else "")
         for row in latest_by_reviewer.values()
     }
     if len(verdicts) == 1:
-        return "accepted" if next(iter(verdicts))[0] else "rejected"
-    return "pending"
+        return ("accepted" if next(iter(verdicts))[0] else "rejected"), False
+    return "pending", True
 
 
 _settled = _decision.alias("d")
