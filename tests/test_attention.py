@@ -116,3 +116,20 @@ def test_stats_shows_attention_and_agreement(engine: Engine, tmp_path: Path) -> 
     assert stats["agreement"]["overlapped"] == 0
     table = CliRunner().invoke(app, ["--project", str(tmp_path), "--db", str(engine.url), "stats"])
     assert table.exit_code == 0 and "Attention (marks, not verdicts)" in table.output and "1 / 1" in table.output
+
+
+def test_the_apps_decide_and_claim_carries_canaries_and_moves_the_counts(engine: Engine) -> None:
+    real, bad = _add(engine, pending=2, filtered=1)
+    ann = QueueClient(engine=engine, reviewer="ann", lease_seconds=60, canary_rate=1.0)
+    first = ann.claim()
+    assert first is not None and first.id == bad[0]
+    # The decision and the next lease in one transaction: a canary decided, then the real queue.
+    done, moved, shown = ann.decide_and_claim(candidate_id=first.id, action="reject", reasons=["duplicate"], seconds=5.0)
+    assert done.kind == "canary" and moved == ("filtered", "filtered")  # a canary moves no count
+    assert shown is not None and shown.id == real[0] and shown.status == "pending"
+    done, moved, shown = ann.decide_and_claim(candidate_id=shown.id, action="accept", seconds=5.0)
+    assert done.kind == "review" and moved == ("pending", "accepted")
+    assert shown is not None and shown.id == real[1]
+    with read_session(engine) as session:
+        assert get_candidate(session, candidate_id=real[1]).status == "pending"  # leased, not decided
+        assert [row.candidate_id for row in iter_accepted(session)] == [real[0]]

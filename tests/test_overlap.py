@@ -157,3 +157,19 @@ def test_a_disagreement_goes_behind_the_pending_queue_and_stays_the_adjudicators
     with write_session(engine) as session:
         disagreement = claim_for_adjudication(session, adjudicator="cat", lease_seconds=60)
     assert disagreement is not None and disagreement.candidate.id == first
+
+
+def test_decide_and_claim_never_hands_back_the_overlapped_candidate_just_decided(engine: Engine) -> None:
+    ids = _candidates(engine, 3, prefix="o")
+    with write_session(engine) as session:
+        mark_overlap(session, share=1.0, reviewers=2)
+    ann = QueueClient(engine=engine, reviewer="ann", lease_seconds=60)
+    bob = QueueClient(engine=engine, reviewer="bob", lease_seconds=60)
+    shown = ann.claim()
+    assert shown is not None and shown.id == ids[0]
+    done, moved, nxt = ann.decide_and_claim(candidate_id=shown.id, action="accept")
+    # Still pending (one review of two) and open to bob, but never again to ann, even within the transaction that decided it.
+    assert moved == ("pending", "waiting") and nxt is not None and nxt.id == ids[1]
+    assert (theirs := bob.claim()) is not None and theirs.id == ids[0]
+    _, moved, _ = bob.decide_and_claim(candidate_id=theirs.id, action="accept")
+    assert moved == ("pending", "accepted") and _status(engine, ids[0]) == "accepted"

@@ -192,7 +192,7 @@ def _lease_next(
         and session.exec(held_statement, params=values).first() is None
     ):
         free = or_(col(Candidate.lease_expires_at).is_(None), col(Candidate.lease_expires_at) <= now)
-        canary = _lease_canary(session, reviewer=reviewer, expires=expires, free=free)
+        canary = _lease_canary(session, reviewer=reviewer, expires=expires, free=and_(free, col(Candidate.id) != passing_over))
         if canary is not None:
             return canary
     # RETURNING the whole row: the view then reads nothing more of it (one round trip less per claim).
