@@ -167,9 +167,10 @@ def test_decide_and_claim_never_hands_back_the_overlapped_candidate_just_decided
     bob = QueueClient(engine=engine, reviewer="bob", lease_seconds=60)
     shown = ann.claim()
     assert shown is not None and shown.id == ids[0]
-    done, moved, nxt = ann.decide_and_claim(candidate_id=shown.id, action="accept")
+    _, moved, nxt = ann.decide_and_claim(candidate_id=shown.id, action="accept")
     # Still pending (one review of two) and open to bob, but never again to ann, even within the transaction that decided it.
     assert moved == ("pending", "waiting") and nxt is not None and nxt.id == ids[1]
-    assert (theirs := bob.claim()) is not None and theirs.id == ids[0]
+    theirs = bob.claim()
+    assert theirs is not None and theirs.id == ids[0]
     _, moved, _ = bob.decide_and_claim(candidate_id=theirs.id, action="accept")
     assert moved == ("pending", "accepted") and _status(engine, ids[0]) == "accepted"
