@@ -117,6 +117,12 @@ def build_store(url: str, count: int, overlap: float) -> int:
             session.execute(insert(Candidate), rows)
     with write_session(engine) as session:
         overlapped = mark_overlap(session, share=overlap, reviewers=2)
+    if engine.dialect.name == "postgresql":
+        # As a store is when a team starts reviewing (queued by generate long before): vacuumed and analysed.
+        # Otherwise autovacuum's first pass over the 100,000 new rows lands in the middle of some runs and not
+        # others, on the same 2 CPUs as the reviewers.
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM (ANALYZE) candidate")
     print(f"  queued {count:,} candidates ({overlapped:,} overlapped) in {time.perf_counter() - started:.1f} s", flush=True)
     engine.dispose()
     return overlapped
