@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from generator.store.models import Candidate, utcnow
 from generator.store.overlap import open_to_reviewer
-from generator.store.queue import CandidateView, QueueFilter, _filter_clauses, get_candidate, lease_candidate
+from generator.store.queue import CandidateView, QueueFilter, filter_clauses, get_candidate, lease_candidate
 
 # Turns a search reads: the system prompt is the same in most candidates and would match everything.
 SEARCHED_ROLES = ("user", "assistant")
@@ -27,7 +27,7 @@ _SEARCH_CHUNK = 500  # rows read per round while looking for matches
 def status_if_matching(session: Session, *, candidate_id: int, filters: QueueFilter, reviewer: str) -> str | None:
     """The candidate's status if it matches `filters` (None: it does not, or does not exist), as `queue_counts`
     counts it for `reviewer`: "waiting" for a pending candidate that is not theirs to review (any more)."""
-    matching = (col(Candidate.id) == candidate_id, *_filter_clauses(filters))
+    matching = (col(Candidate.id) == candidate_id, *filter_clauses(filters))
     row = session.exec(select(Candidate.status, open_to_reviewer(reviewer)).where(*matching)).first()
     if row is None:
         return None
@@ -37,7 +37,7 @@ def status_if_matching(session: Session, *, candidate_id: int, filters: QueueFil
 
 def tag_in_store(session: Session, tag: str) -> bool:
     """Whether any candidate (of any status) carries `tag`."""
-    return session.exec(select(Candidate.id).where(*_filter_clauses(QueueFilter(tag=tag))).limit(1)).first() is not None
+    return session.exec(select(Candidate.id).where(*filter_clauses(QueueFilter(tag=tag))).limit(1)).first() is not None
 
 
 def pending_tags(session: Session) -> Counter[str]:
@@ -79,7 +79,7 @@ def search_pending(session: Session, *, text: str, reviewer: str, filters: Queue
             col(Candidate.status) == "pending",
             cast(Candidate.messages, String).ilike(pattern, escape="\\"),
             open_to_reviewer(reviewer),
-            *_filter_clauses(filters),
+            *filter_clauses(filters),
         )
         .order_by(col(Candidate.review_order), col(Candidate.id))
     )
@@ -116,5 +116,5 @@ def claim_candidate(
 
 def filtered_ids(session: Session, *, filters: QueueFilter) -> list[int]:
     """Ids of the candidates the machine checks filtered (never reviewable as they are), oldest first."""
-    query = select(col(Candidate.id)).where(col(Candidate.status) == "filtered", *_filter_clauses(filters)).order_by(col(Candidate.id))
+    query = select(col(Candidate.id)).where(col(Candidate.status) == "filtered", *filter_clauses(filters)).order_by(col(Candidate.id))
     return [candidate_id for (candidate_id,) in session.execute(query)]

@@ -143,7 +143,8 @@ def _require_reviewer(reviewer: str) -> str:
     return name
 
 
-def _filter_clauses(filters: QueueFilter | None) -> list[ColumnElement[bool]]:
+def filter_clauses(filters: QueueFilter | None) -> list[ColumnElement[bool]]:
+    """The WHERE clauses that keep the candidates `filters` select (none: every candidate)."""
     clauses: list[ColumnElement[bool]] = []
     if filters is None:
         return clauses
@@ -235,7 +236,7 @@ def _claim_statements(tag: str | None, run_id: str | None, flagged_only: bool, p
     one statement: it renews the candidate the reviewer holds, if any (COALESCE evaluates the next
     candidate's subquery, and takes its row lock, only when they hold none), else leases the next one.
     """
-    matching = _filter_clauses(QueueFilter(tag=tag, run_id=run_id, flagged_only=flagged_only))
+    matching = filter_clauses(QueueFilter(tag=tag, run_id=run_id, flagged_only=flagged_only))
     times = _CANDIDATES.c.lease_expires_at.type  # bound as the column binds them, on either backend
     reviewer, now = bindparam("claim_reviewer", type_=String), bindparam("claim_now", type_=times)
     passing_over = bindparam("claim_passing_over", type_=Integer)
@@ -511,7 +512,7 @@ def _decide_statement(tag: str | None, run_id: str | None, flagged_only: bool) -
     )
     # A canary: a filtered candidate leased to this reviewer as if pending (never under --adjudicate).
     canary = and_(bindparam("decide_canary", type_=Boolean), col(Candidate.status) == "filtered", col(Candidate.lease_owner) == reviewer)
-    matching = _filter_clauses(QueueFilter(tag=tag, run_id=run_id, flagged_only=flagged_only))
+    matching = filter_clauses(QueueFilter(tag=tag, run_id=run_id, flagged_only=flagged_only))
     return (
         update(Candidate)
         .where(col(Candidate.id) == bindparam("decide_id"), or_(and_(col(Candidate.status) == "pending", not_held_by_another), canary))
@@ -740,13 +741,13 @@ def queue_counts(session: Session, *, filters: QueueFilter | None = None, review
     With `reviewer`, "pending" counts only what that reviewer may still take, and "waiting" the rest:
     overlapped candidates they decided (or that wait for the adjudicator), pending but not theirs to review.
     """
-    rows = session.exec(select(Candidate.status, func.count()).where(*_filter_clauses(filters)).group_by(Candidate.status)).all()
+    rows = session.exec(select(Candidate.status, func.count()).where(*filter_clauses(filters)).group_by(Candidate.status)).all()
     counts = dict.fromkeys(CANDIDATE_STATUSES, 0)
     counts.update({status: n for status, n in rows})
     if reviewer is not None:
         closed = ~open_to_reviewer(reviewer)
         counts["waiting"] = session.exec(
-            select(func.count()).select_from(Candidate).where(col(Candidate.status) == "pending", closed, *_filter_clauses(filters))
+            select(func.count()).select_from(Candidate).where(col(Candidate.status) == "pending", closed, *filter_clauses(filters))
         ).one()
         counts["pending"] -= counts["waiting"]
     return counts
