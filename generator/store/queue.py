@@ -349,42 +349,10 @@ def skip_candidate(session: Session, *, candidate_id: int, reviewer: str) -> Non
     session.commit()
 
 
-def record_decision(
-    session: Session,
-    *,
-    candidate_id: int,
-    reviewer: str,
-    action: str,
-    reasons: Sequence[str] = (),
-    note: str | None = None,
-    edited: Example | None = None,
-    seconds: float | None = None,
-    client: str = "terminal",
-    session_id: str | None = None,
-    adjudicate: bool = False,
-) -> DecisionView:
-    """Append a reviewer's accept, reject or edit (= accept a corrected version) and commit it.
-
-    `client` says where it was made: "terminal" (synthgate review) or "browser" (synthgate serve);
-    `session_id`, in which sitting. `adjudicate`: the final word on an overlapped candidate its
-    reviewers disagree on. A decision on a canary (a filtered candidate leased to this reviewer as
-    if pending) is recorded as such and changes nothing.
-    The candidate must be pending. A reject needs at least one reason; an edit needs the
-    corrected example, which must differ from the candidate.
-    """
-    return record_decision_and_claim(
-        session,
-        candidate_id=candidate_id,
-        reviewer=reviewer,
-        action=action,
-        reasons=reasons,
-        note=note,
-        edited=edited,
-        seconds=seconds,
-        client=client,
-        session_id=session_id,
-        adjudicate=adjudicate,
-    ).decision
+def record_decision(session: Session, **decision: Any) -> DecisionView:
+    """Append a reviewer's accept, reject or edit (= accept a corrected version) and commit it
+    (`record_decision_and_claim`'s arguments, less `then_claim`)."""
+    return record_decision_and_claim(session, **decision).decision
 
 
 @dataclass(frozen=True)
@@ -411,7 +379,15 @@ def record_decision_and_claim(
     session_id: str | None = None,
     adjudicate: bool = False,
 ) -> Decided:
-    """`record_decision`, and with `then_claim` the reviewer's next candidate leased in the same transaction.
+    """Append a reviewer's accept, reject or edit (= accept a corrected version) and commit it; with
+    `then_claim`, the reviewer's next candidate is leased in the same transaction.
+
+    `client` says where it was made: "terminal" (synthgate review) or "browser" (synthgate serve);
+    `session_id`, in which sitting. `adjudicate`: the final word on an overlapped candidate its
+    reviewers disagree on. A decision on a canary (a filtered candidate leased to this reviewer as
+    if pending) is recorded as such and changes nothing.
+    The candidate must be pending. A reject needs at least one reason; an edit needs the
+    corrected example, which must differ from the candidate.
 
     The review app's loop is decide, then show the next candidate. As one transaction it is four
     round trips on PostgreSQL (BEGIN; the candidate's update; the claim, which returns what the next
