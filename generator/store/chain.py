@@ -17,7 +17,7 @@ That one statement can also carry the COMMIT (`commit=True`): both go to the ser
 trip (psycopg's pipeline mode), so the lock is released as soon as the server has written the
 decision, not after this process has been scheduled again to read the answer and send COMMIT. With
 eight reviewers on two CPUs the lock's holder often waited for a CPU in between: sampled, 3.3 of 8
-backends were waiting for this lock at any moment, 1.0 with the COMMIT sent along. The hash is then
+backends were waiting for this lock at any moment, 1.3 with the COMMIT sent along. The hash is then
 re-derived after the commit; a difference (which the tests show no text produces) is reported as
 failed work, and `verify` would report the decision as a broken link: the check fails closed.
 """
