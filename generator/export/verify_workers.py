@@ -4,7 +4,8 @@ The walk recomputes every decision's hash and proof (~13 us a decision with the 
 below) and learns, from the same rows, each candidate's newest decision; the line checks (~17 us
 a line) need both. Measured on 1,000,000 lines (quiet machine): one process walking first, then
 checking, 57.5 s; the walk in a spawned process beside the line checks, 20.2 s, and 17.7-19.6 s
-since both sides were cut (where 20.2 s measured 22.3-24.9 s back to back). On a large
+since both sides were cut (the former code measured 19.8-24.9 s back to back: the machine varies,
+the line checks are the limit). On a large
 store the walk runs in a spawned process (the only start method every OS has) while the line
 checks run here, each line's use of those facts recorded as a claim: "decision d is proven",
 "candidate c's latest live decision is d". When the walk is done the claims are settled against
