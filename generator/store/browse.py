@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from generator.store.models import Candidate, utcnow
 from generator.store.overlap import open_to_reviewer
-from generator.store.queue import CandidateView, QueueFilter, filter_clauses, get_candidate, lease_candidate
+from generator.store.queue import CandidateView, QueueFilter, filter_clauses, lease_candidate, view_of_row
 
 # Turns a search reads: the system prompt is the same in most candidates and would match everything.
 SEARCHED_ROLES = ("user", "assistant")
@@ -111,7 +111,7 @@ def claim_candidate(
         free=and_(free, open_to_reviewer(reviewer)),
     )
     session.commit()
-    return None if claimed is None or claimed.id is None else get_candidate(session, candidate_id=claimed.id)
+    return None if claimed is None else view_of_row(session, claimed)  # the leased row, not read again
 
 
 def filtered_ids(session: Session, *, filters: QueueFilter) -> list[int]:

@@ -56,7 +56,7 @@ _CANDIDATES = Candidate.__table__  # type: ignore[attr-defined]  # set by SQLMod
 _EFFECT = {"accept": "accepted", "edit": "accepted", "reject": "rejected"}
 
 
-# The candidate's columns a reviewer is shown (_view_of_row reads these): claims return only these.
+# The candidate's columns a reviewer is shown (view_of_row reads these): claims return only these.
 _SHOWN = [
     _CANDIDATES.c[name]
     for name in (
@@ -222,7 +222,7 @@ def _lease_next(
         canary = _lease_canary(session, reviewer=reviewer, expires=expires, free=and_(free, col(Candidate.id) != passing_over))
         if canary is not None:
             return canary
-    # RETURNING the whole row: the view then reads nothing more of it (one round trip less per claim).
+    # RETURNING the columns shown: the view then reads nothing more of the row (one round trip less per claim).
     return _core(session).execute(claim_statement, values).first()
 
 
@@ -308,7 +308,7 @@ def _lease_canary(session: Session, *, reviewer: str, expires: datetime, free: C
 def _candidate_view(session: Session, claimed: Row[Any]) -> CandidateView:
     """The leased candidate as the reviewer sees it: a canary (a filtered one) exactly as a pending one would be
     (its filter reason hidden): rejecting it is what an attentive reviewer does."""
-    view = _view_of_row(session, claimed)
+    view = view_of_row(session, claimed)
     if view.status == "filtered":
         return view.model_copy(update={"status": "pending", "filter_reason": None, "filter_match": None})
     return view
@@ -357,6 +357,8 @@ def record_decision(session: Session, **decision: Any) -> DecisionView:
 
 @dataclass(frozen=True)
 class Decided:
+    """A recorded decision, where it left its candidate, and the candidate leased next."""
+
     decision: DecisionView
     # The candidate's status after the decision, as queue_counts counts it for its reviewer ("waiting":
     # pending, but not theirs to review any more); None when it does not match the claim's filters.
@@ -643,7 +645,7 @@ def get_candidate(session: Session, *, candidate_id: int) -> CandidateView:
     row = _core(session).execute(_ONE_CANDIDATE, {"candidate_id": candidate_id}).first()
     if row is None:
         raise QueueError(f"no candidate {candidate_id}")
-    return _view_of_row(session, row)
+    return view_of_row(session, row)
 
 
 _SEEDS = SeedRecord.__table__  # type: ignore[attr-defined]
@@ -674,8 +676,9 @@ _SURROUNDINGS = core_select(*_surroundings(bindparam("run_id", type_=String), bi
 )
 
 
-def _view_of_row(session: Session, row: Row[Any]) -> CandidateView:
-    """The view of a candidate's row; its surroundings are read unless the row carries them (a PostgreSQL claim)."""
+def view_of_row(session: Session, row: Row[Any]) -> CandidateView:
+    """The view of a candidate's row as a lease returns it (its shown columns); the surroundings are read
+    unless the row carries them (a PostgreSQL claim)."""
     around: Any = row if "run_template" in row._fields else None
     if around is None and (row.nearest_seed_id or row.run_id or row.variant_group):
         binds = {"seed_id": row.nearest_seed_id, "run_id": row.run_id, "variant_group": row.variant_group}
